@@ -1,0 +1,69 @@
+"""The authorization server's application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from auth_server import keys, paths
+from auth_server.appkeys import REGISTRY
+from auth_server.endpoints.authorize import authorize
+from auth_server.endpoints.consent import consent
+from auth_server.endpoints.jwks import jwks
+from auth_server.endpoints.login import login, login_page, logout
+from auth_server.endpoints.metadata import metadata
+from auth_server.endpoints.token import token
+from auth_server.pages import error_page
+from auth_server.registry import Registry
+from auth_server.settings import Settings
+from shared import db
+from shared.errors import error_middleware
+from shared.redis import create_redis
+
+SCHEMA = "tessera_auth"
+MIGRATIONS = "auth_server.migrations"
+
+
+def create_app(settings: Settings) -> web.Application:
+    if settings.database_url is None or settings.redis_url is None:
+        raise ValueError("create_app needs database and Redis URLs (see shared.embedded for development)")
+    database_url, redis_url = settings.database_url, settings.redis_url
+
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware(html=error_page)],
+    )
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        pending = await db.pending_migrations(database_url, SCHEMA, MIGRATIONS)
+        if pending:
+            raise RuntimeError(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
+        pool = await db.create_pool(database_url, SCHEMA)
+        redis = create_redis(redis_url)
+        registry = Registry.build(settings, pool, redis)
+        await keys.ensure_key(registry)
+        await keys.reload(registry)
+        app[REGISTRY] = registry
+        refresher = asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await redis.aclose()
+            await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get(paths.METADATA, metadata)
+    app.router.add_get(paths.JWKS, jwks)
+    app.router.add_get(paths.AUTHORIZE, authorize)
+    app.router.add_post(paths.TOKEN, token)
+    app.router.add_get(paths.LOGIN, login_page)
+    app.router.add_post(paths.LOGIN, login)
+    app.router.add_post(paths.LOGOUT, logout)
+    app.router.add_post(paths.CONSENT, consent)
+    return app

@@ -1,0 +1,246 @@
+"""The ``tessera`` command: migrations, servers, clients, users and signing keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import getpass
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from auth_server import keys
+from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.clients import AUTH_METHODS, GRANT_TYPES, RegistrationError, validate_registration
+from auth_server.crypto import hash_password
+from auth_server.registry import Registry
+from auth_server.settings import Settings
+from auth_server.stores.users import UsernameTaken
+from shared import db, embedded
+from shared import logging as tessera_logging
+from shared.config import ConfigError, redact_url
+from shared.redis import create_redis
+
+log = logging.getLogger("tessera.cli")
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed without a traceback, exit status 2."""
+
+
+def with_services(settings: Settings) -> Settings:
+    """Fill in the embedded development servers where no URL is configured (localhost issuers only)."""
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url is None:
+        database_url = embedded.postgres_url(settings.dev_data_dir)
+        log.warning("TESSERA_DATABASE_URL not set: using the embedded development PostgreSQL")
+    if redis_url is None:
+        redis_url = embedded.redis_url(settings.dev_data_dir)
+        log.warning("TESSERA_REDIS_URL not set: using the embedded development Redis")
+    return dataclasses.replace(settings, database_url=database_url, redis_url=redis_url)
+
+
+@contextlib.asynccontextmanager
+async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
+    assert settings.database_url is not None and settings.redis_url is not None
+    pool = await db.create_pool(settings.database_url, SCHEMA, min_size=1, max_size=2)
+    redis = create_redis(settings.redis_url)
+    try:
+        yield Registry.build(settings, pool, redis)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    assert settings.database_url is not None
+    applied = await db.migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+
+
+async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> None:
+    grant_types = args.grant_type or ["authorization_code", "refresh_token"]
+    auth_method = args.auth_method or ("none" if args.public else "client_secret_basic")
+    if args.public and auth_method != "none":
+        raise CommandError("a public client authenticates with 'none'")
+    scope = args.scope.split()
+    try:
+        validate_registration(
+            name=args.name,
+            redirect_uris=args.redirect_uri or [],
+            grant_types=grant_types,
+            scope=scope,
+            auth_method=auth_method,
+            known_scopes=set(settings.scopes),
+        )
+    except RegistrationError as error:
+        raise CommandError(str(error)) from None
+    async with open_registry(settings) as registry:
+        client, secret = await registry.clients.create(
+            name=args.name,
+            redirect_uris=args.redirect_uri or [],
+            grant_types=grant_types,
+            scope=scope,
+            auth_method=auth_method,
+        )
+    registration = client.registration(secret)
+    if args.json:
+        _print(registration)
+        return
+    print(f"client_id:     {client.client_id}")
+    if secret is not None:
+        print(f"client_secret: {secret}")
+        print("Store the secret now: Tessera keeps only its hash and cannot show it again.", file=sys.stderr)
+
+
+async def cmd_client_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        _print([c.registration() for c in await registry.clients.list()])
+
+
+async def cmd_client_show(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        client = await registry.clients.get(args.client_id)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(client.registration())
+
+
+async def cmd_client_delete(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        if not await registry.clients.delete(args.client_id):
+            raise CommandError(f"no client {args.client_id!r}")
+    print(f"deleted client {args.client_id}")
+
+
+async def cmd_client_rotate_secret(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        secret = await registry.clients.rotate_secret(args.client_id)
+    if secret is None:
+        raise CommandError(f"no confidential client {args.client_id!r}")
+    _print({"client_id": args.client_id, "client_secret": secret})
+
+
+async def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("passwords differ")
+    if len(password) < 8:
+        raise CommandError("password must be at least 8 characters")
+    if not args.username.strip() or len(args.username) > 200:
+        raise CommandError("username must be 1 to 200 characters")
+    async with open_registry(settings) as registry:
+        try:
+            user = await registry.users.create(
+                args.username, await asyncio.to_thread(hash_password, password)
+            )
+        except UsernameTaken as error:
+            raise CommandError(str(error)) from None
+    _print({"user_id": user.subject, "username": user.username})
+
+
+async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        record = await keys.rotate(registry, prepublication=args.prepublication, alg=args.alg)
+    _print({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at.isoformat()})
+
+
+async def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_registry(settings) as registry:
+        await keys.reload(registry)
+        statuses = registry.keyring.statuses(datetime.now(UTC))
+    _print([dataclasses.asdict(s) for s in statuses])
+
+
+def cmd_auth_server(settings: Settings, args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(
+        f"Tessera auth server: issuer {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr
+    )
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tessera", description="Tessera OAuth 2.0 authorization server")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (safe to run twice, or concurrently)")
+    migrate.add_argument("--only", choices=["auth"], help="only this server's schema")
+    migrate.set_defaults(run=cmd_migrate)
+
+    server = sub.add_parser("auth-server", help="run the authorization server")
+    server.add_argument("--host")
+    server.add_argument("--port", type=int)
+    server.set_defaults(run=cmd_auth_server)
+
+    client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    create = client.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--redirect-uri", action="append", help="exact redirect URI (repeatable)")
+    create.add_argument("--grant-type", action="append", choices=GRANT_TYPES, help="(repeatable)")
+    create.add_argument("--scope", required=True, help='space-separated, e.g. "photos:read photos:write"')
+    create.add_argument(
+        "--public", action="store_true", help="a public client (SPA, mobile): no secret, PKCE"
+    )
+    create.add_argument("--auth-method", choices=AUTH_METHODS)
+    create.add_argument("--json", action="store_true", help="print RFC 7591 client metadata as JSON")
+    create.set_defaults(run=cmd_client_create)
+    client.add_parser("list").set_defaults(run=cmd_client_list)
+    for name, run in (
+        ("show", cmd_client_show),
+        ("delete", cmd_client_delete),
+        ("rotate-secret", cmd_client_rotate_secret),
+    ):
+        action = client.add_parser(name)
+        action.add_argument("client_id")
+        action.set_defaults(run=run)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user_create = user.add_parser("create")
+    user_create.add_argument("--username", required=True)
+    user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_create.set_defaults(run=cmd_user_create)
+
+    key = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    rotate = key.add_parser("rotate", help="publish a new key; it signs after the pre-publication period")
+    rotate.add_argument(
+        "--prepublication", type=int, help="seconds before it signs (TESSERA_KEY_PREPUBLICATION)"
+    )
+    rotate.add_argument("--alg", choices=["ES256", "RS256"])
+    rotate.set_defaults(run=cmd_keys_rotate)
+    key.add_parser("list").set_defaults(run=cmd_keys_list)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    tessera_logging.configure()
+    args = parser().parse_args(argv)
+    try:
+        settings = with_services(Settings.from_env())
+        log.debug("database %s", redact_url(settings.database_url or ""))
+        result = args.run(settings, args)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    except (ConfigError, CommandError) as error:
+        print(f"tessera: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

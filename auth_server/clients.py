@@ -1,0 +1,118 @@
+"""Clients (RFC 6749 §2): the registration rules, and the record every endpoint reads.
+
+Registration follows RFC 7591's field names. Redirect URIs are matched by exact string
+comparison (RFC 9700 §4.1.3), so they are checked hard here: absolute, no fragment, no
+wildcard; https, or http only on a loopback host, or a private-use scheme (RFC 8252 §7.1)
+for public (native) clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+# grant_type values this server implements; a client may only be registered for these.
+GRANT_TYPES = ("authorization_code", "refresh_token")
+# the grant type that makes /authorize answer each response_type
+RESPONSE_TYPE_GRANTS = {"code": "authorization_code"}
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class RegistrationError(ValueError):
+    """A client registration that breaks a rule; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    client_name: str
+    secret_hash: bytes | None
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scope: tuple[str, ...]
+    token_endpoint_auth_method: str
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"  # noqa: S105 - the auth method named none
+
+    @property
+    def response_types(self) -> tuple[str, ...]:
+        return tuple(rt for rt, grant in RESPONSE_TYPE_GRANTS.items() if grant in self.grant_types)
+
+    def allows_grant(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    def registration(self, client_secret: str | None = None) -> dict[str, Any]:
+        """The client as RFC 7591 metadata; the secret only when just generated."""
+        out: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_name": self.client_name,
+            "redirect_uris": list(self.redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": list(self.response_types),
+            "scope": " ".join(self.scope),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+        }
+        if client_secret is not None:
+            out["client_secret"] = client_secret
+            out["client_secret_expires_at"] = 0
+        return out
+
+
+def validate_registration(
+    *,
+    name: str,
+    redirect_uris: list[str],
+    grant_types: list[str],
+    scope: list[str],
+    auth_method: str,
+    known_scopes: set[str],
+) -> None:
+    if not name.strip():
+        raise RegistrationError("client name must not be empty")
+    if auth_method not in AUTH_METHODS:
+        raise RegistrationError(f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
+    if not grant_types:
+        raise RegistrationError("at least one grant type is required")
+    for grant in grant_types:
+        if grant not in GRANT_TYPES:
+            raise RegistrationError(f"unsupported grant type {grant!r}; supported: {', '.join(GRANT_TYPES)}")
+    if "refresh_token" in grant_types and grant_types == ["refresh_token"]:
+        raise RegistrationError("refresh_token needs a grant that issues refresh tokens")
+    redirecting = any(g in RESPONSE_TYPE_GRANTS.values() for g in grant_types)
+    if redirecting and not redirect_uris:
+        raise RegistrationError("grant types that use /authorize need at least one redirect URI")
+    for uri in redirect_uris:
+        check_redirect_uri(uri, public=auth_method == "none")
+    unknown = [s for s in scope if s not in known_scopes]
+    if unknown:
+        raise RegistrationError(
+            f"unknown scope(s): {' '.join(unknown)}; known: {' '.join(sorted(known_scopes))}"
+        )
+
+
+def check_redirect_uri(uri: str, *, public: bool) -> None:
+    if any(c in uri for c in "* \t\r\n") or "\\" in uri:
+        raise RegistrationError(f"redirect URI {uri!r}: wildcards and whitespace are not allowed")
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+    if parts.fragment or uri.endswith("#"):
+        raise RegistrationError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.username is not None or parts.password is not None:
+        raise RegistrationError(f"redirect URI {uri!r} must not contain user information")
+    if parts.scheme == "https":
+        if not parts.hostname:
+            raise RegistrationError(f"redirect URI {uri!r} has no host")
+    elif parts.scheme == "http":
+        if parts.hostname not in LOOPBACK_HOSTS:
+            raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only for loopback hosts")
+    elif public and "." in parts.scheme:
+        pass  # private-use URI scheme of a native app, e.g. com.example.app:/callback (RFC 8252 §7.1)
+    else:
+        raise RegistrationError(
+            f"redirect URI {uri!r}: use https (or a reverse-domain private scheme for a public native app)"
+        )

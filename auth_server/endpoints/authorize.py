@@ -1,0 +1,167 @@
+"""Authorization endpoint (RFC 6749 §3.1, §4.1.1-4.1.2; RFC 7636 §4.3; RFC 9207; RFC 9700 §2.1, §4.1).
+
+Order matters. The client and its exact redirect URI are established first; until they are, every
+error is shown as a page and nothing redirects (no open redirector). After that, errors go back to
+the client with ``error``, ``error_description``, ``state`` and ``iss``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+
+from auth_server import paths, pkce, scopes
+from auth_server.appkeys import REGISTRY
+from auth_server.clients import RESPONSE_TYPE_GRANTS, Client
+from auth_server.pages import current_session, render
+from auth_server.registry import Registry
+from auth_server.stores.authorization_requests import AuthorizationRequest
+from auth_server.stores.codes import CodeGrant
+from auth_server.stores.sessions import Session
+from shared.errors import (
+    UNAVAILABLE_ERRORS,
+    InvalidRequest,
+    OAuthError,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+    html_page,
+)
+from shared.http import query_params
+
+REDIRECT_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
+
+
+@dataclass(frozen=True, slots=True)
+class Redirection:
+    """Where, and how, answers go back to the client once the redirect URI is verified."""
+
+    redirect_uri: str
+    state: str | None
+    issuer: str
+
+    def url(self, params: dict[str, str]) -> str:
+        values = {**params}
+        if self.state is not None:
+            values["state"] = self.state
+        values["iss"] = self.issuer  # RFC 9207: lets the client detect mix-up attacks
+        separator = "&" if urlsplit(self.redirect_uri).query else "?"
+        return f"{self.redirect_uri}{separator}{urlencode(values)}"
+
+    def response(self, params: dict[str, str], *, status: int = 302) -> web.Response:
+        return web.Response(status=status, headers={"Location": self.url(params), **REDIRECT_HEADERS})
+
+    def error(self, error: OAuthError, *, status: int = 302) -> web.Response:
+        return self.response({"error": error.error, "error_description": error.description}, status=status)
+
+
+def _single(request: web.Request, name: str) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"Parameter {name!r} is repeated.")
+    return values[0] if values and values[0] != "" else None
+
+
+async def verified_redirect(request: web.Request) -> tuple[Client, Redirection]:
+    """The client and its redirect URI, or an error page (never a redirect)."""
+    registry = request.app[REGISTRY]
+    client_id = _single(request, "client_id")
+    if client_id is None:
+        raise InvalidRequest("The client_id parameter is required.")
+    client = await registry.clients.get(client_id)
+    if client is None:
+        raise InvalidRequest("Unknown client_id.")
+    redirect_uri = _single(request, "redirect_uri")
+    if redirect_uri is None:
+        if len(client.redirect_uris) != 1:
+            raise InvalidRequest("redirect_uri is required: this client has several registered.")
+        redirect_uri = client.redirect_uris[0]
+    elif redirect_uri not in client.redirect_uris:
+        # Exact string comparison, RFC 9700 §4.1.3: no prefixes, no patterns, no normalisation.
+        raise InvalidRequest("redirect_uri is not registered for this client.")
+    state = _single(request, "state")
+    return client, Redirection(redirect_uri, state, registry.settings.issuer)
+
+
+def validate(
+    registry: Registry, client: Client, redirection: Redirection, params: dict[str, str]
+) -> AuthorizationRequest:
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise InvalidRequest("The response_type parameter is required.")
+    if response_type not in RESPONSE_TYPE_GRANTS:
+        raise UnsupportedResponseType(f"response_type {response_type!r} is not supported.")
+    if response_type not in client.response_types:
+        raise UnauthorizedClient(f"This client may not use response_type {response_type!r}.")
+    challenge = params.get("code_challenge")
+    pkce.check_challenge(challenge, params.get("code_challenge_method"))
+    if challenge is None and client.is_public:
+        raise InvalidRequest("Public clients must use PKCE: send code_challenge with method S256.")
+    if challenge is None and redirection.state is None:
+        # Without PKCE, state is the client's only CSRF defence (RFC 9700 §2.1): require it.
+        raise InvalidRequest("state is required for requests without PKCE.")
+    scope = scopes.resolve(scopes.parse(params.get("scope")), client.scope, set(registry.settings.scopes))
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=redirection.redirect_uri,
+        response_type=response_type,
+        scope=scope,
+        state=redirection.state,
+        code_challenge=challenge,
+        user_id="",
+    )
+
+
+async def issue_code(registry: Registry, request: AuthorizationRequest, session: Session) -> dict[str, str]:
+    """The parameters of a successful response (RFC 6749 §4.1.2)."""
+    assert session.user_id is not None and session.auth_time is not None
+    code = await registry.codes.issue(
+        CodeGrant(
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            subject=session.user_id,
+            auth_time=session.auth_time,
+            code_challenge=request.code_challenge,
+        )
+    )
+    return {"code": code}
+
+
+@html_page
+async def authorize(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    client, redirection = await verified_redirect(request)
+    try:
+        authz = validate(registry, client, redirection, query_params(request))
+        session = await current_session(request)
+        if session is None or session.user_id is None:
+            return web.Response(
+                status=302,
+                headers={
+                    "Location": f"{paths.LOGIN}?{urlencode({'return_to': request.path_qs})}",
+                    **REDIRECT_HEADERS,
+                },
+            )
+        granted = await registry.consents.granted(uuid.UUID(session.user_id), client.client_id)
+        if set(authz.scope) <= granted:
+            return redirection.response(await issue_code(registry, authz, session))
+        request_id = await registry.authorization_requests.put(replace(authz, user_id=session.user_id))
+        return render(
+            "consent.html",
+            client_name=client.client_name,
+            username=session.username,
+            scopes=[(s, registry.settings.scopes.get(s, s)) for s in authz.scope],
+            redirect_host=urlsplit(redirection.redirect_uri).netloc or redirection.redirect_uri,
+            csrf=session.csrf,
+            request_id=request_id,
+        )
+    except OAuthError as error:
+        return redirection.error(error)
+    except UNAVAILABLE_ERRORS:
+        return redirection.error(
+            TemporarilyUnavailable("The authorization server is temporarily unavailable.")
+        )

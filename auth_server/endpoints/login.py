@@ -1,0 +1,102 @@
+"""The login page: username and password, checked with argon2id off the event loop.
+
+Every form carries the CSRF token of the visitor's session (anonymous until login); a successful
+login replaces the session with a fresh id and token. ``return_to`` may only lead back to the
+authorization endpoint, so the page cannot be used as an open redirector.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from auth_server import paths
+from auth_server.appkeys import REGISTRY
+from auth_server.crypto import verify_password
+from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
+from shared.errors import InvalidRequest, html_page
+from shared.http import read_form
+
+INVALID_LOGIN = "Invalid username or password."
+
+
+def safe_return_to(value: str | None) -> str:
+    if value and value.startswith(f"{paths.AUTHORIZE}?") and "\\" not in value:
+        return value
+    return paths.LOGIN
+
+
+async def _form_page(
+    request: web.Request, *, return_to: str, message: str | None = None, username: str = "", status: int = 200
+) -> web.Response:
+    """The login form with a CSRF token bound to the visitor's (possibly new) session."""
+    registry = request.app[REGISTRY]
+    session = await current_session(request)
+    new_sid = None
+    if session is None:
+        new_sid, session = await registry.sessions.create()
+    response = render(
+        "login.html",
+        status=status,
+        csrf=session.csrf,
+        return_to=return_to,
+        message=message,
+        username=username,
+    )
+    if new_sid is not None:
+        set_session_cookie(request, response, new_sid)
+    return response
+
+
+@html_page
+async def login_page(request: web.Request) -> web.Response:
+    return_to = safe_return_to(request.query.get("return_to"))
+    session = await current_session(request)
+    if session is not None and session.user_id is not None:
+        if return_to != paths.LOGIN:
+            return see_other(return_to)
+        return render("signed_in.html", username=session.username, csrf=session.csrf)
+    return await _form_page(request, return_to=return_to)
+
+
+@html_page
+async def login(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    form = await read_form(request)
+    return_to = safe_return_to(form.get("return_to"))
+    session = await current_session(request)
+    if session is None or not session.csrf_matches(form.get("csrf_token", "")):
+        return await _form_page(
+            request, return_to=return_to, message="Your session expired. Please sign in again.", status=400
+        )
+    username, password = form.get("username", ""), form.get("password", "")
+    if not username or not password or len(username) > 200 or len(password) > 1024:
+        return await _form_page(
+            request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
+        )
+    user = await registry.users.by_username(username)
+    if not await verify_password(None if user is None else user.password_hash, password) or user is None:
+        return await _form_page(
+            request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
+        )
+    new_sid = await registry.sessions.log_in(
+        session_id(request), user_id=user.subject, username=user.username, now=int(time.time())
+    )
+    response = see_other(return_to)
+    set_session_cookie(request, response, new_sid)
+    return response
+
+
+@html_page
+async def logout(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    form = await read_form(request)
+    session = await current_session(request)
+    sid = session_id(request)
+    if session is None or sid is None or not session.csrf_matches(form.get("csrf_token", "")):
+        raise InvalidRequest("The sign-out form expired; reload the page and try again.")
+    await registry.sessions.delete(sid)
+    response = see_other(paths.LOGIN)
+    response.del_cookie(cookie_name(request), path="/")
+    return response

@@ -1,0 +1,32 @@
+"""Token endpoint (RFC 6749 §3.2, §5), read as its steps.
+
+authenticate client → grant type supported? → client allowed it? → run the grant → no-store JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from auth_server.appkeys import REGISTRY
+from auth_server.client_auth import authenticate_client
+from auth_server.grants import GRANTS
+from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from shared.http import read_form
+
+
+async def token(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    form = await read_form(request)
+    client = await authenticate_client(request.headers, form, registry.clients)
+    grant_type = form.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("The grant_type parameter is required.")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
+    if not client.allows_grant(grant_type):
+        raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
+    body = await grant(registry, client, form)
+    return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers=NO_STORE)

@@ -1,0 +1,73 @@
+"""Authorization code grant, token half (RFC 6749 §4.1.3-4.1.4, RFC 7636 §4.5-4.6, RFC 9700 §2.1.1).
+
+The code is consumed before anything else is checked, so a code presented with the wrong client,
+redirect URI or verifier is spent too. A replayed code is refused and everything issued from it
+revoked (RFC 6749 §4.1.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from auth_server import pkce
+from auth_server.clients import Client
+from auth_server.registry import Registry
+from auth_server.stores.codes import Issued, Replayed
+from auth_server.stores.refresh_tokens import IssuedAccess
+from auth_server.tokens import token_response
+from shared.errors import InvalidGrant, InvalidRequest
+
+
+async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
+    code = form.get("code")
+    if code is None:
+        raise InvalidRequest("The code parameter is required.")
+    redeemed = await registry.codes.redeem(code, client.client_id)
+    if redeemed is None:
+        raise InvalidGrant("The authorization code is invalid or has expired.")
+    if isinstance(redeemed, Replayed):
+        await _revoke(registry, redeemed.issued)
+        raise InvalidGrant("The authorization code was already used; tokens issued with it are revoked.")
+    grant = redeemed
+    if grant.client_id != client.client_id:
+        raise InvalidGrant("The authorization code was issued to another client.")
+    if form.get("redirect_uri") != grant.redirect_uri:
+        raise InvalidGrant("redirect_uri must be identical to the one in the authorization request.")
+    pkce.verify(form.get("code_verifier"), grant.code_challenge)
+
+    access = registry.access_tokens.prepare()
+    refresh = None
+    family_id = None
+    if client.allows_grant("refresh_token"):
+        refresh, family_id = await registry.refresh_tokens.issue(
+            client_id=client.client_id,
+            subject=grant.subject,
+            scope=grant.scope,
+            auth_time=datetime.fromtimestamp(grant.auth_time, UTC),
+            access=access.record,
+        )
+    issued = Issued(family_id=family_id, jti=access.jti, expires_at=access.record.expires_at)
+    if await registry.codes.record_issued(code, issued):
+        await _revoke(registry, issued)
+        raise InvalidGrant("The authorization code was used twice; tokens issued with it are revoked.")
+    jwt = registry.access_tokens.sign(
+        access,
+        subject=grant.subject,
+        client_id=client.client_id,
+        scope=grant.scope,
+        auth_time=grant.auth_time,
+    )
+    return token_response(jwt, registry.access_tokens.ttl, grant.scope, refresh)
+
+
+async def _revoke(registry: Registry, issued: Issued) -> None:
+    accesses: list[IssuedAccess] = []
+    if issued.jti is not None and issued.expires_at is not None:
+        accesses.append(IssuedAccess(issued.jti, issued.expires_at))
+    if issued.family_id is not None:
+        accesses.extend(
+            await registry.refresh_tokens.revoke_family(issued.family_id, "authorization code replayed")
+        )
+    await registry.revoked_tokens.revoke_all(accesses)

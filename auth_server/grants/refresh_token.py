@@ -1,0 +1,47 @@
+"""Refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+
+The requested scope may only narrow what the family was granted (and what the client may still
+have); the new refresh token keeps the family's full scope, as RFC 6749 §6 requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from auth_server import scopes
+from auth_server.clients import Client
+from auth_server.registry import Registry
+from auth_server.stores.refresh_tokens import Refused, Rejection
+from auth_server.tokens import token_response
+from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
+
+
+async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
+    token = form.get("refresh_token")
+    if token is None:
+        raise InvalidRequest("The refresh_token parameter is required.")
+    requested = scopes.parse(form.get("scope"))
+    access = registry.access_tokens.prepare()
+    outcome = await registry.refresh_tokens.rotate(
+        token,
+        client_id=client.client_id,
+        access=access.record,
+        requested_scope=requested,
+        client_scope=client.scope,
+    )
+    if isinstance(outcome, Refused):
+        await registry.revoked_tokens.revoke_all(outcome.revoked_access)
+        if outcome.reason is Rejection.SCOPE_EXCEEDED:
+            raise InvalidScope(outcome.reason.value)
+        raise InvalidGrant(outcome.reason.value)
+    await registry.revoked_tokens.revoke_all(outcome.retired_access)
+    grant, scope = outcome.grant, outcome.scope
+    jwt = registry.access_tokens.sign(
+        access,
+        subject=grant.subject,
+        client_id=client.client_id,
+        scope=scope,
+        auth_time=None if grant.auth_time is None else int(grant.auth_time.timestamp()),
+    )
+    return token_response(jwt, registry.access_tokens.ttl, scope, outcome.refresh_token)

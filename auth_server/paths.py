@@ -1,0 +1,9 @@
+"""The authorization server's URL paths; metadata builds absolute URLs from these and the issuer."""
+
+AUTHORIZE = "/oauth2/authorize"
+TOKEN = "/oauth2/token"  # noqa: S105 - a path, not a secret
+JWKS = "/oauth2/jwks"
+METADATA = "/.well-known/oauth-authorization-server"
+LOGIN = "/login"
+LOGOUT = "/logout"
+CONSENT = "/consent"

@@ -1,0 +1,46 @@
+"""Proof Key for Code Exchange (RFC 7636), S256 only.
+
+``plain`` is refused: it protects nothing against an attacker who can read the authorization
+request (RFC 9700 §2.1.1), and refusing it leaves no downgrade path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+
+from shared.errors import InvalidGrant, InvalidRequest
+
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+def check_challenge(challenge: str | None, method: str | None) -> None:
+    """At /authorize: a challenge, when sent, must be a well-formed S256 challenge."""
+    if challenge is None:
+        if method is not None:
+            raise InvalidRequest("code_challenge_method was sent without code_challenge.")
+        return
+    if method != "S256":
+        raise InvalidRequest("code_challenge_method must be S256 (plain is not supported).")
+    if not _CHALLENGE.match(challenge):
+        raise InvalidRequest("code_challenge must be the 43-character base64url SHA-256 of the verifier.")
+
+
+def verify(verifier: str | None, challenge: str | None) -> None:
+    """At /token: the verifier must match the challenge bound to the code, and be absent if none was."""
+    if challenge is None:
+        if verifier is not None:
+            # RFC 9700 §2.1.1: a verifier without a challenge signals an injected code (PKCE downgrade).
+            raise InvalidGrant("code_verifier sent, but the authorization request had no code_challenge.")
+        return
+    if verifier is None:
+        raise InvalidGrant("code_verifier is required: the authorization request used PKCE.")
+    if not _VERIFIER.match(verifier) or not secrets.compare_digest(s256(verifier), challenge):
+        raise InvalidGrant("code_verifier does not match the code_challenge.")

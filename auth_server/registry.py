@@ -1,0 +1,73 @@
+"""The one place the authorization server's parts are wired together (after Hydra's registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from auth_server.crypto import KeyEncryption
+from auth_server.settings import Settings
+from auth_server.signing import KeyRing
+from auth_server.stores.authorization_requests import AuthorizationRequestStore
+from auth_server.stores.clients import ClientStore
+from auth_server.stores.codes import CodeStore
+from auth_server.stores.consents import ConsentStore
+from auth_server.stores.keys import KeyStore
+from auth_server.stores.refresh_tokens import RefreshTokenStore
+from auth_server.stores.revoked_tokens import RevokedTokenStore
+from auth_server.stores.sessions import SessionStore
+from auth_server.stores.users import UserStore
+from auth_server.tokens import AccessTokenIssuer
+from shared.redis import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    settings: Settings
+    clients: ClientStore
+    users: UserStore
+    consents: ConsentStore
+    refresh_tokens: RefreshTokenStore
+    keys: KeyStore
+    codes: CodeStore
+    sessions: SessionStore
+    authorization_requests: AuthorizationRequestStore
+    revoked_tokens: RevokedTokenStore
+    keyring: KeyRing
+    kek: KeyEncryption
+    access_tokens: AccessTokenIssuer
+
+    @classmethod
+    def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Registry:
+        keys = Keys(settings.redis_prefix)
+        kek = KeyEncryption(settings.key_encryption_key)
+        keyring = KeyRing(kek, settings.access_token_ttl)
+        return cls(
+            settings=settings,
+            clients=ClientStore(pool),
+            users=UserStore(pool),
+            consents=ConsentStore(pool),
+            refresh_tokens=RefreshTokenStore(
+                pool, ttl=settings.refresh_token_ttl, grace_period=settings.refresh_grace_period
+            ),
+            keys=KeyStore(pool),
+            codes=CodeStore(
+                redis,
+                keys,
+                ttl=settings.code_ttl,
+                tombstone_ttl=settings.code_ttl + settings.access_token_ttl,
+            ),
+            sessions=SessionStore(redis, keys, ttl=settings.session_ttl),
+            authorization_requests=AuthorizationRequestStore(redis, keys, ttl=settings.code_ttl),
+            revoked_tokens=RevokedTokenStore(redis, keys),
+            keyring=keyring,
+            kek=kek,
+            access_tokens=AccessTokenIssuer(
+                issuer=settings.issuer,
+                audience=settings.access_token_audience,
+                ttl=settings.access_token_ttl,
+                keyring=keyring,
+            ),
+        )

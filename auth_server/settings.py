@@ -1,0 +1,170 @@
+"""Every option of the authorization server, its environment variable and its default, in one place.
+
+Read once at start by :meth:`Settings.from_env`; the object is frozen afterwards.
+
+=================================== ========================================================
+variable                            meaning (default)
+=================================== ========================================================
+TESSERA_ISSUER                      the issuer URL; every URL in metadata is built from it.
+                                    https, or http on localhost for development. No query,
+                                    fragment or path. (http://localhost:8000)
+TESSERA_DATABASE_URL                postgresql:// URL. Unset: the embedded development
+                                    Postgres in TESSERA_DEV_DATA_DIR (localhost issuers only).
+TESSERA_REDIS_URL                   redis:// / rediss:// / unix:// URL. Unset: embedded dev Redis.
+TESSERA_DEV_DATA_DIR                where the embedded development servers keep data (.tessera)
+TESSERA_KEY_ENCRYPTION_KEY          base64 of 32 bytes (AES-256-GCM) that encrypts private
+                                    signing keys at rest. Required unless the issuer is
+                                    http on localhost, where a public dev key is used loudly.
+TESSERA_REDIS_PREFIX                prefix of every Redis key (tessera:)
+TESSERA_ACCESS_TOKEN_AUDIENCE       ``aud`` of access tokens ({issuer}/api, the resource server)
+TESSERA_ACCESS_TOKEN_TTL            seconds (600)
+TESSERA_REFRESH_TOKEN_TTL           seconds (2592000, 30 days)
+TESSERA_REFRESH_GRACE_PERIOD        seconds a just-rotated refresh token may be retried (0 = off)
+TESSERA_CODE_TTL                    authorization code lifetime in seconds (600)
+TESSERA_SESSION_TTL                 login session lifetime in seconds (28800)
+TESSERA_SIGNING_ALG                 ES256 or RS256 for new signing keys (ES256)
+TESSERA_KEY_PREPUBLICATION          seconds a rotated-in key is published before it signs (900)
+TESSERA_JWKS_MAX_AGE                Cache-Control max-age of the JWKS, seconds (300)
+TESSERA_KEY_REFRESH_INTERVAL        how often each replica reloads signing keys, seconds (30)
+TESSERA_SCOPES                      JSON object scope -> description shown on the consent page
+                                    (photos:read, photos:write, warehouse:stats)
+TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
+TESSERA_HOST / TESSERA_PORT         listen address (127.0.0.1 / 8000)
+=================================== ========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from shared.config import ConfigError, Env, is_local_http
+
+log = logging.getLogger("tessera.settings")
+
+DEFAULT_SCOPES: Mapping[str, str] = MappingProxyType(
+    {
+        "photos:read": "See your photos and their titles",
+        "photos:write": "Upload new photos and delete existing ones",
+        "warehouse:stats": "Read aggregate statistics of the photo warehouse (partners only)",
+    }
+)
+
+# Publicly known, so only ever accepted for an http://localhost issuer (development).
+DEV_KEY_ENCRYPTION_KEY = b"tessera-development-only-kek!!!!"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    issuer: str
+    database_url: str | None
+    redis_url: str | None
+    key_encryption_key: bytes
+    dev_data_dir: Path = Path(".tessera")
+    redis_prefix: str = "tessera:"
+    access_token_audience: str = ""
+    access_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    refresh_grace_period: int = 0
+    code_ttl: int = 600
+    session_ttl: int = 8 * 3600
+    signing_alg: str = "ES256"
+    key_prepublication: int = 900
+    jwks_max_age: int = 300
+    key_refresh_interval: int = 30
+    scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
+    max_body_bytes: int = 65536
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def development(self) -> bool:
+        """Plain http on localhost: relaxed cookie and key-encryption rules apply only here."""
+        return is_local_http(self.issuer)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return not self.development
+
+    def endpoint(self, path: str) -> str:
+        return f"{self.issuer}{path}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = Env(os.environ if environ is None else environ)
+        issuer = env.url("ISSUER", ("https", "http"), "http://localhost:8000").rstrip("/")
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment or parts.path not in ("", "/"):
+            raise ConfigError(
+                f"{env.name('ISSUER')} must be scheme://host[:port] with no path, query or fragment"
+            )
+        if parts.scheme == "http" and not is_local_http(issuer):
+            raise ConfigError(
+                f"{env.name('ISSUER')} must use https (plain http is allowed only on localhost)"
+            )
+        kek = env.key_bytes("KEY_ENCRYPTION_KEY", 32)
+        if kek is None:
+            if not is_local_http(issuer):
+                raise ConfigError(
+                    f"{env.name('KEY_ENCRYPTION_KEY')} is required (base64 of 32 random bytes): "
+                    "it encrypts the private signing keys at rest"
+                )
+            log.warning(
+                "!!! %s is not set: using the PUBLIC development key-encryption key. "
+                "Signing keys are NOT protected at rest. Never do this outside local development. !!!",
+                env.name("KEY_ENCRYPTION_KEY"),
+            )
+            kek = DEV_KEY_ENCRYPTION_KEY
+        database_url = env.optional("DATABASE_URL")
+        if database_url is not None:
+            database_url = env.url("DATABASE_URL", ("postgresql", "postgres"))
+        redis_url = env.optional("REDIS_URL")
+        if redis_url is not None:
+            redis_url = env.url("REDIS_URL", ("redis", "rediss", "unix"))
+        if (database_url is None or redis_url is None) and not is_local_http(issuer):
+            missing = "DATABASE_URL" if database_url is None else "REDIS_URL"
+            raise ConfigError(f"{env.name(missing)} is required when the issuer is not http://localhost")
+        access_ttl = env.integer("ACCESS_TOKEN_TTL", 600, minimum=30, maximum=86400)
+        return cls(
+            issuer=issuer,
+            database_url=database_url,
+            redis_url=redis_url,
+            key_encryption_key=kek,
+            dev_data_dir=Path(env.string("DEV_DATA_DIR", ".tessera")),
+            redis_prefix=env.string("REDIS_PREFIX", "tessera:"),
+            access_token_audience=env.string("ACCESS_TOKEN_AUDIENCE", f"{issuer}/api"),
+            access_token_ttl=access_ttl,
+            refresh_token_ttl=env.integer("REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60),
+            refresh_grace_period=env.integer("REFRESH_GRACE_PERIOD", 0, maximum=60),
+            code_ttl=env.integer("CODE_TTL", 600, minimum=10, maximum=600),
+            session_ttl=env.integer("SESSION_TTL", 8 * 3600, minimum=60),
+            signing_alg=env.choice("SIGNING_ALG", "ES256", ("ES256", "RS256")),
+            key_prepublication=env.integer("KEY_PREPUBLICATION", 900),
+            jwks_max_age=env.integer("JWKS_MAX_AGE", 300, maximum=86400),
+            key_refresh_interval=env.integer("KEY_REFRESH_INTERVAL", 30, minimum=1),
+            scopes=_scopes(env),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
+            host=env.string("HOST", "127.0.0.1"),
+            port=env.integer("PORT", 8000, maximum=65535),
+        )
+
+
+def _scopes(env: Env) -> Mapping[str, str]:
+    raw = env.optional("SCOPES")
+    if raw is None:
+        return DEFAULT_SCOPES
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{env.name('SCOPES')} must be a JSON object of scope -> description") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and " " not in k for k, v in value.items()
+    ):
+        raise ConfigError(f"{env.name('SCOPES')} must be a JSON object of scope -> description")
+    return MappingProxyType(dict(value))

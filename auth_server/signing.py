@@ -1,0 +1,137 @@
+"""Signing keys: generation, the key ring every replica holds, and rotation (RFC 7517, RFC 7638).
+
+A key's state follows from ``activates_at`` alone, so replicas agree without coordination:
+
+* **next** — ``activates_at`` in the future: published in the JWKS, not yet signing, so that
+  resource servers' caches hold it before the first token signed with it arrives;
+* **active** — the newest key whose ``activates_at`` has passed: signs every new token;
+* **retired** — superseded by a newer active key: published until every token it signed has
+  expired (supersession + access-token lifetime + leeway), then dropped from the JWKS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from auth_server.crypto import KeyEncryption
+from auth_server.stores.keys import KeyRecord
+
+ALGORITHMS = ("ES256", "RS256")
+# published a little past the last token's expiry, for clock skew at resource servers
+PUBLICATION_LEEWAY = timedelta(seconds=60)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256), used as the ``kid``."""
+    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}[jwk["kty"]]
+    canonical = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def generate(alg: str, kek: KeyEncryption, activates_at: datetime) -> KeyRecord:
+    private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    elif alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        jwk = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg!r}")
+    kid = thumbprint(jwk)
+    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return KeyRecord(
+        kid=kid,
+        alg=alg,
+        public_jwk=jwk,
+        private_key_encrypted=kek.encrypt(der, kid),
+        activates_at=activates_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    public_jwk: dict[str, Any]
+    activates_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    kid: str
+    alg: str
+    state: str  # next | active | retired | expired
+    activates_at: datetime
+    published_until: datetime | None
+
+
+class KeyRing:
+    """The keys one replica holds in memory, decrypted once each; swapped whole on reload."""
+
+    def __init__(self, kek: KeyEncryption, access_token_ttl: int) -> None:
+        self._kek = kek
+        self._token_ttl = timedelta(seconds=access_token_ttl)
+        self._keys: tuple[SigningKey, ...] = ()
+
+    def load(self, records: list[KeyRecord]) -> None:
+        known = {k.kid: k for k in self._keys}
+        keys = []
+        for record in sorted(records, key=lambda r: (r.activates_at, r.kid)):
+            key = known.get(record.kid)
+            if key is None:
+                der = self._kek.decrypt(record.private_key_encrypted, record.kid)
+                private = serialization.load_der_private_key(der, password=None)
+                if not isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+                    raise ValueError(f"signing key {record.kid} is neither EC nor RSA")
+                key = SigningKey(record.kid, record.alg, private, record.public_jwk, record.activates_at)
+            keys.append(key)
+        self._keys = tuple(keys)
+
+    def active(self, now: datetime) -> SigningKey:
+        """The key that signs now: the newest one whose activation time has passed."""
+        current = None
+        for key in self._keys:
+            if key.activates_at <= now:
+                current = key
+        if current is None:
+            raise LookupError("no active signing key")
+        return current
+
+    def statuses(self, now: datetime) -> list[KeyStatus]:
+        out = []
+        active = self.active(now) if any(k.activates_at <= now for k in self._keys) else None
+        for index, key in enumerate(self._keys):
+            successor = self._keys[index + 1] if index + 1 < len(self._keys) else None
+            if key.activates_at > now:
+                state, until = "next", None
+            elif key is active:
+                state, until = "active", None
+            else:
+                assert successor is not None
+                until = successor.activates_at + self._token_ttl + PUBLICATION_LEEWAY
+                state = "retired" if until > now else "expired"
+            out.append(KeyStatus(key.kid, key.alg, state, key.activates_at, until))
+        return out
+
+    def jwks(self, now: datetime) -> dict[str, list[dict[str, Any]]]:
+        """RFC 7517 key set of every public key that is, will be, or was recently signing."""
+        published = {s.kid for s in self.statuses(now) if s.state != "expired"}
+        return {"keys": [k.public_jwk for k in self._keys if k.kid in published]}

@@ -1,0 +1,121 @@
+"""Authorization codes in Redis (RFC 6749 §4.1.2, §10.5).
+
+A code is 256 random bits; Redis holds only its SHA-256, for at most ``code_ttl`` seconds. Redeeming
+is one Lua script: the code is deleted and a tombstone left in its place, atomically. A later
+redemption finds the tombstone, marks it replayed, and gets back what was issued from the code so
+the caller can revoke it; if the replay comes before the first redemption has recorded what it
+issued, the first redemption sees the mark when it records, and revokes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from auth_server.crypto import hexdigest, new_token
+from shared.redis import Keys
+
+_REDEEM = """
+local value = redis.call('GETDEL', KEYS[1])
+if value then
+  redis.call('HSET', KEYS[2], 'client_id', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  return {1, value}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'replayed', '1')
+  return {2, cjson.encode(redis.call('HGETALL', KEYS[2]))}
+end
+return {0, false}
+"""
+
+_RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'family_id', ARGV[1], 'jti', ARGV[2], 'exp', ARGV[3])
+if redis.call('HGET', KEYS[1], 'replayed') then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeGrant:
+    """What the user approved, bound to the code."""
+
+    client_id: str
+    redirect_uri: str
+    scope: tuple[str, ...]
+    subject: str
+    auth_time: int
+    code_challenge: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What a redeemed code produced: revoked if the code is replayed."""
+
+    family_id: uuid.UUID | None
+    jti: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    issued: Issued
+
+
+class CodeStore:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl: int, tombstone_ttl: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._ttl = ttl
+        self._tombstone_ms = tombstone_ttl * 1000
+        self._redeem = redis.register_script(_REDEEM)
+        self._record = redis.register_script(_RECORD)
+
+    def _key_pair(self, code: str) -> list[str]:
+        ident = hexdigest(code)
+        return [self._keys("code", ident), self._keys("code-used", ident)]
+
+    async def issue(self, grant: CodeGrant) -> str:
+        code = new_token()
+        payload = asdict(grant)
+        await self._redis.set(self._key_pair(code)[0], json.dumps(payload), ex=self._ttl)
+        return code
+
+    async def redeem(self, code: str, client_id: str) -> CodeGrant | Replayed | None:
+        """Consume a code once. ``None``: never issued or expired. ``Replayed``: already consumed."""
+        status, value = await self._redeem(keys=self._key_pair(code), args=[self._tombstone_ms, client_id])
+        if status == 1:
+            data = json.loads(value)
+            data["scope"] = tuple(data["scope"])
+            return CodeGrant(**data)
+        if status == 2:
+            flat = json.loads(value)
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            return Replayed(_issued(fields))
+        return None
+
+    async def record_issued(self, code: str, issued: Issued) -> bool:
+        """Remember what ``code`` produced; True if the code was replayed meanwhile (revoke it then)."""
+        replayed = await self._record(
+            keys=[self._key_pair(code)[1]],
+            args=[
+                "" if issued.family_id is None else str(issued.family_id),
+                issued.jti or "",
+                "" if issued.expires_at is None else issued.expires_at.isoformat(),
+            ],
+        )
+        return bool(replayed)
+
+
+def _issued(fields: dict[str, str]) -> Issued:
+    family, jti, exp = fields.get("family_id"), fields.get("jti"), fields.get("exp")
+    return Issued(
+        family_id=uuid.UUID(family) if family else None,
+        jti=jti or None,
+        expires_at=datetime.fromisoformat(exp) if exp else None,
+    )

@@ -1,0 +1,215 @@
+"""The ``refresh_token_families`` and ``refresh_tokens`` tables: rotation and reuse detection.
+
+RFC 9700 §4.14.2: every use of a refresh token returns a new one and retires the old; presenting a
+retired token again means one of two parties holds a stolen copy, so the whole family — every
+token descended from the same grant — is revoked. Rotation is one transaction that locks the
+presented row, so of two concurrent uses exactly one wins and the other is seen as a reuse.
+
+An optional grace period lets a client that lost the response retry the *same* token for a few
+seconds, provided the successor it never received has not been used: the unseen successor is
+retired and a fresh one issued in its place.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from auth_server.crypto import digest, new_token
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a refresh token stands for: one family's client, subject and granted scope."""
+
+    family_id: uuid.UUID
+    client_id: str
+    subject: str
+    scope: tuple[str, ...]
+    auth_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccess:
+    """The access token issued alongside a refresh token, kept so a family revocation can deny-list it."""
+
+    jti: str
+    expires_at: datetime
+
+
+class Rejection(enum.Enum):
+    UNKNOWN = "The refresh token is invalid."
+    WRONG_CLIENT = "The refresh token was issued to another client."
+    EXPIRED = "The refresh token has expired."
+    REVOKED = "The refresh token has been revoked."
+    REUSED = "The refresh token was already used; its token family has been revoked."
+    SCOPE_EXCEEDED = "The requested scope exceeds what was granted or what the client may have."
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    grant: RefreshGrant
+    refresh_token: str
+    # the access token's scope: requested (or granted) within the client's current scope
+    scope: tuple[str, ...]
+    # access tokens issued with tokens this rotation retired without their holder seeing them (grace)
+    retired_access: tuple[IssuedAccess, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Rejection
+    # access tokens of a family revoked by this refusal, for the caller to deny-list
+    revoked_access: tuple[IssuedAccess, ...] = ()
+
+
+class RefreshTokenStore:
+    def __init__(self, pool: asyncpg.Pool, *, ttl: int, grace_period: int) -> None:
+        self._pool = pool
+        self._ttl = timedelta(seconds=ttl)
+        self._grace = timedelta(seconds=grace_period)
+
+    async def issue(
+        self,
+        *,
+        client_id: str,
+        subject: str,
+        scope: tuple[str, ...],
+        auth_time: datetime | None,
+        access: IssuedAccess,
+    ) -> tuple[str, uuid.UUID]:
+        """Start a new family for a fresh grant; return its first refresh token and the family id."""
+        token, family_id = new_token(), uuid.uuid4()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO refresh_token_families (family_id, client_id, subject, scope, auth_time)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                family_id,
+                client_id,
+                subject,
+                list(scope),
+                auth_time,
+            )
+            await self._insert(conn, token, family_id, access)
+        return token, family_id
+
+    async def _insert(
+        self, conn: asyncpg.Connection, token: str, family_id: uuid.UUID, access: IssuedAccess
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
+            " VALUES ($1, $2, now() + $3::interval, $4, $5)",
+            digest(token),
+            family_id,
+            self._ttl,
+            access.jti,
+            access.expires_at,
+        )
+
+    async def rotate(
+        self,
+        token: str,
+        *,
+        client_id: str,
+        access: IssuedAccess,
+        requested_scope: tuple[str, ...] | None,
+        client_scope: tuple[str, ...],
+    ) -> Rotated | Refused:
+        """Exchange ``token`` for a successor in one transaction, or say why not.
+
+        The access token's scope is the requested one (or the family's) within what the client
+        may still have; asking for more than the family was granted is refused before rotating.
+        """
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
+                    " f.scope, f.auth_time, f.revoked_at, now() AS now"
+                    " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id)"
+                    " WHERE t.token_hash = $1 FOR UPDATE OF t",
+                    digest(token),
+                )
+                if row is None:
+                    return Refused(Rejection.UNKNOWN)
+                if row["client_id"] != client_id:
+                    return Refused(Rejection.WRONG_CLIENT)
+                if row["revoked_at"] is not None:
+                    return Refused(Rejection.REVOKED)
+                if row["expires_at"] <= row["now"]:
+                    return Refused(Rejection.EXPIRED)
+                granted = tuple(row["scope"])
+                if requested_scope is not None and not set(requested_scope) <= set(granted):
+                    return Refused(Rejection.SCOPE_EXCEEDED)
+                scope = tuple(s for s in (requested_scope or granted) if s in client_scope)
+                if not scope:
+                    return Refused(Rejection.SCOPE_EXCEEDED)
+                retired: tuple[IssuedAccess, ...] = ()
+                reused = row["rotated_at"] is not None
+                if reused and row["now"] - row["rotated_at"] <= self._grace:
+                    # A retry within the grace period: retire the successor the client never saw,
+                    # unless it has been used, which proves the client did see it.
+                    unseen = await conn.fetchrow(
+                        "UPDATE refresh_tokens SET rotated_at = now()"
+                        " WHERE token_hash = $1 AND rotated_at IS NULL"
+                        " RETURNING access_jti, access_expires_at",
+                        row["successor"],
+                    )
+                    if unseen is not None:
+                        reused, retired = False, _accesses([unseen])
+                if not reused:
+                    successor = new_token()
+                    await self._insert(conn, successor, row["family_id"], access)
+                    await conn.execute(
+                        "UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now()), successor = $2"
+                        " WHERE token_hash = $1",
+                        digest(token),
+                        digest(successor),
+                    )
+                    grant = RefreshGrant(
+                        family_id=row["family_id"],
+                        client_id=row["client_id"],
+                        subject=row["subject"],
+                        scope=granted,
+                        auth_time=row["auth_time"],
+                    )
+                    return Rotated(grant, successor, scope, retired)
+            # A rotated token presented again: revoke the family, committed although the request fails.
+            revoked = await self.revoke_family(row["family_id"], "refresh token reused", conn=conn)
+            return Refused(Rejection.REUSED, revoked)
+
+    async def revoke_family(
+        self, family_id: uuid.UUID, reason: str, *, conn: asyncpg.Connection | None = None
+    ) -> tuple[IssuedAccess, ...]:
+        """Revoke every token of a family; return its access tokens that are still live."""
+        if conn is None:
+            async with self._pool.acquire() as fresh:
+                return await self.revoke_family(family_id, reason, conn=fresh)
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $2"
+                " WHERE family_id = $1 AND revoked_at IS NULL",
+                family_id,
+                reason,
+            )
+            rows = await conn.fetch(
+                "SELECT access_jti, access_expires_at FROM refresh_tokens"
+                " WHERE family_id = $1 AND access_expires_at > now()",
+                family_id,
+            )
+        return _accesses(rows)
+
+    async def family_active(self, family_id: uuid.UUID) -> bool:
+        revoked = await self._pool.fetchval(
+            "SELECT revoked_at IS NOT NULL FROM refresh_token_families WHERE family_id = $1", family_id
+        )
+        return revoked is False
+
+
+def _accesses(rows: list[asyncpg.Record]) -> tuple[IssuedAccess, ...]:
+    return tuple(
+        IssuedAccess(r["access_jti"], r["access_expires_at"]) for r in rows if r["access_jti"] is not None
+    )

@@ -1,0 +1,58 @@
+"""Browser sessions in Redis, behind a cookie holding a 256-bit random id (stored as its SHA-256).
+
+Every visitor of the login page gets an anonymous session carrying the CSRF token of its forms;
+logging in replaces it with a new id (no session fixation).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, replace
+
+from redis.asyncio import Redis
+
+from auth_server.crypto import hexdigest, new_token
+from shared.redis import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    csrf: str
+    user_id: str | None = None
+    username: str | None = None
+    auth_time: int | None = None
+
+    def csrf_matches(self, presented: str) -> bool:
+        return secrets.compare_digest(self.csrf.encode(), presented.encode("utf-8", "surrogatepass"))
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.ttl = ttl
+
+    def _key(self, session_id: str) -> str:
+        return self._keys("session", hexdigest(session_id))
+
+    async def create(self, session: Session | None = None) -> tuple[str, Session]:
+        session_id = new_token()
+        session = session or Session(csrf=new_token())
+        await self._redis.set(self._key(session_id), json.dumps(asdict(session)), ex=self.ttl)
+        return session_id, session
+
+    async def get(self, session_id: str) -> Session | None:
+        raw = await self._redis.get(self._key(session_id))
+        return None if raw is None else Session(**json.loads(raw))
+
+    async def delete(self, session_id: str) -> None:
+        await self._redis.delete(self._key(session_id))
+
+    async def log_in(self, old_session_id: str | None, *, user_id: str, username: str, now: int) -> str:
+        """Replace the session (new id, new CSRF token) with an authenticated one; return the new id."""
+        if old_session_id is not None:
+            await self.delete(old_session_id)
+        session = replace(Session(csrf=new_token()), user_id=user_id, username=username, auth_time=now)
+        session_id, _ = await self.create(session)
+        return session_id

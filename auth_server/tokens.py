@@ -1,0 +1,86 @@
+"""JWT access tokens (RFC 9068) and the token response (RFC 6749 §5.1).
+
+The signing key object is loaded once per key (see :mod:`auth_server.signing`) and handed to PyJWT
+as-is, so no key is re-parsed per token.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from auth_server.crypto import new_token
+from auth_server.signing import KeyRing
+from auth_server.stores.refresh_tokens import IssuedAccess
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An access token's identity and lifetime, decided before it is signed."""
+
+    jti: str
+    issued_at: int
+    expires_at: int
+
+    @property
+    def record(self) -> IssuedAccess:
+        return IssuedAccess(self.jti, datetime.fromtimestamp(self.expires_at, UTC))
+
+
+class AccessTokenIssuer:
+    def __init__(self, *, issuer: str, audience: str, ttl: int, keyring: KeyRing) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self._keyring = keyring
+
+    def prepare(self) -> AccessToken:
+        now = int(time.time())
+        return AccessToken(jti=new_token()[:22], issued_at=now, expires_at=now + self.ttl)
+
+    def sign(
+        self,
+        token: AccessToken,
+        *,
+        subject: str,
+        client_id: str,
+        scope: tuple[str, ...],
+        auth_time: int | None = None,
+    ) -> str:
+        key = self._keyring.active(datetime.fromtimestamp(token.issued_at, UTC))
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "client_id": client_id,
+            "scope": " ".join(scope),
+            "iat": token.issued_at,
+            "exp": token.expires_at,
+            "jti": token.jti,
+        }
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        return jwt.encode(
+            claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"}
+        )
+
+
+def token_response(
+    access_token: str,
+    ttl: int,
+    scope: tuple[str, ...],
+    refresh_token: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": " ".join(scope),
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return body

@@ -1,0 +1,109 @@
+"""PostgreSQL: connection pools and the numbered-SQL migration runner.
+
+Each server keeps its tables in its own schema. ``migrate`` holds a session-level advisory lock
+while it works, so two replicas (or two ``tessera migrate`` runs) started at once apply each
+migration exactly once; every file runs in its own transaction together with its bookkeeping row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+import asyncpg
+
+log = logging.getLogger("tessera.db")
+
+_MIGRATION_NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x7E55E4A  # one advisory lock for all Tessera migrations in a database
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(package: str) -> list[Migration]:
+    """The numbered ``.sql`` files shipped in ``package``, in order."""
+    folder: Traversable = resources.files(package)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers in {package}")
+    return found
+
+
+async def migrate(dsn: str, schema: str, package: str) -> list[str]:
+    """Apply the pending migrations of ``package`` to ``schema``; return the names applied."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"bad schema name {schema!r}")
+    migrations = load_migrations(package)
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = {
+                r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+            }
+            done: list[str] = []
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                log.info("applied migration %s to schema %s", migration.name, schema)
+                done.append(migration.name)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see ``schema`` first on the search path."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema}, public", "application_name": f"tessera-{schema}"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def pending_migrations(dsn: str, schema: str, package: str) -> list[str]:
+    """Names of the migrations of ``package`` not yet applied to ``schema``."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        table = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
+        applied: set[int] = set()
+        if table is not None:
+            applied = {
+                r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+            }
+    finally:
+        await conn.close()
+    return [m.name for m in load_migrations(package) if m.version not in applied]

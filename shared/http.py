@@ -1,0 +1,47 @@
+"""Request parsing shared by every endpoint: strict form and query handling.
+
+RFC 6749 §3.1/§3.2: parameters must not repeat, and a parameter sent without a value is treated as
+omitted. Bodies are ``application/x-www-form-urlencoded`` UTF-8; anything else is ``invalid_request``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from shared.errors import InvalidRequest, PayloadTooLarge
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise InvalidRequest(f"Parameter {name!r} is repeated.")
+        seen.add(name)
+        if value != "":
+            out[name] = value
+    return out
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    if request.content_type != FORM:
+        raise InvalidRequest(f"The request body must be {FORM}.")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body is larger than {request.client_max_size} bytes.") from None
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The request body is not valid UTF-8 form encoding.") from None
+    return _single_valued(pairs)
+
+
+def query_params(request: web.Request) -> dict[str, str]:
+    return _single_valued(request.query.items())
