@@ -51,7 +51,7 @@ class AccessTokenIssuer:
         scope: tuple[str, ...],
         auth_time: int | None = None,
     ) -> str:
-        key = self._keyring.active(datetime.fromtimestamp(token.issued_at, UTC))
+        key = self._keyring.active(datetime.now(UTC))
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -107,3 +108,9 @@ async def pending_migrations(dsn: str, schema: str, package: str) -> list[str]:
     finally:
         await conn.close()
     return [m.name for m in load_migrations(package) if m.version not in applied]
+
+
+def with_database(url: str, database: str) -> str:
+    """The same connection URL (host, credentials, socket query) pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))

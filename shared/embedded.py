@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("tessera.embedded")
 
@@ -22,14 +24,21 @@ DEV_DATABASE = "tessera"
 
 def postgres_url(data_dir: Path, database: str = DEV_DATABASE) -> str:
     """Start (or reuse) the embedded PostgreSQL in ``data_dir/postgres``; return a URL to ``database``."""
-    from pgserver.postgres_server import get_server
-
+    get_server = _pgserver()
     server = get_server(str((data_dir / "postgres").resolve()), cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     url: str = server.get_uri(database)
     return url
+
+
+def _pgserver() -> Any:
+    # pgserver picks a runtime folder at import; platformdirs warns when XDG_RUNTIME_DIR is unset.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+    return get_server
 
 
 def redis_url(data_dir: Path) -> str:
@@ -92,8 +101,7 @@ def _redis_answers(socket: Path) -> bool:
 
 def stop(data_dir: Path) -> None:
     """Stop both embedded servers (their data stays in ``data_dir``)."""
-    from pgserver.postgres_server import get_server
-
+    get_server = _pgserver()
     pgdata = (data_dir / "postgres").resolve()
     if (pgdata / "postmaster.pid").exists():
         get_server(str(pgdata), cleanup_mode="stop").cleanup()

