@@ -1,8 +1,9 @@
 """Authorization code grant, token half (RFC 6749 §4.1.3-4.1.4, RFC 7636 §4.5-4.6, RFC 9700 §2.1.1).
 
 The code is consumed before anything else is checked, so a code presented with the wrong client,
-redirect URI or verifier is spent too. A replayed code is refused and everything issued from it
-revoked (RFC 6749 §4.1.2).
+redirect URI or verifier is spent too. Exactly one redemption succeeds; any other is refused and
+revokes everything issued from the code (RFC 6749 §4.1.2), whether it came before or after the
+winner had finished.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) 
         )
     issued = Issued(family_id=family_id, jti=access.jti, expires_at=access.record.expires_at)
     if await registry.codes.record_issued(code, issued):
+        # A replay arrived while these tokens were being made. Revoke them, exactly as a replay
+        # arriving a moment later would: the outcome must not depend on timing.
         await _revoke(registry, issued)
-        raise InvalidGrant("The authorization code was used twice; tokens issued with it are revoked.")
     jwt = registry.access_tokens.sign(
         access,
         subject=grant.subject,

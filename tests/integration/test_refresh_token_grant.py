@@ -1,0 +1,176 @@
+"""RFC 6749 §6 with RFC 9700 §4.14: rotation, reuse detection, scope narrowing, grace period."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt
+from aiohttp.test_utils import TestClient
+
+from auth_server.app import create_app
+from auth_server.registry import Registry
+from auth_server.settings import Settings
+from auth_server.stores.users import User
+from tests.conftest import PASSWORD, ClientFactory, make_settings
+from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code
+
+
+async def _tokens(http: TestClient, client_id: str, secret: str, username: str, scope: str) -> dict[str, Any]:
+    code = (await obtain_code(http, authorize_params(client_id, scope=scope), username, PASSWORD))["code"]
+    response = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+        headers=basic(client_id, secret),
+    )
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def _refresh(
+    http: TestClient, client_id: str, secret: str, token: str, **extra: str
+) -> tuple[int, Any]:
+    response = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": token, **extra},
+        headers=basic(client_id, secret),
+    )
+    return response.status, await response.json()
+
+
+async def test_refresh_rotates_the_token(http: TestClient, new_client: ClientFactory, user: User) -> None:
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    status, second = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    assert status == 200
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    claims = jwt.decode(second["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == user.subject
+    status, third = await _refresh(http, client.client_id, secret, second["refresh_token"])
+    assert status == 200
+
+
+async def test_reusing_a_rotated_token_revokes_the_family(
+    http: TestClient, new_client: ClientFactory, user: User, registry: Registry
+) -> None:
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    _, second = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    status, body = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+    assert "revoked" in body["error_description"]
+    # the legitimate holder's newer token is dead too, and its access token deny-listed
+    status, body = await _refresh(http, client.client_id, secret, second["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+    jti = jwt.decode(second["access_token"], options={"verify_signature": False})["jti"]
+    assert await registry.revoked_tokens.is_revoked(jti)
+
+
+async def test_scope_may_only_narrow(http: TestClient, new_client: ClientFactory, user: User) -> None:
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read photos:write")
+    status, narrowed = await _refresh(
+        http, client.client_id, secret, first["refresh_token"], scope="photos:read"
+    )
+    assert status == 200
+    assert narrowed["scope"] == "photos:read"
+    # the refresh token keeps the original grant (RFC 6749 §6): the full scope is still available
+    status, full = await _refresh(
+        http, client.client_id, secret, narrowed["refresh_token"], scope="photos:read photos:write"
+    )
+    assert (status, full["scope"]) == (200, "photos:read photos:write")
+    status, body = await _refresh(
+        http, client.client_id, secret, full["refresh_token"], scope="warehouse:stats"
+    )
+    assert (status, body["error"]) == (400, "invalid_scope")
+    # a refused escalation does not spend the token
+    status, _ = await _refresh(http, client.client_id, secret, full["refresh_token"])
+    assert status == 200
+
+
+async def test_token_of_another_client_is_refused(
+    http: TestClient, new_client: ClientFactory, user: User
+) -> None:
+    client, secret = await new_client()
+    other, other_secret = await new_client(name="Other")
+    assert secret and other_secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    status, body = await _refresh(http, other.client_id, other_secret, first["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_unknown_token_is_refused(http: TestClient, new_client: ClientFactory) -> None:
+    client, secret = await new_client()
+    assert secret
+    status, body = await _refresh(http, client.client_id, secret, "not-a-token")
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_concurrent_uses_give_one_new_pair_and_revoke_the_family(
+    http: TestClient, new_client: ClientFactory, user: User
+) -> None:
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    results = await asyncio.gather(
+        *(_refresh(http, client.client_id, secret, first["refresh_token"]) for _ in range(20))
+    )
+    assert sorted(status for status, _ in results) == [200] + [400] * 19
+    (winner,) = [body for status, body in results if status == 200]
+    # the losers are reuses: the family is revoked, the winner's new token with it
+    status, _ = await _refresh(http, client.client_id, secret, winner["refresh_token"])
+    assert status == 400
+
+
+async def test_grace_period_lets_a_lost_response_be_retried(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    database_url: str,
+    settings: Settings,
+    redis_prefix: str,
+    user: User,
+    new_client: ClientFactory,
+) -> None:
+    graceful = make_settings(database_url, settings.redis_url or "", redis_prefix, refresh_grace_period=10)
+    http = await aiohttp_client(create_app(graceful))
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    status, lost = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    assert status == 200
+    status, retried = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    assert status == 200, retried
+    # the retried response works
+    status, latest = await _refresh(http, client.client_id, secret, retried["refresh_token"])
+    assert status == 200
+    # the lost one was voided: whoever presents it holds a copy the client never saw -> reuse
+    status, body = await _refresh(http, client.client_id, secret, lost["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
+    status, _ = await _refresh(http, client.client_id, secret, latest["refresh_token"])
+    assert status == 400
+
+
+async def test_grace_period_ends_once_the_successor_is_used(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    database_url: str,
+    settings: Settings,
+    redis_prefix: str,
+    user: User,
+    new_client: ClientFactory,
+) -> None:
+    graceful = make_settings(database_url, settings.redis_url or "", redis_prefix, refresh_grace_period=10)
+    http = await aiohttp_client(create_app(graceful))
+    client, secret = await new_client()
+    assert secret
+    first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
+    _, second = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    status, _ = await _refresh(http, client.client_id, secret, second["refresh_token"])
+    assert status == 200
+    # the client evidently received `second`, so presenting `first` again is a reuse, grace or not
+    status, body = await _refresh(http, client.client_id, secret, first["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")
