@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,23 +35,31 @@ def backing() -> Iterator[Services]:
         yield found
 
 
-@pytest.fixture(scope="session")
-async def database_url(backing: Services) -> AsyncIterator[str]:
-    """A fresh database for this test run, migrated, dropped at the end."""
+@contextlib.asynccontextmanager
+async def throwaway_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
     name = f"tessera_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(backing.admin_database_url)
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = db.with_database(backing.admin_database_url, name)
-    await db.migrate(url, SCHEMA, MIGRATIONS)
-    yield url
-    admin = await asyncpg.connect(backing.admin_database_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield db.with_database(admin_url, name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(backing: Services) -> AsyncIterator[str]:
+    """The database of this test run, migrated once."""
+    async with throwaway_database(backing.admin_database_url) as url:
+        await db.migrate(url, SCHEMA, MIGRATIONS)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +162,10 @@ async def live_server(database_url: str, backing: Services, redis_prefix: str) -
         yield LiveServer(url, live, app[REGISTRY])
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def empty_database(backing: Services) -> AsyncIterator[str]:
+    """A database of its own, not migrated, for tests that change global state (keys, migrations)."""
+    async with throwaway_database(backing.admin_database_url) as url:
+        yield url

@@ -50,7 +50,7 @@ async def test_refresh_rotates_the_token(http: TestClient, new_client: ClientFac
     assert second["access_token"] != first["access_token"]
     claims = jwt.decode(second["access_token"], options={"verify_signature": False})
     assert claims["sub"] == user.subject
-    status, third = await _refresh(http, client.client_id, secret, second["refresh_token"])
+    status, _ = await _refresh(http, client.client_id, secret, second["refresh_token"])
     assert status == 200
 
 
