@@ -14,9 +14,9 @@ log = logging.getLogger("tessera.keys")
 
 
 async def ensure_key(registry: Registry) -> None:
-    """Create the first signing key if there is none (many replicas may race here; one wins)."""
+    """Create a signing key if none is active yet (many replicas may race here; one wins)."""
     record = signing.generate(registry.settings.signing_alg, registry.kek, datetime.now(UTC))
-    if await registry.keys.add_if_none(record):
+    if await registry.keys.add_if_none_active(record):
         log.info("created the first signing key kid=%s alg=%s", record.kid, record.alg)
 
 

@@ -53,11 +53,11 @@ class KeyStore:
             key.activates_at,
         )
 
-    async def add_if_none(self, key: KeyRecord) -> bool:
-        """Insert ``key`` only if the table is empty; safe when many replicas start at once."""
+    async def add_if_none_active(self, key: KeyRecord) -> bool:
+        """Insert ``key`` only if no key is active yet; safe when many replicas start at once."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _FIRST_KEY_LOCK)
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys)"):
+            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at <= now())"):
                 return False
             await conn.execute(
                 "INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, activates_at)"

@@ -1,0 +1,115 @@
+"""The ``tessera`` command as the README uses it, in real subprocesses against the test services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from tests.conftest import TEST_KEK
+from tests.services import Services
+
+
+def _tessera(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auth_server.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def test_cli_end_to_end(empty_database: str, backing: Services, redis_prefix: str) -> None:
+    env = {
+        **os.environ,
+        "TESSERA_DATABASE_URL": empty_database,
+        "TESSERA_REDIS_URL": backing.redis_url,
+        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+        "TESSERA_REDIS_PREFIX": redis_prefix,
+    }
+    migrate = _tessera(env, "migrate")
+    assert migrate.returncode == 0, migrate.stderr
+    assert "applied 1 migration" in migrate.stdout
+    assert "applied 0 migration" in _tessera(env, "migrate").stdout
+
+    created = _json(
+        _tessera(
+            env,
+            *("client", "create", "--name", "Photo Printer", "--redirect-uri", "https://printer.example/cb"),
+            *(
+                "--redirect-uri",
+                "https://printer.example/cb2",
+                "--scope",
+                "photos:read photos:write",
+                "--json",
+            ),
+        )
+    )
+    assert set(created) >= {"client_id", "client_secret", "redirect_uris", "grant_types", "scope"}
+    assert created["token_endpoint_auth_method"] == "client_secret_basic"
+    assert created["redirect_uris"] == ["https://printer.example/cb", "https://printer.example/cb2"]
+    assert created["grant_types"] == ["authorization_code", "refresh_token"]
+    assert len(created["client_secret"]) >= 43  # 256 bits, base64url
+
+    public = _json(
+        _tessera(
+            env,
+            *("client", "create", "--name", "Phone", "--public", "--redirect-uri", "com.example.app:/cb"),
+            *("--scope", "photos:read", "--json"),
+        )
+    )
+    assert public["token_endpoint_auth_method"] == "none" and "client_secret" not in public
+
+    bad = _tessera(
+        env,
+        "client",
+        "create",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "http://evil.example/cb",
+        "--scope",
+        "photos:read",
+    )
+    assert bad.returncode == 2 and "loopback" in bad.stderr
+
+    listed = _json(_tessera(env, "client", "list"))
+    assert {c["client_id"] for c in listed} == {created["client_id"], public["client_id"]}
+    assert all("client_secret" not in c for c in listed)
+    shown = _json(_tessera(env, "client", "show", created["client_id"]))
+    assert shown["client_name"] == "Photo Printer"
+    rotated = _json(_tessera(env, "client", "rotate-secret", created["client_id"]))
+    assert rotated["client_secret"] != created["client_secret"]
+
+    user = _json(
+        _tessera(
+            env, "user", "create", "--username", "xiaomei", "--password-stdin", stdin="a long password\n"
+        )
+    )
+    assert user["username"] == "xiaomei"
+    again = _tessera(
+        env, "user", "create", "--username", "XiaoMei", "--password-stdin", stdin="a long password\n"
+    )
+    assert again.returncode == 2 and "taken" in again.stderr
+
+    rotated_key = _json(_tessera(env, "keys", "rotate", "--prepublication", "600"))
+    states = {k["kid"]: k["state"] for k in _json(_tessera(env, "keys", "list"))}
+    assert states[rotated_key["kid"]] == "next"
+
+    assert _tessera(env, "client", "delete", public["client_id"]).returncode == 0
+    assert _tessera(env, "client", "show", public["client_id"]).returncode == 2
+
+    # config errors name the variable and exit 2, without a traceback
+    broken = _tessera({**env, "TESSERA_ISSUER": "http://auth.example.com"}, "client", "list")
+    assert broken.returncode == 2
+    assert "TESSERA_ISSUER" in broken.stderr and "Traceback" not in broken.stderr

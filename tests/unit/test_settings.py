@@ -1,0 +1,71 @@
+"""Configuration: read once from TESSERA_* variables, failing fast with the variable's name."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import pytest
+
+from auth_server.settings import DEV_KEY_ENCRYPTION_KEY, Settings
+from shared.config import ConfigError, redact_url
+
+KEK = base64.b64encode(b"k" * 32).decode()
+PROD = {
+    "TESSERA_ISSUER": "https://auth.example.com",
+    "TESSERA_DATABASE_URL": "postgresql://tessera:pw@db/tessera",
+    "TESSERA_REDIS_URL": "redis://cache:6379/0",
+    "TESSERA_KEY_ENCRYPTION_KEY": KEK,
+}
+
+
+def test_production_settings() -> None:
+    settings = Settings.from_env(PROD)
+    assert settings.issuer == "https://auth.example.com"
+    assert settings.access_token_audience == "https://auth.example.com/api"
+    assert settings.key_encryption_key == b"k" * 32
+    assert settings.secure_cookies
+    assert settings.code_ttl == 600
+
+
+def test_development_defaults_warn_about_the_public_kek(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        settings = Settings.from_env({})
+    assert settings.issuer == "http://localhost:8000"
+    assert settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY
+    assert settings.database_url is None and settings.redis_url is None
+    assert not settings.secure_cookies
+    assert "PUBLIC development key-encryption key" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"TESSERA_KEY_ENCRYPTION_KEY": ""}, "TESSERA_KEY_ENCRYPTION_KEY"),
+        ({"TESSERA_KEY_ENCRYPTION_KEY": base64.b64encode(b"short").decode()}, "TESSERA_KEY_ENCRYPTION_KEY"),
+        ({"TESSERA_KEY_ENCRYPTION_KEY": "%%%"}, "TESSERA_KEY_ENCRYPTION_KEY"),
+        ({"TESSERA_DATABASE_URL": ""}, "TESSERA_DATABASE_URL"),
+        ({"TESSERA_DATABASE_URL": "mysql://x/y"}, "TESSERA_DATABASE_URL"),
+        ({"TESSERA_REDIS_URL": ""}, "TESSERA_REDIS_URL"),
+        ({"TESSERA_ISSUER": "http://auth.example.com"}, "TESSERA_ISSUER"),
+        ({"TESSERA_ISSUER": "https://auth.example.com/tenant?x=1"}, "TESSERA_ISSUER"),
+        ({"TESSERA_ACCESS_TOKEN_TTL": "ten"}, "TESSERA_ACCESS_TOKEN_TTL"),
+        ({"TESSERA_ACCESS_TOKEN_TTL": "5"}, "TESSERA_ACCESS_TOKEN_TTL"),
+        ({"TESSERA_CODE_TTL": "3600"}, "TESSERA_CODE_TTL"),
+        ({"TESSERA_SIGNING_ALG": "HS256"}, "TESSERA_SIGNING_ALG"),
+        ({"TESSERA_SCOPES": "[1,2]"}, "TESSERA_SCOPES"),
+    ],
+)
+def test_bad_settings_name_the_variable(change: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env({**PROD, **change})
+
+
+def test_custom_scopes() -> None:
+    settings = Settings.from_env({**PROD, "TESSERA_SCOPES": '{"read": "Read things"}'})
+    assert dict(settings.scopes) == {"read": "Read things"}
+
+
+def test_redact_url_hides_passwords() -> None:
+    assert redact_url("postgresql://tessera:s3cret@db/x") == "postgresql://tessera:***@db/x"
+    assert "s3cret" not in redact_url("redis://:s3cret@cache:6379")
