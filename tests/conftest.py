@@ -100,7 +100,9 @@ async def http(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: S
 
 @pytest.fixture
 def registry(http: TestClient) -> Registry:
-    return http.app[REGISTRY]
+    app: web.Application | None = http.app
+    assert app is not None
+    return app[REGISTRY]
 
 
 ClientFactory = Callable[..., Awaitable[tuple[Client, str | None]]]

@@ -12,8 +12,8 @@ def test_oauth_error_body_and_headers() -> None:
     assert response.status == 400
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
-    assert response.body is not None
-    assert json.loads(bytes(response.body)) == {
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == {
         "error": "invalid_grant",
         "error_description": "The code has expired.",
     }
