@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import secrets
 from dataclasses import dataclass
@@ -30,10 +31,10 @@ def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
 
 
-def hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', html)
+def hidden(page: str, name: str) -> str:
+    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
     assert match, f"no hidden field {name} in page"
-    return match.group(1)
+    return html.unescape(match.group(1))
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
