@@ -128,7 +128,7 @@ class RefreshTokenStore:
             async with conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
-                    " f.scope, f.auth_time, f.revoked_at, now() AS now"
+                    " f.scope, f.auth_time, f.revoked_at, clock_timestamp() AS now"
                     " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id)"
                     " WHERE t.token_hash = $1 FOR UPDATE OF t",
                     digest(token),
@@ -149,11 +149,11 @@ class RefreshTokenStore:
                     return Refused(Rejection.SCOPE_EXCEEDED)
                 retired: tuple[IssuedAccess, ...] = ()
                 reused = row["rotated_at"] is not None
-                if reused and row["now"] - row["rotated_at"] <= self._grace:
+                if reused and self._grace and row["now"] - row["rotated_at"] <= self._grace:
                     # A retry within the grace period: retire the successor the client never saw,
                     # unless it has been used, which proves the client did see it.
                     unseen = await conn.fetchrow(
-                        "UPDATE refresh_tokens SET rotated_at = now()"
+                        "UPDATE refresh_tokens SET rotated_at = clock_timestamp()"
                         " WHERE token_hash = $1 AND rotated_at IS NULL"
                         " RETURNING access_jti, access_expires_at",
                         row["successor"],
@@ -164,8 +164,8 @@ class RefreshTokenStore:
                     successor = new_token()
                     await self._insert(conn, successor, row["family_id"], access)
                     await conn.execute(
-                        "UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now()), successor = $2"
-                        " WHERE token_hash = $1",
+                        "UPDATE refresh_tokens SET successor = $2,"
+                        " rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE token_hash = $1",
                         digest(token),
                         digest(successor),
                     )
