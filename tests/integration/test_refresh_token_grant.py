@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp.test_utils import TestClient
 
 from auth_server.app import create_app
@@ -128,16 +129,22 @@ async def test_concurrent_uses_give_one_new_pair_and_revoke_the_family(
     assert status == 400
 
 
-async def test_grace_period_lets_a_lost_response_be_retried(
+@pytest.fixture
+async def graceful(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     database_url: str,
     settings: Settings,
     redis_prefix: str,
-    user: User,
-    new_client: ClientFactory,
+) -> TestClient:
+    """The server with a 10-second refresh grace period."""
+    config = make_settings(database_url, settings.redis_url or "", redis_prefix, refresh_grace_period=10)
+    return await aiohttp_client(create_app(config))
+
+
+async def test_grace_period_lets_a_lost_response_be_retried(
+    graceful: TestClient, user: User, new_client: ClientFactory
 ) -> None:
-    graceful = make_settings(database_url, settings.redis_url or "", redis_prefix, refresh_grace_period=10)
-    http = await aiohttp_client(create_app(graceful))
+    http = graceful
     client, secret = await new_client()
     assert secret
     first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
@@ -156,15 +163,9 @@ async def test_grace_period_lets_a_lost_response_be_retried(
 
 
 async def test_grace_period_ends_once_the_successor_is_used(
-    aiohttp_client: Callable[..., Awaitable[TestClient]],
-    database_url: str,
-    settings: Settings,
-    redis_prefix: str,
-    user: User,
-    new_client: ClientFactory,
+    graceful: TestClient, user: User, new_client: ClientFactory
 ) -> None:
-    graceful = make_settings(database_url, settings.redis_url or "", redis_prefix, refresh_grace_period=10)
-    http = await aiohttp_client(create_app(graceful))
+    http = graceful
     client, secret = await new_client()
     assert secret
     first = await _tokens(http, client.client_id, secret, user.username, "photos:read")
