@@ -25,6 +25,7 @@ DEV_DATABASE = "tessera"
 def postgres_url(data_dir: Path, database: str = DEV_DATABASE) -> str:
     """Start (or reuse) the embedded PostgreSQL in ``data_dir/postgres``; return a URL to ``database``."""
     get_server = _pgserver()
+    data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(str((data_dir / "postgres").resolve()), cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
