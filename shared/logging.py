@@ -14,3 +14,5 @@ def configure(level: str | None = None) -> None:
     # aiohttp's access log line carries the query string, which at /authorize and callbacks may hold
     # codes or state; keep it out of logs by default.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # the embedded development servers narrate every start and exit at INFO
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
