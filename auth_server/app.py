@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,9 +11,11 @@ from auth_server import keys, paths
 from auth_server.appkeys import REGISTRY
 from auth_server.endpoints.authorize import authorize
 from auth_server.endpoints.consent import consent
+from auth_server.endpoints.introspection import introspect
 from auth_server.endpoints.jwks import jwks
 from auth_server.endpoints.login import login, login_page, logout
 from auth_server.endpoints.metadata import metadata
+from auth_server.endpoints.revocation import revoke
 from auth_server.endpoints.token import token
 from auth_server.pages import error_page
 from auth_server.registry import Registry
@@ -47,13 +48,19 @@ def create_app(settings: Settings) -> web.Application:
         await keys.ensure_key(registry)
         await keys.reload(registry)
         app[REGISTRY] = registry
-        refresher = asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval))
+        stop = asyncio.Event()
+        background = [
+            asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval)),
+            asyncio.create_task(registry.clients.follow_changes(stop)),
+        ]
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            stop.set()
+            for task in background:
+                task.cancel()
+            await asyncio.wait(background, timeout=5)
+            await registry.client_keys.close()
             await redis.aclose()
             await pool.close()
 
@@ -62,6 +69,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get(paths.JWKS, jwks)
     app.router.add_get(paths.AUTHORIZE, authorize)
     app.router.add_post(paths.TOKEN, token)
+    app.router.add_post(paths.REVOKE, revoke)
+    app.router.add_post(paths.INTROSPECT, introspect)
     app.router.add_get(paths.LOGIN, login_page)
     app.router.add_post(paths.LOGIN, login)
     app.router.add_post(paths.LOGOUT, logout)

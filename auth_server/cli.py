@@ -16,7 +16,13 @@ from typing import Any
 
 from auth_server import keys
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
-from auth_server.clients import AUTH_METHODS, GRANT_TYPES, RegistrationError, validate_registration
+from auth_server.clients import (
+    AUTH_METHODS,
+    DEPRECATED_GRANTS,
+    GRANT_TYPES,
+    RegistrationError,
+    validate_registration,
+)
 from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from auth_server.settings import Settings
@@ -67,12 +73,28 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
 
 
+def _jwks_file(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read a JWKS from {path}: {error}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{path} must hold a JSON object with a keys array")
+    return value
+
+
 async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> None:
     grant_types = args.grant_type or ["authorization_code", "refresh_token"]
-    auth_method = args.auth_method or ("none" if args.public else "client_secret_basic")
+    keyed = args.jwks_file is not None or args.jwks_uri is not None
+    default_method = "none" if args.public else "private_key_jwt" if keyed else "client_secret_basic"
+    auth_method = args.auth_method or default_method
     if args.public and auth_method != "none":
         raise CommandError("a public client authenticates with 'none'")
     scope = args.scope.split()
+    jwks = _jwks_file(args.jwks_file)
     try:
         validate_registration(
             name=args.name,
@@ -81,9 +103,18 @@ async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> Non
             scope=scope,
             auth_method=auth_method,
             known_scopes=set(settings.scopes),
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
         )
     except RegistrationError as error:
         raise CommandError(str(error)) from None
+    for grant in DEPRECATED_GRANTS:
+        if grant in grant_types:
+            print(
+                f"warning: the {grant} grant is deprecated by RFC 9700 (OAuth 2.0 Security BCP); "
+                "prefer authorization_code with PKCE (see README)",
+                file=sys.stderr,
+            )
     async with open_registry(settings) as registry:
         client, secret = await registry.clients.create(
             name=args.name,
@@ -91,6 +122,9 @@ async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> Non
             grant_types=grant_types,
             scope=scope,
             auth_method=auth_method,
+            allow_introspection=args.allow_introspection,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
         )
     registration = client.registration(secret)
     if args.json:
@@ -198,6 +232,11 @@ def parser() -> argparse.ArgumentParser:
         "--public", action="store_true", help="a public client (SPA, mobile): no secret, PKCE"
     )
     create.add_argument("--auth-method", choices=AUTH_METHODS)
+    create.add_argument(
+        "--allow-introspection", action="store_true", help="may call the introspection endpoint"
+    )
+    create.add_argument("--jwks-file", help="a JSON file with the client's public JWKS (private_key_jwt)")
+    create.add_argument("--jwks-uri", help="where the client publishes its JWKS (private_key_jwt)")
     create.add_argument("--json", action="store_true", help="print RFC 7591 client metadata as JSON")
     create.set_defaults(run=cmd_client_create)
     client.add_parser("list").set_defaults(run=cmd_client_list)

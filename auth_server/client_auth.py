@@ -1,24 +1,47 @@
-"""Client authentication at the token endpoint (RFC 6749 §2.3, §3.2.1).
+"""Client authentication at the token, revocation and introspection endpoints.
+
+RFC 6749 §2.3 (``client_secret_basic`` with §2.3.1's form-encoding, ``client_secret_post``),
+``none`` for public clients, and ``private_key_jwt`` (RFC 7523 §2.2, OpenID Connect Core §9).
 
 The method a client uses must be the one it registered: a confidential client cannot fall back to
 sending only its id, and a ``client_secret_basic`` client cannot post its secret in the body. Every
-failure is the same ``invalid_client`` (401) so that a caller learns nothing about which part failed.
+failure is the same ``invalid_client`` (401), so a caller learns nothing about which part failed
+or whether the client exists.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
-from auth_server.clients import Client
-from auth_server.crypto import digest, digest_matches
-from auth_server.stores.clients import ClientStore
-from shared.errors import InvalidClient, InvalidRequest
+import jwt
 
-_BAD_CREDENTIALS = "Client authentication failed: unknown client or wrong credentials."
+from auth_server import paths
+from auth_server.clients import Client
+from auth_server.crypto import digest, digest_matches, hexdigest
+from auth_server.registry import Registry
+from shared.errors import InvalidClient, InvalidRequest
+from shared.http import has_control_characters
+
+BAD_CREDENTIALS = "Client authentication failed: unknown client or wrong credentials."
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")  # never none, never HMAC
+MAX_ASSERTION_LIFETIME = 600  # seconds; "exp in the near future"
+LEEWAY = 30
 _NOTHING = digest("")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    method: str
+    client_id: str
+    secret: str | None = None
+    assertion: str | None = None
 
 
 def parse_basic(header: str) -> tuple[str, str]:
@@ -33,38 +56,102 @@ def parse_basic(header: str) -> tuple[str, str]:
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
         raise InvalidClient("The Basic credentials must be client_id:client_secret.")
-    return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if has_control_characters(client_id) or has_control_characters(secret):
+        raise InvalidClient("The Basic credentials contain control characters.")
+    return client_id, secret
+
+
+def credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Credentials:
+    """Which method the request uses, and its credentials; exactly one method is allowed."""
+    authorization = headers.get("Authorization")
+    posted_id, posted_secret = form.get("client_id"), form.get("client_secret")
+    assertion_type, assertion = form.get("client_assertion_type"), form.get("client_assertion")
+    used = sum(x is not None for x in (authorization, posted_secret, assertion))
+    if used > 1:
+        raise InvalidRequest("Use exactly one client authentication method.")
+    if authorization is not None:
+        client_id, secret = parse_basic(authorization)
+        if posted_id is not None and posted_id != client_id:
+            raise InvalidRequest("client_id in the body differs from the authenticated client.")
+        return Credentials("client_secret_basic", client_id, secret=secret)
+    if assertion is not None or assertion_type is not None:
+        if assertion_type != JWT_BEARER or assertion is None:
+            raise InvalidClient(f"client_assertion_type must be {JWT_BEARER} with a client_assertion.")
+        try:
+            claimed = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise InvalidClient("client_assertion is not a well-formed JWT.") from None
+        subject = claimed.get("sub")
+        if (
+            not isinstance(subject, str)
+            or has_control_characters(subject)
+            or posted_id not in (None, subject)
+        ):
+            raise InvalidClient(BAD_CREDENTIALS)
+        return Credentials("private_key_jwt", subject, assertion=assertion)
+    if posted_id is not None:
+        if posted_secret is not None:
+            return Credentials("client_secret_post", posted_id, secret=posted_secret)
+        return Credentials("none", posted_id)
+    raise InvalidClient("Client authentication is required.")
 
 
 async def authenticate_client(
-    headers: Mapping[str, str], form: Mapping[str, str], clients: ClientStore
+    registry: Registry, headers: Mapping[str, str], form: Mapping[str, str], endpoint: str
 ) -> Client:
-    authorization = headers.get("Authorization")
-    posted_id, posted_secret = form.get("client_id"), form.get("client_secret")
-    secret: str | None
-    if authorization is not None:
-        client_id, secret = parse_basic(authorization)
-        if posted_secret is not None:
-            raise InvalidRequest("Use exactly one client authentication method.")
-        if posted_id is not None and posted_id != client_id:
-            raise InvalidRequest("client_id in the body differs from the authenticated client.")
-        method = "client_secret_basic"
-    elif posted_id is not None:
-        client_id, secret = posted_id, posted_secret
-        method = "none" if secret is None else "client_secret_post"
-    else:
-        raise InvalidClient("Client authentication is required.")
-
-    client = await clients.get(client_id)
+    """The authenticated client; ``endpoint`` is the URL called (a valid assertion audience)."""
+    creds = credentials(headers, form)
+    client = await registry.clients.get(creds.client_id)
     if client is None:
-        digest_matches(secret or "", _NOTHING)  # same work as a real check
-        raise InvalidClient(_BAD_CREDENTIALS)
-    if method != client.token_endpoint_auth_method:
-        raise InvalidClient(
-            f"This client must authenticate with {client.token_endpoint_auth_method}, not {method}."
-        )
-    if method != "none" and (
-        secret is None or client.secret_hash is None or not digest_matches(secret, client.secret_hash)
-    ):
-        raise InvalidClient(_BAD_CREDENTIALS)
+        digest_matches(creds.secret or "", _NOTHING)  # the same work as a real check
+        raise InvalidClient(BAD_CREDENTIALS)
+    if creds.method != client.token_endpoint_auth_method:
+        raise InvalidClient(BAD_CREDENTIALS)
+    if creds.method in ("client_secret_basic", "client_secret_post"):
+        if (
+            creds.secret is None
+            or client.secret_hash is None
+            or not digest_matches(creds.secret, client.secret_hash)
+        ):
+            raise InvalidClient(BAD_CREDENTIALS)
+    elif creds.method == "private_key_jwt":
+        assert creds.assertion is not None
+        await _verify_assertion(registry, client, creds.assertion, endpoint)
     return client
+
+
+async def _verify_assertion(registry: Registry, client: Client, assertion: str, endpoint: str) -> None:
+    """RFC 7523 §3: signature by a registered key, iss = sub = client_id, our audience, short-lived, once."""
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        raise InvalidClient("client_assertion is not a well-formed JWT.") from None
+    alg = header.get("alg")
+    if alg not in ASSERTION_ALGS:
+        raise InvalidClient(f"client_assertion must be signed with one of {', '.join(ASSERTION_ALGS)}.")
+    key = await registry.client_keys.find(client, header.get("kid"), alg)
+    if key is None:
+        raise InvalidClient(BAD_CREDENTIALS)
+    settings = registry.settings
+    audiences = [settings.issuer, settings.endpoint(paths.TOKEN), endpoint]
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            assertion,
+            key,
+            algorithms=[alg],
+            audience=audiences,
+            issuer=client.client_id,
+            leeway=LEEWAY,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        )
+    except jwt.PyJWTError:
+        raise InvalidClient(BAD_CREDENTIALS) from None
+    if claims["sub"] != client.client_id or not isinstance(claims["jti"], str):
+        raise InvalidClient(BAD_CREDENTIALS)
+    remaining = int(claims["exp"]) - int(time.time())
+    if remaining > MAX_ASSERTION_LIFETIME:
+        raise InvalidClient(f"client_assertion must expire within {MAX_ASSERTION_LIFETIME} seconds.")
+    jti_key = f"{client.client_id}:{hexdigest(claims['jti'])}"
+    if not await registry.assertion_jtis.first_use(jti_key, max(remaining, 0) + LEEWAY):
+        raise InvalidClient("client_assertion was already used (jti replay).")

@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # grant_type values this server implements; a client may only be registered for these.
-GRANT_TYPES = ("authorization_code", "refresh_token")
+GRANT_TYPES = ("authorization_code", "refresh_token", "implicit", "password", "client_credentials")
+# grants RFC 9700 deprecates: allowed only for clients registered for them, with a warning
+DEPRECATED_GRANTS = ("implicit", "password")
 # the grant type that makes /authorize answer each response_type
-RESPONSE_TYPE_GRANTS = {"code": "authorization_code"}
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "none")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -33,6 +36,9 @@ class Client:
     grant_types: tuple[str, ...]
     scope: tuple[str, ...]
     token_endpoint_auth_method: str
+    allow_introspection: bool = False
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -55,7 +61,12 @@ class Client:
             "response_types": list(self.response_types),
             "scope": " ".join(self.scope),
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "allow_introspection": self.allow_introspection,
         }
+        if self.jwks is not None:
+            out["jwks"] = self.jwks
+        if self.jwks_uri is not None:
+            out["jwks_uri"] = self.jwks_uri
         if client_secret is not None:
             out["client_secret"] = client_secret
             out["client_secret_expires_at"] = 0
@@ -70,6 +81,8 @@ def validate_registration(
     scope: list[str],
     auth_method: str,
     known_scopes: set[str],
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
 ) -> None:
     if not name.strip():
         raise RegistrationError("client name must not be empty")
@@ -80,8 +93,19 @@ def validate_registration(
     for grant in grant_types:
         if grant not in GRANT_TYPES:
             raise RegistrationError(f"unsupported grant type {grant!r}; supported: {', '.join(GRANT_TYPES)}")
-    if "refresh_token" in grant_types and grant_types == ["refresh_token"]:
+    if "refresh_token" in grant_types and not {"authorization_code", "password"} & set(grant_types):
         raise RegistrationError("refresh_token needs a grant that issues refresh tokens")
+    if "client_credentials" in grant_types and auth_method == "none":
+        raise RegistrationError("client_credentials is for confidential clients only")
+    if auth_method == "private_key_jwt":
+        if (jwks is None) == (jwks_uri is None):
+            raise RegistrationError("private_key_jwt needs exactly one of a JWKS or a jwks_uri")
+        if jwks is not None:
+            check_jwks(jwks)
+        if jwks_uri is not None:
+            check_jwks_uri(jwks_uri)
+    elif jwks is not None or jwks_uri is not None:
+        raise RegistrationError("a JWKS is only used with the private_key_jwt auth method")
     redirecting = any(g in RESPONSE_TYPE_GRANTS.values() for g in grant_types)
     if redirecting and not redirect_uris:
         raise RegistrationError("grant types that use /authorize need at least one redirect URI")
@@ -116,3 +140,22 @@ def check_redirect_uri(uri: str, *, public: bool) -> None:
         raise RegistrationError(
             f"redirect URI {uri!r}: use https (or a reverse-domain private scheme for a public native app)"
         )
+
+
+def check_jwks(jwks: dict[str, Any]) -> None:
+    """A public JWK Set usable for signature verification: no private or symmetric keys."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise RegistrationError('the JWKS must be an object with a non-empty "keys" array')
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise RegistrationError("JWKS keys must be RSA, EC or OKP public keys")
+        if "d" in key or any(p in key for p in ("p", "q", "dp", "dq", "qi", "k")):
+            raise RegistrationError("the JWKS must hold public keys only")
+
+
+def check_jwks_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    loopback_http = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if not (parts.scheme == "https" and parts.hostname) and not loopback_http:
+        raise RegistrationError(f"jwks_uri {uri!r} must be https (http only on a loopback host)")

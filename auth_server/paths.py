@@ -3,6 +3,8 @@
 AUTHORIZE = "/oauth2/authorize"
 TOKEN = "/oauth2/token"  # noqa: S105 - a path, not a secret
 JWKS = "/oauth2/jwks"
+REVOKE = "/oauth2/revoke"
+INTROSPECT = "/oauth2/introspect"
 METADATA = "/.well-known/oauth-authorization-server"
 LOGIN = "/login"
 LOGOUT = "/logout"

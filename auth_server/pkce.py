@@ -29,7 +29,7 @@ def check_challenge(challenge: str | None, method: str | None) -> None:
         return
     if method != "S256":
         raise InvalidRequest("code_challenge_method must be S256 (plain is not supported).")
-    if not _CHALLENGE.match(challenge):
+    if not _CHALLENGE.fullmatch(challenge):
         raise InvalidRequest("code_challenge must be the 43-character base64url SHA-256 of the verifier.")
 
 
@@ -42,5 +42,5 @@ def verify(verifier: str | None, challenge: str | None) -> None:
         return
     if verifier is None:
         raise InvalidGrant("code_verifier is required: the authorization request used PKCE.")
-    if not _VERIFIER.match(verifier) or not secrets.compare_digest(s256(verifier), challenge):
+    if not _VERIFIER.fullmatch(verifier) or not secrets.compare_digest(s256(verifier), challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge.")

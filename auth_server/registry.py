@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from auth_server.client_keys import ClientKeys
 from auth_server.crypto import KeyEncryption
 from auth_server.settings import Settings
 from auth_server.signing import KeyRing
@@ -15,9 +16,11 @@ from auth_server.stores.clients import ClientStore
 from auth_server.stores.codes import CodeStore
 from auth_server.stores.consents import ConsentStore
 from auth_server.stores.keys import KeyStore
+from auth_server.stores.login_attempts import LoginAttemptStore
 from auth_server.stores.refresh_tokens import RefreshTokenStore
 from auth_server.stores.revoked_tokens import RevokedTokenStore
 from auth_server.stores.sessions import SessionStore
+from auth_server.stores.used_jtis import UsedJtiStore
 from auth_server.stores.users import UserStore
 from auth_server.tokens import AccessTokenIssuer
 from shared.redis import Keys
@@ -35,6 +38,9 @@ class Registry:
     sessions: SessionStore
     authorization_requests: AuthorizationRequestStore
     revoked_tokens: RevokedTokenStore
+    login_attempts: LoginAttemptStore
+    assertion_jtis: UsedJtiStore
+    client_keys: ClientKeys
     keyring: KeyRing
     kek: KeyEncryption
     access_tokens: AccessTokenIssuer
@@ -46,7 +52,7 @@ class Registry:
         keyring = KeyRing(kek, settings.access_token_ttl)
         return cls(
             settings=settings,
-            clients=ClientStore(pool),
+            clients=ClientStore(pool, redis, f"{settings.redis_prefix}client-changed"),
             users=UserStore(pool),
             consents=ConsentStore(pool),
             refresh_tokens=RefreshTokenStore(
@@ -62,6 +68,15 @@ class Registry:
             sessions=SessionStore(redis, keys, ttl=settings.session_ttl),
             authorization_requests=AuthorizationRequestStore(redis, keys, ttl=settings.code_ttl),
             revoked_tokens=RevokedTokenStore(redis, keys),
+            login_attempts=LoginAttemptStore(
+                redis,
+                keys,
+                per_username=settings.login_max_failures,
+                per_ip=settings.login_max_failures_per_ip,
+                window=settings.login_lockout_window,
+            ),
+            assertion_jtis=UsedJtiStore(redis, keys),
+            client_keys=ClientKeys(),
             keyring=keyring,
             kek=kek,
             access_tokens=AccessTokenIssuer(

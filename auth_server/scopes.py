@@ -14,7 +14,7 @@ def parse(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     tokens = value.split(" ")
-    if any(not _SCOPE_TOKEN.match(t) for t in tokens if t) or not any(tokens):
+    if any(not _SCOPE_TOKEN.fullmatch(t) for t in tokens if t) or not any(tokens):
         raise InvalidScope("scope must be space-separated scope tokens (RFC 6749 §3.3).")
     return tuple(dict.fromkeys(t for t in tokens if t))
 

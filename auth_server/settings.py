@@ -26,6 +26,9 @@ TESSERA_SIGNING_ALG                 ES256 or RS256 for new signing keys (ES256)
 TESSERA_KEY_PREPUBLICATION          seconds a rotated-in key is published before it signs (900)
 TESSERA_JWKS_MAX_AGE                Cache-Control max-age of the JWKS, seconds (300)
 TESSERA_KEY_REFRESH_INTERVAL        how often each replica reloads signing keys, seconds (30)
+TESSERA_LOGIN_MAX_FAILURES          failed logins per username before a lockout (5)
+TESSERA_LOGIN_MAX_FAILURES_PER_IP   failed logins per client IP before a lockout (50)
+TESSERA_LOGIN_LOCKOUT_WINDOW        seconds failures are counted and a lockout lasts (900)
 TESSERA_SCOPES                      JSON object scope -> description shown on the consent page
                                     (photos:read, photos:write, warehouse:stats)
 TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
@@ -78,6 +81,9 @@ class Settings:
     key_prepublication: int = 900
     jwks_max_age: int = 300
     key_refresh_interval: int = 30
+    login_max_failures: int = 5
+    login_max_failures_per_ip: int = 50
+    login_lockout_window: int = 900
     scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
     max_body_bytes: int = 65536
     host: str = "127.0.0.1"
@@ -148,6 +154,9 @@ class Settings:
             key_prepublication=env.integer("KEY_PREPUBLICATION", 900),
             jwks_max_age=env.integer("JWKS_MAX_AGE", 300, maximum=86400),
             key_refresh_interval=env.integer("KEY_REFRESH_INTERVAL", 30, minimum=1),
+            login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_max_failures_per_ip=env.integer("LOGIN_MAX_FAILURES_PER_IP", 50, minimum=1),
+            login_lockout_window=env.integer("LOGIN_LOCKOUT_WINDOW", 900, minimum=1),
             scopes=_scopes(env),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
             host=env.string("HOST", "127.0.0.1"),

@@ -115,6 +115,13 @@ class KeyRing:
             raise LookupError("no active signing key")
         return current
 
+    def verification_key(self, kid: str) -> SigningKey | None:
+        """The key with this ``kid``, to check a token Tessera signed (whatever the key's state)."""
+        for key in self._keys:
+            if key.kid == kid:
+                return key
+        return None
+
     def statuses(self, now: datetime) -> list[KeyStatus]:
         out = []
         active = self.active(now) if any(k.activates_at <= now for k in self._keys) else None

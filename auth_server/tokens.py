@@ -68,6 +68,29 @@ class AccessTokenIssuer:
             claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"}
         )
 
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """The claims of a live access token this server signed, or ``None`` for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        kid = header.get("kid")
+        key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
+        if key is None or header.get("typ") != "at+jwt" or header.get("alg") != key.alg:
+            return None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[key.alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims
+
 
 def token_response(
     access_token: str,

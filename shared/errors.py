@@ -29,6 +29,7 @@ class OAuthError(Exception):
     status: ClassVar[int] = 400
 
     def __init__(self, description: str, *, retry_after: int | None = None) -> None:
+        description = _describable(description)
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
@@ -124,6 +125,12 @@ class InsufficientScope(BearerError):
 
     def challenge_params(self) -> dict[str, str]:
         return {**super().challenge_params(), "scope": self.scope}
+
+
+def _describable(text: str, limit: int = 300) -> str:
+    """RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. Echoed input is made safe."""
+    cleaned = "".join(c if (c == " " or "!" <= c <= "~") and c not in '"\\' else "?" for c in text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def _quote(value: str) -> str:

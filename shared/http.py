@@ -16,12 +16,19 @@ from shared.errors import InvalidRequest, PayloadTooLarge
 FORM = "application/x-www-form-urlencoded"
 
 
+def has_control_characters(value: str) -> bool:
+    """NUL and the other C0 controls (tab aside) have no place in any OAuth parameter."""
+    return any(ord(c) < 0x20 and c != "\t" for c in value) or "\x7f" in value
+
+
 def _single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:
         if name in seen:
             raise InvalidRequest(f"Parameter {name!r} is repeated.")
+        if has_control_characters(name) or has_control_characters(value):
+            raise InvalidRequest("Parameters must not contain control characters.")
         seen.add(name)
         if value != "":
             out[name] = value
@@ -45,3 +52,8 @@ async def read_form(request: web.Request) -> dict[str, str]:
 
 def query_params(request: web.Request) -> dict[str, str]:
     return _single_valued(request.query.items())
+
+
+def client_ip(request: web.Request) -> str:
+    """The peer's address (X-Forwarded-For is not trusted here)."""
+    return request.remote or "unknown"

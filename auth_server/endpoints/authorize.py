@@ -30,24 +30,45 @@ from shared.errors import (
     UnsupportedResponseType,
     html_page,
 )
-from shared.http import query_params
+from shared.http import has_control_characters, query_params
 
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True, slots=True)
 class Redirection:
-    """Where, and how, answers go back to the client once the redirect URI is verified."""
+    """Where, and how, answers go back to the client once the redirect URI is verified.
+
+    The code flow answers in the query (RFC 6749 §4.1.2); the implicit flow in the fragment
+    (§4.2.2), so that the token never reaches a server or a Referer header.
+    """
 
     redirect_uri: str
     state: str | None
     issuer: str
+    fragment: bool = False
+    # False when the client omitted redirect_uri and its only registered one is used
+    given: bool = True
+
+    @classmethod
+    def for_response_type(
+        cls,
+        response_type: str | None,
+        redirect_uri: str,
+        state: str | None,
+        issuer: str,
+        *,
+        given: bool = True,
+    ) -> Redirection:
+        return cls(redirect_uri, state, issuer, fragment=response_type == "token", given=given)
 
     def url(self, params: dict[str, str]) -> str:
         values = {**params}
         if self.state is not None:
             values["state"] = self.state
         values["iss"] = self.issuer  # RFC 9207: lets the client detect mix-up attacks
+        if self.fragment:
+            return f"{self.redirect_uri}#{urlencode(values)}"
         separator = "&" if urlsplit(self.redirect_uri).query else "?"
         return f"{self.redirect_uri}{separator}{urlencode(values)}"
 
@@ -62,6 +83,8 @@ def _single(request: web.Request, name: str) -> str | None:
     values = request.query.getall(name, [])
     if len(values) > 1:
         raise InvalidRequest(f"Parameter {name!r} is repeated.")
+    if values and has_control_characters(values[0]):
+        raise InvalidRequest(f"Parameter {name!r} contains control characters.")
     return values[0] if values and values[0] != "" else None
 
 
@@ -75,6 +98,7 @@ async def verified_redirect(request: web.Request) -> tuple[Client, Redirection]:
     if client is None:
         raise InvalidRequest("Unknown client_id.")
     redirect_uri = _single(request, "redirect_uri")
+    given = redirect_uri is not None
     if redirect_uri is None:
         if len(client.redirect_uris) != 1:
             raise InvalidRequest("redirect_uri is required: this client has several registered.")
@@ -83,7 +107,10 @@ async def verified_redirect(request: web.Request) -> tuple[Client, Redirection]:
         # Exact string comparison, RFC 9700 §4.1.3: no prefixes, no patterns, no normalisation.
         raise InvalidRequest("redirect_uri is not registered for this client.")
     state = _single(request, "state")
-    return client, Redirection(redirect_uri, state, registry.settings.issuer)
+    response_type = _single(request, "response_type")
+    return client, Redirection.for_response_type(
+        response_type, redirect_uri, state, registry.settings.issuer, given=given
+    )
 
 
 def validate(
@@ -95,11 +122,18 @@ def validate(
     if response_type not in RESPONSE_TYPE_GRANTS:
         raise UnsupportedResponseType(f"response_type {response_type!r} is not supported.")
     if response_type not in client.response_types:
+        if response_type == "token":
+            # RFC 9700 §2.1.2 deprecates the implicit grant: it exists only for clients registered for it.
+            raise UnsupportedResponseType(
+                "response_type token is not enabled for this client; use code with PKCE."
+            )
         raise UnauthorizedClient(f"This client may not use response_type {response_type!r}.")
-    challenge = params.get("code_challenge")
-    pkce.check_challenge(challenge, params.get("code_challenge_method"))
-    if challenge is None and client.is_public:
-        raise InvalidRequest("Public clients must use PKCE: send code_challenge with method S256.")
+    challenge = None
+    if response_type == "code":
+        challenge = params.get("code_challenge")
+        pkce.check_challenge(challenge, params.get("code_challenge_method"))
+        if challenge is None and client.is_public:
+            raise InvalidRequest("Public clients must use PKCE: send code_challenge with method S256.")
     if challenge is None and redirection.state is None:
         # Without PKCE, state is the client's only CSRF defence (RFC 9700 §2.1): require it.
         raise InvalidRequest("state is required for requests without PKCE.")
@@ -112,12 +146,32 @@ def validate(
         state=redirection.state,
         code_challenge=challenge,
         user_id="",
+        redirect_uri_given=redirection.given,
     )
 
 
-async def issue_code(registry: Registry, request: AuthorizationRequest, session: Session) -> dict[str, str]:
-    """The parameters of a successful response (RFC 6749 §4.1.2)."""
+async def issue_response(
+    registry: Registry, request: AuthorizationRequest, session: Session
+) -> dict[str, str]:
+    """The parameters of a successful response: a code (RFC 6749 §4.1.2) or a token (§4.2.2)."""
     assert session.user_id is not None and session.auth_time is not None
+    if request.response_type == "token":
+        issuer = registry.access_tokens
+        access = issuer.prepare()
+        token = issuer.sign(
+            access,
+            subject=session.user_id,
+            client_id=request.client_id,
+            scope=request.scope,
+            auth_time=session.auth_time,
+        )
+        # No refresh token, ever, in the implicit grant (§4.2.2).
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": str(issuer.ttl),
+            "scope": " ".join(request.scope),
+        }
     code = await registry.codes.issue(
         CodeGrant(
             client_id=request.client_id,
@@ -126,6 +180,7 @@ async def issue_code(registry: Registry, request: AuthorizationRequest, session:
             subject=session.user_id,
             auth_time=session.auth_time,
             code_challenge=request.code_challenge,
+            redirect_uri_given=request.redirect_uri_given,
         )
     )
     return {"code": code}
@@ -148,7 +203,7 @@ async def authorize(request: web.Request) -> web.Response:
             )
         granted = await registry.consents.granted(uuid.UUID(session.user_id), client.client_id)
         if set(authz.scope) <= granted:
-            return redirection.response(await issue_code(registry, authz, session))
+            return redirection.response(await issue_response(registry, authz, session))
         request_id = await registry.authorization_requests.put(replace(authz, user_id=session.user_id))
         return render(
             "consent.html",

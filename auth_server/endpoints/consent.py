@@ -11,7 +11,7 @@ import uuid
 from aiohttp import web
 
 from auth_server.appkeys import REGISTRY
-from auth_server.endpoints.authorize import Redirection, issue_code
+from auth_server.endpoints.authorize import Redirection, issue_response
 from auth_server.pages import current_session
 from shared.errors import AccessDenied, InvalidRequest, html_page
 from shared.http import read_form
@@ -30,11 +30,13 @@ async def consent(request: web.Request) -> web.Response:
     pending = await registry.authorization_requests.take(form.get("request_id", ""))
     if pending is None or pending.user_id != session.user_id:
         raise InvalidRequest("This authorization request has expired or was already answered; start again.")
-    redirection = Redirection(pending.redirect_uri, pending.state, registry.settings.issuer)
-    if decision == "deny":
-        return redirection.error(AccessDenied("The user denied the request."), status=303)
     client = await registry.clients.get(pending.client_id)
     if client is None or pending.redirect_uri not in client.redirect_uris:
         raise InvalidRequest("The client is no longer registered.")
+    redirection = Redirection.for_response_type(
+        pending.response_type, pending.redirect_uri, pending.state, registry.settings.issuer
+    )
+    if decision == "deny":
+        return redirection.error(AccessDenied("The user denied the request."), status=303)
     await registry.consents.grant(uuid.UUID(session.user_id), client.client_id, pending.scope)
-    return redirection.response(await issue_code(registry, pending, session), status=303)
+    return redirection.response(await issue_response(registry, pending, session), status=303)

@@ -8,23 +8,32 @@ authorization endpoint, so the page cannot be used as an open redirector.
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
-from auth_server.crypto import verify_password
 from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
+from auth_server.passwords import LockedOut, check_credentials
 from shared.errors import InvalidRequest, html_page
-from shared.http import read_form
+from shared.http import client_ip, read_form
 
 INVALID_LOGIN = "Invalid username or password."
 
 
 def safe_return_to(value: str | None) -> str:
-    if value and value.startswith(f"{paths.AUTHORIZE}?") and "\\" not in value:
-        return value
-    return paths.LOGIN
+    """The authorization request to resume, rebuilt from its parsed query; the login page otherwise."""
+    if not value:
+        return paths.LOGIN
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path != paths.AUTHORIZE or not parts.query:
+        return paths.LOGIN
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return paths.LOGIN
+    return f"{paths.AUTHORIZE}?{urlencode(query)}"
 
 
 async def _form_page(
@@ -71,12 +80,15 @@ async def login(request: web.Request) -> web.Response:
             request, return_to=return_to, message="Your session expired. Please sign in again.", status=400
         )
     username, password = form.get("username", ""), form.get("password", "")
-    if not username or not password or len(username) > 200 or len(password) > 1024:
-        return await _form_page(
-            request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
-        )
-    user = await registry.users.by_username(username)
-    if not await verify_password(None if user is None else user.password_hash, password) or user is None:
+    try:
+        user = await check_credentials(registry, username, password, client_ip(request))
+    except LockedOut as locked:
+        minutes = max(1, round(locked.retry_after / 60))
+        message = f"Too many failed sign-in attempts. Try again in about {minutes} minute(s)."
+        page = await _form_page(request, return_to=return_to, message=message, username=username, status=429)
+        page.headers["Retry-After"] = str(locked.retry_after)
+        return page
+    if user is None:
         return await _form_page(
             request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
         )
@@ -98,5 +110,6 @@ async def logout(request: web.Request) -> web.Response:
         raise InvalidRequest("The sign-out form expired; reload the page and try again.")
     await registry.sessions.delete(sid)
     response = see_other(paths.LOGIN)
-    response.del_cookie(cookie_name(request), path="/")
+    settings = registry.settings
+    response.del_cookie(cookie_name(request), path="/", secure=settings.secure_cookies, httponly=True)
     return response

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
+from auth_server.client_auth import ASSERTION_ALGS
 from auth_server.clients import AUTH_METHODS, GRANT_TYPES, RESPONSE_TYPE_GRANTS
 from auth_server.settings import Settings
 
@@ -19,10 +20,18 @@ def document(settings: Settings) -> dict[str, Any]:
         "token_endpoint": settings.endpoint(paths.TOKEN),
         "jwks_uri": settings.endpoint(paths.JWKS),
         "scopes_supported": sorted(settings.scopes),
+        "revocation_endpoint": settings.endpoint(paths.REVOKE),
+        "introspection_endpoint": settings.endpoint(paths.INTROSPECT),
         "response_types_supported": list(RESPONSE_TYPE_GRANTS),
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": list(GRANT_TYPES),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        # a public client cannot introspect: only authenticated, permitted clients may
+        "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
     }

@@ -9,17 +9,21 @@ import json
 
 from aiohttp import web
 
+from auth_server import paths
 from auth_server.appkeys import REGISTRY
 from auth_server.client_auth import authenticate_client
 from auth_server.grants import GRANTS
+from auth_server.grants.common import TokenRequest
 from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from shared.http import read_form
+from shared.http import client_ip, read_form
 
 
 async def token(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     form = await read_form(request)
-    client = await authenticate_client(request.headers, form, registry.clients)
+    client = await authenticate_client(
+        registry, request.headers, form, registry.settings.endpoint(paths.TOKEN)
+    )
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
@@ -28,5 +32,5 @@ async def token(request: web.Request) -> web.Response:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if not client.allows_grant(grant_type):
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
-    body = await grant(registry, client, form)
+    body = await grant(registry, client, TokenRequest(form, client_ip(request)))
     return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers=NO_STORE)

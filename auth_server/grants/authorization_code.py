@@ -8,21 +8,19 @@ winner had finished.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from auth_server import pkce
 from auth_server.clients import Client
+from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
 from auth_server.stores.codes import Issued, Replayed
 from auth_server.stores.refresh_tokens import IssuedAccess
-from auth_server.tokens import token_response
 from shared.errors import InvalidGrant, InvalidRequest
 
 
-async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
-    code = form.get("code")
+async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
+    code = request.get("code")
     if code is None:
         raise InvalidRequest("The code parameter is required.")
     redeemed = await registry.codes.redeem(code, client.client_id)
@@ -34,34 +32,21 @@ async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) 
     grant = redeemed
     if grant.client_id != client.client_id:
         raise InvalidGrant("The authorization code was issued to another client.")
-    if form.get("redirect_uri") != grant.redirect_uri:
+    presented = request.get("redirect_uri")
+    if (presented is not None or grant.redirect_uri_given) and presented != grant.redirect_uri:
+        # RFC 6749 §4.1.3: required, and identical, when the authorization request included it.
         raise InvalidGrant("redirect_uri must be identical to the one in the authorization request.")
-    pkce.verify(form.get("code_verifier"), grant.code_challenge)
+    pkce.verify(request.get("code_verifier"), grant.code_challenge)
 
-    access = registry.access_tokens.prepare()
-    refresh = None
-    family_id = None
-    if client.allows_grant("refresh_token"):
-        refresh, family_id = await registry.refresh_tokens.issue(
-            client_id=client.client_id,
-            subject=grant.subject,
-            scope=grant.scope,
-            auth_time=datetime.fromtimestamp(grant.auth_time, UTC),
-            access=access.record,
-        )
-    issued = Issued(family_id=family_id, jti=access.jti, expires_at=access.record.expires_at)
-    if await registry.codes.record_issued(code, issued):
+    issued = await issue_tokens(
+        registry, client, subject=grant.subject, scope=grant.scope, auth_time=grant.auth_time, refresh=True
+    )
+    record = Issued(issued.family_id, issued.access.jti, issued.access.record.expires_at)
+    if await registry.codes.record_issued(code, record):
         # A replay arrived while these tokens were being made. Revoke them, exactly as a replay
         # arriving a moment later would: the outcome must not depend on timing.
-        await _revoke(registry, issued)
-    jwt = registry.access_tokens.sign(
-        access,
-        subject=grant.subject,
-        client_id=client.client_id,
-        scope=grant.scope,
-        auth_time=grant.auth_time,
-    )
-    return token_response(jwt, registry.access_tokens.ttl, grant.scope, refresh)
+        await _revoke(registry, record)
+    return issued.body
 
 
 async def _revoke(registry: Registry, issued: Issued) -> None:

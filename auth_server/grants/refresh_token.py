@@ -6,22 +6,22 @@ have); the new refresh token keeps the family's full scope, as RFC 6749 §6 requ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from auth_server import scopes
 from auth_server.clients import Client
+from auth_server.grants.common import TokenRequest
 from auth_server.registry import Registry
 from auth_server.stores.refresh_tokens import Refused, Rejection
 from auth_server.tokens import token_response
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
 
 
-async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
-    token = form.get("refresh_token")
+async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
+    token = request.get("refresh_token")
     if token is None:
         raise InvalidRequest("The refresh_token parameter is required.")
-    requested = scopes.parse(form.get("scope"))
+    requested = scopes.parse(request.get("scope"))
     access = registry.access_tokens.prepare()
     outcome = await registry.refresh_tokens.rotate(
         token,
@@ -33,8 +33,8 @@ async def exchange(registry: Registry, client: Client, form: Mapping[str, str]) 
     if isinstance(outcome, Refused):
         await registry.revoked_tokens.revoke_all(outcome.revoked_access)
         if outcome.reason is Rejection.SCOPE_EXCEEDED:
-            raise InvalidScope(outcome.reason.value)
-        raise InvalidGrant(outcome.reason.value)
+            raise InvalidScope(outcome.reason.description)
+        raise InvalidGrant(outcome.reason.description)
     await registry.revoked_tokens.revoke_all(outcome.retired_access)
     grant, scope = outcome.grant, outcome.scope
     jwt = registry.access_tokens.sign(

@@ -26,6 +26,7 @@ class AuthorizationRequest:
     code_challenge: str | None
     # the user who was shown the consent page: only they can answer it
     user_id: str
+    redirect_uri_given: bool = True
 
 
 class AuthorizationRequestStore:

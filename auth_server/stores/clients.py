@@ -1,14 +1,31 @@
-"""The ``clients`` table."""
+"""The ``clients`` table, with an in-process cache kept true on every replica.
+
+Client records are read on every token request, so each replica keeps them in memory. A change
+made anywhere (CLI, admin, another replica) is published on a Redis channel; every replica's
+listener evicts that client. If the subscription drops, the whole cache is cleared when it comes
+back, and entries also expire after ``ttl`` seconds as a last resort. Unknown ids are cached too
+(briefly), so a flood of made-up client ids does not reach Postgres.
+"""
 
 from __future__ import annotations
 
-import asyncpg
+import asyncio
+import json
+import logging
+import time
+from typing import Any
 
-from auth_server.clients import Client
+import asyncpg
+from redis.asyncio import Redis
+
+from auth_server.clients import SECRET_METHODS, Client
 from auth_server.crypto import digest, new_token
 
+log = logging.getLogger("tessera.clients")
+
 _COLUMNS = (
-    "client_id, client_name, secret_hash, redirect_uris, grant_types, scope, token_endpoint_auth_method"
+    "client_id, client_name, secret_hash, redirect_uris, grant_types, scope, token_endpoint_auth_method,"
+    " allow_introspection, jwks::text AS jwks, jwks_uri"
 )
 
 
@@ -21,12 +38,19 @@ def _client(row: asyncpg.Record) -> Client:
         grant_types=tuple(row["grant_types"]),
         scope=tuple(row["scope"]),
         token_endpoint_auth_method=row["token_endpoint_auth_method"],
+        allow_introspection=row["allow_introspection"],
+        jwks=None if row["jwks"] is None else json.loads(row["jwks"]),
+        jwks_uri=row["jwks_uri"],
     )
 
 
 class ClientStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, channel: str, *, ttl: float = 300.0) -> None:
         self._pool = pool
+        self._redis = redis
+        self.channel = channel
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Client | None]] = {}
 
     async def create(
         self,
@@ -36,11 +60,16 @@ class ClientStore:
         grant_types: list[str],
         scope: list[str],
         auth_method: str,
+        allow_introspection: bool = False,
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
     ) -> tuple[Client, str | None]:
-        """Insert a client; return it with its newly generated secret (``None`` for public clients)."""
-        secret = None if auth_method == "none" else new_token()
+        """Insert a client; return it with its newly generated secret (``None`` unless a secret method)."""
+        secret = new_token() if auth_method in SECRET_METHODS else None
         row = await self._pool.fetchrow(
-            f"INSERT INTO clients ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}",
+            "INSERT INTO clients (client_id, client_name, secret_hash, redirect_uris, grant_types, scope,"
+            " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING {_COLUMNS}",
             new_token()[:22],
             name,
             None if secret is None else digest(secret),
@@ -48,11 +77,32 @@ class ClientStore:
             grant_types,
             scope,
             auth_method,
+            allow_introspection,
+            None if jwks is None else json.dumps(jwks),
+            jwks_uri,
         )
         assert row is not None
-        return _client(row), secret
+        client = _client(row)
+        await self._changed(client.client_id)
+        return client, secret
 
     async def get(self, client_id: str) -> Client | None:
+        """The client, from this replica's cache when fresh."""
+        cached = self._cache.get(client_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        client = await self.load(client_id)
+        ttl = self._ttl if client is not None else min(self._ttl, 5.0)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[client_id] = (now + ttl, client)
+        return client
+
+    async def load(self, client_id: str) -> Client | None:
+        """The client, straight from Postgres."""
+        if len(client_id) > 200:
+            return None
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1", client_id)
         return None if row is None else _client(row)
 
@@ -62,15 +112,52 @@ class ClientStore:
 
     async def delete(self, client_id: str) -> bool:
         result = await self._pool.execute("DELETE FROM clients WHERE client_id = $1", client_id)
+        await self._changed(client_id)
         return bool(result.endswith(" 1"))
 
     async def rotate_secret(self, client_id: str) -> str | None:
-        """Replace a confidential client's secret; the old one stops working at once."""
+        """Replace a client's secret; the old one stops working at once, on every replica."""
         secret = new_token()
         result = await self._pool.execute(
             "UPDATE clients SET secret_hash = $2, updated_at = now()"
-            " WHERE client_id = $1 AND token_endpoint_auth_method <> 'none'",
+            " WHERE client_id = $1 AND token_endpoint_auth_method = ANY($3::text[])",
             client_id,
             digest(secret),
+            list(SECRET_METHODS),
         )
+        await self._changed(client_id)
         return secret if result.endswith(" 1") else None
+
+    async def _changed(self, client_id: str) -> None:
+        self._cache.pop(client_id, None)
+        await self._redis.publish(self.channel, client_id.encode())
+
+    def evict(self, client_id: str | None = None) -> None:
+        if client_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(client_id, None)
+
+    async def follow_changes(self, stop: asyncio.Event) -> None:
+        """Evict clients changed anywhere until ``stop`` is set; reconnect after outages.
+
+        Polls with a timeout rather than relying on cancellation alone: redis-py can swallow a
+        cancellation that lands while it is connecting, and then this loop must still end.
+        """
+        while not stop.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.evict()  # anything may have changed while we were not listening
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.evict(message["data"].decode())
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                log.warning("client-change subscription lost (%r); retrying", exc)
+                self.evict()
+                await asyncio.sleep(1)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

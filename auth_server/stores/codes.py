@@ -51,6 +51,8 @@ class CodeGrant:
     subject: str
     auth_time: int
     code_challenge: str | None
+    # whether /authorize named the redirect URI (then /token must repeat it, RFC 6749 §4.1.3)
+    redirect_uri_given: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,13 +41,30 @@ class IssuedAccess:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshTokenInfo:
+    grant: RefreshGrant
+    issued_at: datetime
+    expires_at: datetime
+    active: bool
+
+
 class Rejection(enum.Enum):
-    UNKNOWN = "The refresh token is invalid."
-    WRONG_CLIENT = "The refresh token was issued to another client."
-    EXPIRED = "The refresh token has expired."
-    REVOKED = "The refresh token has been revoked."
-    REUSED = "The refresh token was already used; its token family has been revoked."
-    SCOPE_EXCEEDED = "The requested scope exceeds what was granted or what the client may have."
+    UNKNOWN = enum.auto()
+    WRONG_CLIENT = enum.auto()
+    EXPIRED = enum.auto()
+    REVOKED = enum.auto()
+    REUSED = enum.auto()
+    SCOPE_EXCEEDED = enum.auto()
+
+    @property
+    def description(self) -> str:
+        if self is Rejection.REUSED:
+            return "The refresh token was already used; its token family has been revoked."
+        if self is Rejection.SCOPE_EXCEEDED:
+            return "The requested scope exceeds what was granted or what the client may have."
+        # one description for every other dead token: the answer must not tell a real token from a guess
+        return "The refresh token is invalid, expired or revoked."
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +147,9 @@ class RefreshTokenStore:
                     "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
                     " f.scope, f.auth_time, f.revoked_at, clock_timestamp() AS now"
                     " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id)"
-                    " WHERE t.token_hash = $1 FOR UPDATE OF t",
+                    # The share lock on the family makes a concurrent revoke_family wait for this
+                    # rotation, so the access token issued here is on the list it deny-lists.
+                    " WHERE t.token_hash = $1 FOR UPDATE OF t FOR SHARE OF f",
                     digest(token),
                 )
                 if row is None:
@@ -139,47 +158,65 @@ class RefreshTokenStore:
                     return Refused(Rejection.WRONG_CLIENT)
                 if row["revoked_at"] is not None:
                     return Refused(Rejection.REVOKED)
-                if row["expires_at"] <= row["now"]:
-                    return Refused(Rejection.EXPIRED)
-                granted = tuple(row["scope"])
-                if requested_scope is not None and not set(requested_scope) <= set(granted):
-                    return Refused(Rejection.SCOPE_EXCEEDED)
-                scope = tuple(s for s in (requested_scope or granted) if s in client_scope)
-                if not scope:
-                    return Refused(Rejection.SCOPE_EXCEEDED)
-                retired: tuple[IssuedAccess, ...] = ()
                 reused = row["rotated_at"] is not None
-                if reused and self._grace and row["now"] - row["rotated_at"] <= self._grace:
-                    # A retry within the grace period: retire the successor the client never saw,
-                    # unless it has been used, which proves the client did see it.
-                    unseen = await conn.fetchrow(
-                        "UPDATE refresh_tokens SET rotated_at = clock_timestamp()"
-                        " WHERE token_hash = $1 AND rotated_at IS NULL"
-                        " RETURNING access_jti, access_expires_at",
-                        row["successor"],
+                in_grace = bool(reused and self._grace and row["now"] - row["rotated_at"] <= self._grace)
+                if not reused or in_grace:
+                    rotated = await self._rotate_row(
+                        conn, token, row, access, requested_scope, client_scope, in_grace
                     )
-                    if unseen is not None:
-                        reused, retired = False, _accesses([unseen])
-                if not reused:
-                    successor = new_token()
-                    await self._insert(conn, successor, row["family_id"], access)
-                    await conn.execute(
-                        "UPDATE refresh_tokens SET successor = $2,"
-                        " rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE token_hash = $1",
-                        digest(token),
-                        digest(successor),
-                    )
-                    grant = RefreshGrant(
-                        family_id=row["family_id"],
-                        client_id=row["client_id"],
-                        subject=row["subject"],
-                        scope=granted,
-                        auth_time=row["auth_time"],
-                    )
-                    return Rotated(grant, successor, scope, retired)
+                    if rotated is not None:
+                        return rotated
             # A rotated token presented again: revoke the family, committed although the request fails.
             revoked = await self.revoke_family(row["family_id"], "refresh token reused", conn=conn)
             return Refused(Rejection.REUSED, revoked)
+
+    async def _rotate_row(
+        self,
+        conn: asyncpg.Connection,
+        token: str,
+        row: asyncpg.Record,
+        access: IssuedAccess,
+        requested_scope: tuple[str, ...] | None,
+        client_scope: tuple[str, ...],
+        in_grace: bool,
+    ) -> Rotated | Refused | None:
+        """Rotate a locked row; ``None`` when a grace-period retry turns out to be a reuse."""
+        if row["expires_at"] <= row["now"]:
+            return Refused(Rejection.EXPIRED)
+        granted = tuple(row["scope"])
+        if requested_scope is not None and not set(requested_scope) <= set(granted):
+            return Refused(Rejection.SCOPE_EXCEEDED)
+        scope = tuple(s for s in (requested_scope or granted) if s in client_scope)
+        if not scope:
+            return Refused(Rejection.SCOPE_EXCEEDED)
+        retired: tuple[IssuedAccess, ...] = ()
+        if in_grace:
+            # A retry within the grace period: retire the successor the client never saw, unless
+            # it has been used, which proves the client did see it (then this is a reuse).
+            unseen = await conn.fetchrow(
+                "UPDATE refresh_tokens SET rotated_at = clock_timestamp()"
+                " WHERE token_hash = $1 AND rotated_at IS NULL RETURNING access_jti, access_expires_at",
+                row["successor"],
+            )
+            if unseen is None:
+                return None
+            retired = _accesses([unseen])
+        successor = new_token()
+        await self._insert(conn, successor, row["family_id"], access)
+        await conn.execute(
+            "UPDATE refresh_tokens SET successor = $2,"
+            " rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE token_hash = $1",
+            digest(token),
+            digest(successor),
+        )
+        grant = RefreshGrant(
+            family_id=row["family_id"],
+            client_id=row["client_id"],
+            subject=row["subject"],
+            scope=granted,
+            auth_time=row["auth_time"],
+        )
+        return Rotated(grant, successor, scope, retired)
 
     async def revoke_family(
         self, family_id: uuid.UUID, reason: str, *, conn: asyncpg.Connection | None = None
@@ -201,6 +238,26 @@ class RefreshTokenStore:
                 family_id,
             )
         return _accesses(rows)
+
+    async def describe(self, token: str) -> RefreshTokenInfo | None:
+        """What a refresh token is, and whether it can still be used (for introspection, revocation)."""
+        row = await self._pool.fetchrow(
+            "SELECT t.family_id, t.created_at, t.expires_at, t.rotated_at, f.client_id, f.subject, f.scope,"
+            " f.auth_time, f.revoked_at, clock_timestamp() AS now"
+            " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id) WHERE t.token_hash = $1",
+            digest(token),
+        )
+        if row is None:
+            return None
+        grant = RefreshGrant(
+            family_id=row["family_id"],
+            client_id=row["client_id"],
+            subject=row["subject"],
+            scope=tuple(row["scope"]),
+            auth_time=row["auth_time"],
+        )
+        active = row["rotated_at"] is None and row["revoked_at"] is None and row["expires_at"] > row["now"]
+        return RefreshTokenInfo(grant, row["created_at"], row["expires_at"], active)
 
     async def family_active(self, family_id: uuid.UUID) -> bool:
         revoked = await self._pool.fetchval(

@@ -27,6 +27,11 @@ class Session:
         return secrets.compare_digest(self.csrf.encode(), presented.encode("utf-8", "surrogatepass"))
 
 
+# An anonymous session only carries the login form's CSRF token: it need not outlive the form,
+# and a flood of login-page visits must not fill Redis for hours.
+ANONYMOUS_TTL = 900
+
+
 class SessionStore:
     def __init__(self, redis: Redis, keys: Keys, *, ttl: int) -> None:
         self._redis = redis
@@ -39,7 +44,8 @@ class SessionStore:
     async def create(self, session: Session | None = None) -> tuple[str, Session]:
         session_id = new_token()
         session = session or Session(csrf=new_token())
-        await self._redis.set(self._key(session_id), json.dumps(asdict(session)), ex=self.ttl)
+        ttl = self.ttl if session.user_id is not None else min(self.ttl, ANONYMOUS_TTL)
+        await self._redis.set(self._key(session_id), json.dumps(asdict(session)), ex=ttl)
         return session_id, session
 
     async def get(self, session_id: str) -> Session | None:

@@ -39,7 +39,7 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
     }
     migrate = _tessera(env, "migrate")
     assert migrate.returncode == 0, migrate.stderr
-    assert "applied 1 migration" in migrate.stdout
+    assert "001_initial.sql" in migrate.stdout
     assert "applied 0 migration" in _tessera(env, "migrate").stdout
 
     created = _json(

@@ -26,12 +26,18 @@ def test_invalid_client_challenges_basic() -> None:
 
 
 def test_bearer_errors_follow_rfc6750() -> None:
-    token = json_error(InvalidToken('The token "expired"'))
+    token = json_error(InvalidToken("The token expired"))
     assert token.status == 401
     assert token.headers["WWW-Authenticate"] == (
-        'Bearer realm="tessera", error="invalid_token", error_description="The token \\"expired\\""'
+        'Bearer realm="tessera", error="invalid_token", error_description="The token expired"'
     )
     scope = json_error(InsufficientScope("Needs photos:read", scope="photos:read"))
     assert scope.status == 403
     assert 'error="insufficient_scope"' in scope.headers["WWW-Authenticate"]
     assert 'scope="photos:read"' in scope.headers["WWW-Authenticate"]
+
+
+def test_descriptions_keep_to_the_rfc_6749_character_set() -> None:
+    error = InvalidGrant('response_type \'x"\\\u00e9\' and\r\nSet-Cookie: a=b' + "z" * 500)
+    assert all(c == " " or ("!" <= c <= "~" and c not in '"\\') for c in error.description)
+    assert len(error.description) <= 300

@@ -1,0 +1,80 @@
+"""Token introspection (RFC 7662), for clients registered with ``allow_introspection``.
+
+Anything that is not a live token of this server — expired, revoked, rotated, malformed, foreign —
+is ``{"active": false}`` and nothing else (§2.2). ``token_type_hint`` only orders the lookups.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from auth_server import paths
+from auth_server.appkeys import REGISTRY
+from auth_server.client_auth import authenticate_client
+from auth_server.registry import Registry
+from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient
+from shared.http import read_form
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+async def introspect(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    form = await read_form(request)
+    client = await authenticate_client(
+        registry, request.headers, form, registry.settings.endpoint(paths.INTROSPECT)
+    )
+    if not client.allow_introspection:
+        raise UnauthorizedClient("This client is not allowed to introspect tokens.")
+    token = form.get("token")
+    if token is None:
+        raise InvalidRequest("The token parameter is required.")
+    if form.get("token_type_hint") == "refresh_token":
+        answer = await _refresh(registry, token) or await _access(registry, token)
+    else:
+        answer = await _access(registry, token) or await _refresh(registry, token)
+    return web.Response(
+        body=json.dumps(answer or INACTIVE).encode(), content_type="application/json", headers=NO_STORE
+    )
+
+
+async def _access(registry: Registry, token: str) -> dict[str, Any] | None:
+    claims = registry.access_tokens.verify(token)
+    if claims is None or await registry.revoked_tokens.is_revoked(claims["jti"]):
+        return None
+    fields = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti")
+    answer: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    answer.update((k, claims[k]) for k in fields if k in claims)
+    return await _with_username(registry, answer)
+
+
+async def _refresh(registry: Registry, token: str) -> dict[str, Any] | None:
+    info = await registry.refresh_tokens.describe(token)
+    if info is None or not info.active:
+        return None
+    answer: dict[str, Any] = {
+        "active": True,
+        "token_type": "refresh_token",
+        "scope": " ".join(info.grant.scope),
+        "client_id": info.grant.client_id,
+        "sub": info.grant.subject,
+        "exp": int(info.expires_at.timestamp()),
+        "iat": int(info.issued_at.timestamp()),
+        "iss": registry.settings.issuer,
+    }
+    return await _with_username(registry, answer)
+
+
+async def _with_username(registry: Registry, answer: dict[str, Any]) -> dict[str, Any]:
+    try:
+        user_id = uuid.UUID(answer["sub"])
+    except ValueError:
+        return answer  # a client's own token (client_credentials): no user
+    user = await registry.users.get(user_id)
+    if user is not None:
+        answer["username"] = user.username
+    return answer

@@ -1,0 +1,36 @@
+"""Resource owner password credentials grant (RFC 6749 §4.3).
+
+Deprecated by RFC 9700 §2.4 and off unless a client is registered for it: only for first-party
+apps that the user already trusts with the password. An unknown user and a wrong password give the
+same ``invalid_grant``; brute force is throttled per username and per IP across all replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth_server import scopes
+from auth_server.clients import Client
+from auth_server.grants.common import TokenRequest, issue_tokens
+from auth_server.passwords import LockedOut, check_credentials
+from auth_server.registry import Registry
+from shared.errors import InvalidGrant, InvalidRequest
+
+
+async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
+    username, password = request.get("username"), request.get("password")
+    if username is None or password is None:
+        raise InvalidRequest("The username and password parameters are required.")
+    scope = scopes.resolve(scopes.parse(request.get("scope")), client.scope, set(registry.settings.scopes))
+    try:
+        user = await check_credentials(registry, username, password, request.client_ip)
+    except LockedOut as locked:
+        raise InvalidGrant(
+            "Too many failed sign-in attempts; retry later.", retry_after=locked.retry_after
+        ) from None
+    if user is None:
+        raise InvalidGrant("The username or password is incorrect.")
+    issued = await issue_tokens(
+        registry, client, subject=user.subject, scope=scope, auth_time=None, refresh=True
+    )
+    return issued.body
