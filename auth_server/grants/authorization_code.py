@@ -16,7 +16,7 @@ from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
 from auth_server.stores.codes import Issued, Replayed
 from auth_server.stores.refresh_tokens import IssuedAccess
-from shared.errors import InvalidGrant, InvalidRequest
+from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
 
 
 async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
@@ -37,9 +37,13 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         # RFC 6749 §4.1.3: required, and identical, when the authorization request included it.
         raise InvalidGrant("redirect_uri must be identical to the one in the authorization request.")
     pkce.verify(request.get("code_verifier"), grant.code_challenge)
+    # the client's registration may have narrowed since the user approved
+    scope = tuple(s for s in grant.scope if s in client.scope)
+    if not scope:
+        raise InvalidScope("The client is no longer allowed any of the approved scopes.")
 
     issued = await issue_tokens(
-        registry, client, subject=grant.subject, scope=grant.scope, auth_time=grant.auth_time, refresh=True
+        registry, client, subject=grant.subject, scope=scope, auth_time=grant.auth_time, refresh=True
     )
     record = Issued(issued.family_id, issued.access.jti, issued.access.record.expires_at)
     if await registry.codes.record_issued(code, record):
