@@ -59,27 +59,34 @@ class ClientKeys:
             cached = self._cache.get(uri)
             if cached is not None and time.monotonic() - cached[0] < REFETCH_INTERVAL:
                 return cached[1]
-            keys = await self._fetch(uri)
+            fetched = await self._fetch(uri)
+            # A failed fetch keeps the last good keys (an outage at the client's host, or a forged
+            # kid that triggered the refetch, must not lock the client out); the attempt still
+            # counts for the rate limit.
+            keys = fetched if fetched is not None else ([] if cached is None else cached[1])
             self._cache[uri] = (time.monotonic(), keys)
             return keys
 
-    async def _fetch(self, uri: str) -> list[dict[str, Any]]:
+    async def _fetch(self, uri: str) -> list[dict[str, Any]] | None:
+        """The key set at ``uri``, or ``None`` if it cannot be had."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         try:
             async with self._session.get(uri, allow_redirects=False) as response:
                 if response.status != 200:
                     log.warning("client jwks_uri %s answered %s", uri, response.status)
-                    return []
-                body = await response.content.read(MAX_JWKS_BYTES + 1)
-            if len(body) > MAX_JWKS_BYTES:
-                log.warning("client jwks_uri %s returned more than %s bytes", uri, MAX_JWKS_BYTES)
-                return []
-            keys = json.loads(body).get("keys", [])
+                    return None
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(8192):
+                    body.extend(chunk)
+                    if len(body) > MAX_JWKS_BYTES:
+                        log.warning("client jwks_uri %s returned more than %s bytes", uri, MAX_JWKS_BYTES)
+                        return None
+            keys = json.loads(bytes(body)).get("keys", [])
             return [k for k in keys if isinstance(k, dict)]
         except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
             log.warning("could not fetch client jwks_uri %s: %r", uri, exc)
-            return []
+            return None
 
 
 def _select(keys: list[dict[str, Any]], kid: str | None, alg: str) -> jwt.PyJWK | None:
