@@ -38,6 +38,6 @@ def test_bearer_errors_follow_rfc6750() -> None:
 
 
 def test_descriptions_keep_to_the_rfc_6749_character_set() -> None:
-    error = InvalidGrant('response_type \'x"\\\u00e9\' and\r\nSet-Cookie: a=b' + "z" * 500)
+    error = InvalidGrant("response_type 'x\"\\\u00e9' and\r\nSet-Cookie: a=b" + "z" * 500)
     assert all(c == " " or ("!" <= c <= "~" and c not in '"\\') for c in error.description)
     assert len(error.description) <= 300
