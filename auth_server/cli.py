@@ -27,9 +27,12 @@ from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from auth_server.settings import Settings
 from auth_server.stores.users import UsernameTaken
+from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
+from resource_server.app import SCHEMA as RESOURCE_SCHEMA
+from resource_server.settings import ResourceSettings
 from shared import db, embedded
 from shared import logging as tessera_logging
-from shared.config import ConfigError, redact_url
+from shared.config import ConfigError
 from shared.redis import create_redis
 
 log = logging.getLogger("tessera.cli")
@@ -37,6 +40,20 @@ log = logging.getLogger("tessera.cli")
 
 class CommandError(Exception):
     """A user-facing failure: printed without a traceback, exit status 2."""
+
+
+def auth_settings() -> Settings:
+    return with_services(Settings.from_env())
+
+
+def resource_settings() -> ResourceSettings:
+    settings = ResourceSettings.from_env()
+    if settings.database_url is None:
+        log.warning(
+            "TESSERA_RESOURCE_DATABASE_URL / TESSERA_DATABASE_URL not set: using the embedded dev PostgreSQL"
+        )
+        return dataclasses.replace(settings, database_url=embedded.postgres_url(settings.dev_data_dir))
+    return settings
 
 
 def with_services(settings: Settings) -> Settings:
@@ -67,10 +84,18 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    assert settings.database_url is not None
-    applied = await db.migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+async def cmd_migrate(args: argparse.Namespace) -> None:
+    """Each server's migrations, in its own schema (``--only`` for teams that deploy them apart)."""
+    if args.only in (None, "auth"):
+        settings = auth_settings()
+        assert settings.database_url is not None
+        applied = await db.migrate(settings.database_url, SCHEMA, MIGRATIONS)
+        print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    if args.only in (None, "resource"):
+        resource = resource_settings()
+        assert resource.database_url is not None
+        applied = await db.migrate(resource.database_url, RESOURCE_SCHEMA, RESOURCE_MIGRATIONS)
+        print(f"resource: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
 
 
 def _jwks_file(path: str | None) -> dict[str, Any] | None:
@@ -86,7 +111,8 @@ def _jwks_file(path: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_client_create(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     grant_types = args.grant_type or ["authorization_code", "refresh_token"]
     keyed = args.jwks_file is not None or args.jwks_uri is not None
     default_method = "none" if args.public else "private_key_jwt" if keyed else "client_secret_basic"
@@ -136,12 +162,14 @@ async def cmd_client_create(settings: Settings, args: argparse.Namespace) -> Non
         print("Store the secret now: Tessera keeps only its hash and cannot show it again.", file=sys.stderr)
 
 
-async def cmd_client_list(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_client_list(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         _print([c.registration() for c in await registry.clients.list()])
 
 
-async def cmd_client_show(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_client_show(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         client = await registry.clients.get(args.client_id)
     if client is None:
@@ -149,14 +177,16 @@ async def cmd_client_show(settings: Settings, args: argparse.Namespace) -> None:
     _print(client.registration())
 
 
-async def cmd_client_delete(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_client_delete(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         if not await registry.clients.delete(args.client_id):
             raise CommandError(f"no client {args.client_id!r}")
     print(f"deleted client {args.client_id}")
 
 
-async def cmd_client_rotate_secret(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_client_rotate_secret(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         secret = await registry.clients.rotate_secret(args.client_id)
     if secret is None:
@@ -164,7 +194,8 @@ async def cmd_client_rotate_secret(settings: Settings, args: argparse.Namespace)
     _print({"client_id": args.client_id, "client_secret": secret})
 
 
-async def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_user_create(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -185,20 +216,23 @@ async def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
     _print({"user_id": user.subject, "username": user.username})
 
 
-async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         record = await keys.rotate(registry, prepublication=args.prepublication, alg=args.alg)
     _print({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at.isoformat()})
 
 
-async def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
+async def cmd_keys_list(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     async with open_registry(settings) as registry:
         await keys.reload(registry)
         statuses = registry.keyring.statuses(datetime.now(UTC))
     _print([dataclasses.asdict(s) for s in statuses])
 
 
-def cmd_auth_server(settings: Settings, args: argparse.Namespace) -> None:
+def cmd_auth_server(args: argparse.Namespace) -> None:
+    settings = auth_settings()
     from aiohttp import web
 
     host = args.host or settings.host
@@ -209,18 +243,35 @@ def cmd_auth_server(settings: Settings, args: argparse.Namespace) -> None:
     web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
 
 
+def cmd_resource_server(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from resource_server.app import create_app as create_resource_app
+
+    settings = resource_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"Photo Warehouse: trusting {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr)
+    web.run_app(create_resource_app(settings), host=host, port=port, print=None, access_log=None)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tessera", description="Tessera OAuth 2.0 authorization server")
     sub = top.add_subparsers(dest="command", required=True)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (safe to run twice, or concurrently)")
-    migrate.add_argument("--only", choices=["auth"], help="only this server's schema")
+    migrate.add_argument("--only", choices=["auth", "resource"], help="only this server's schema")
     migrate.set_defaults(run=cmd_migrate)
 
     server = sub.add_parser("auth-server", help="run the authorization server")
     server.add_argument("--host")
     server.add_argument("--port", type=int)
     server.set_defaults(run=cmd_auth_server)
+
+    resource = sub.add_parser("resource-server", help="run the Photo Warehouse resource server")
+    resource.add_argument("--host")
+    resource.add_argument("--port", type=int)
+    resource.set_defaults(run=cmd_resource_server)
 
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
     create = client.add_parser("create", help="register a client; prints its secret once")
@@ -270,9 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tessera_logging.configure()
     args = parser().parse_args(argv)
     try:
-        settings = with_services(Settings.from_env())
-        log.debug("database %s", redact_url(settings.database_url or ""))
-        result = args.run(settings, args)
+        result = args.run(args)
         if asyncio.iscoroutine(result):
             asyncio.run(result)
     except (ConfigError, CommandError) as error:

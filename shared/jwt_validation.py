@@ -9,7 +9,7 @@ Framework-free core, plus a thin aiohttp layer at the bottom::
     app.cleanup_ctx.append(keys.cleanup_ctx)                            # background refresh
 
     @require_scope("photos:read")
-    async def list_photos(request): claims = request[CLAIMS]; ...
+    async def list_photos(request): token = claims(request); ...
 
 What is checked: the signature, with the configured algorithms only (never ``none``, never HMAC, so
 a public key can never be used as an HMAC secret); ``typ`` = ``at+jwt``; ``iss``; ``aud``; ``exp``,
@@ -244,8 +244,7 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
 
 # --- aiohttp ---------------------------------------------------------------------------------
 
-CLAIMS = web.AppKey("token_claims", dict)  # placeholder type key for documentation
-CLAIMS_KEY = "tessera.token_claims"
+CLAIMS_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("tessera_token_claims", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -22,6 +22,8 @@ from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from auth_server.settings import Settings
 from auth_server.stores.users import User
+from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
+from resource_server.app import SCHEMA as RESOURCE_SCHEMA
 from shared import db
 from tests.services import Services, services
 
@@ -59,6 +61,7 @@ async def database_url(backing: Services) -> AsyncIterator[str]:
     """The database of this test run, migrated once."""
     async with throwaway_database(backing.admin_database_url) as url:
         await db.migrate(url, SCHEMA, MIGRATIONS)
+        await db.migrate(url, RESOURCE_SCHEMA, RESOURCE_MIGRATIONS)
         yield url
 
 
