@@ -22,6 +22,7 @@ from auth_server.registry import Registry
 from auth_server.settings import Settings
 from shared import db
 from shared.errors import error_middleware
+from shared.http import healthz
 from shared.redis import create_redis
 
 SCHEMA = "tessera_auth"
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
             await pool.close()
 
     app.cleanup_ctx.append(resources)
+    app.router.add_get("/healthz", healthz)
     app.router.add_get(paths.METADATA, metadata)
     app.router.add_get(paths.JWKS, jwks)
     app.router.add_get(paths.AUTHORIZE, authorize)

@@ -255,6 +255,12 @@ def cmd_resource_server(args: argparse.Namespace) -> None:
     web.run_app(create_resource_app(settings), host=host, port=port, print=None, access_log=None)
 
 
+def cmd_dev(args: argparse.Namespace) -> None:
+    from auth_server import dev
+
+    raise SystemExit(dev.run(auth_settings(), resource_settings()))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tessera", description="Tessera OAuth 2.0 authorization server")
     sub = top.add_subparsers(dest="command", required=True)
@@ -267,6 +273,10 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--host")
     server.add_argument("--port", type=int)
     server.set_defaults(run=cmd_auth_server)
+
+    sub.add_parser(
+        "dev", help="the whole demo: auth server, Photo Warehouse and Photo Printer, with embedded databases"
+    ).set_defaults(run=cmd_dev)
 
     resource = sub.add_parser("resource-server", help="run the Photo Warehouse resource server")
     resource.add_argument("--host")

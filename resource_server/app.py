@@ -11,6 +11,7 @@ from resource_server.settings import ResourceSettings
 from resource_server.store import PhotoStore
 from shared import db
 from shared.errors import error_middleware
+from shared.http import healthz
 from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, TokenValidator
 
 SCHEMA = "tessera_photos"
@@ -53,6 +54,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.cleanup_ctx.append(resources)
     if isinstance(source, JWKSKeySource):
         app.cleanup_ctx.append(source.cleanup_ctx)
+    app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/photos", photos.list_photos)
     app.router.add_post("/api/photos", photos.upload_photo)
     app.router.add_get("/api/photos/{photo_id}", photos.get_photo)

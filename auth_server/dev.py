@@ -1,0 +1,226 @@
+"""``tessera dev``: the whole scenario on one machine, in one command.
+
+Runs migrations, seeds the demo (the user ``xiaomei`` with a few photos, the Photo Printer client
+and a partner client), then starts the authorization server, the Photo Warehouse and the Photo
+Printer as three processes. With no URLs configured, PostgreSQL and Redis are real embedded
+servers keeping their data in ``.tessera/`` (see :mod:`shared.embedded`). Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from auth_server.crypto import hash_password
+from auth_server.registry import Registry
+from auth_server.settings import Settings
+from resource_server.settings import ResourceSettings
+from resource_server.store import PhotoStore
+from shared import db
+
+DEMO_USER = "xiaomei"
+DEMO_PASSWORD = "photos-at-site-a"  # noqa: S105 - a published demo credential, development only
+AUTH_PORT, WAREHOUSE_PORT, PRINTER_PORT = 8000, 8001, 9000
+PRINTER_REDIRECT = f"http://localhost:{PRINTER_PORT}/callback"
+SAMPLE_PHOTOS = (
+    ("West Lake at dawn", (244, 162, 97)),
+    ("Xiamen harbour", (42, 157, 143)),
+    ("Grandma's garden", (138, 177, 125)),
+    ("Lantern festival", (231, 111, 81)),
+)
+
+
+@dataclass(frozen=True)
+class Demo:
+    printer_id: str
+    printer_secret: str
+    partner_id: str
+    partner_secret: str
+
+
+def sample_png(rgb: tuple[int, int, int], size: int = 96) -> bytes:
+    """A small real PNG: a diagonal gradient of one colour (no imaging library needed)."""
+    rows = bytearray()
+    for y in range(size):
+        rows.append(0)
+        for x in range(size):
+            shade = 0.55 + 0.45 * (x + y) / (2 * size)
+            rows.extend(min(255, int(c * shade)) for c in rgb)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def seed(auth: Settings, resource: ResourceSettings, registry: Registry, photos: PhotoStore) -> Demo:
+    """Create what the demo needs, once; later runs find it (credentials kept in the data folder)."""
+    user = await registry.users.by_username(DEMO_USER)
+    if user is None:
+        user = await registry.users.create(DEMO_USER, await asyncio.to_thread(hash_password, DEMO_PASSWORD))
+    saved = auth.dev_data_dir / "demo-clients.json"
+    if saved.exists():
+        demo = Demo(**json.loads(saved.read_text()))
+        if await registry.clients.get(demo.printer_id) and await registry.clients.get(demo.partner_id):
+            return await _with_photos(demo, user.subject, photos)
+    printer, printer_secret = await registry.clients.create(
+        name="Photo Printer",
+        redirect_uris=[PRINTER_REDIRECT],
+        grant_types=["authorization_code", "refresh_token"],
+        scope=["photos:read"],
+        auth_method="client_secret_basic",
+    )
+    partner, partner_secret = await registry.clients.create(
+        name="Print partner (B2B)",
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope=["warehouse:stats"],
+        auth_method="client_secret_basic",
+    )
+    assert printer_secret and partner_secret
+    demo = Demo(printer.client_id, printer_secret, partner.client_id, partner_secret)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(demo.__dict__))
+    saved.chmod(0o600)
+    return await _with_photos(demo, user.subject, photos)
+
+
+async def _with_photos(demo: Demo, owner: str, photos: PhotoStore) -> Demo:
+    if not await photos.page(owner, limit=1):
+        for title, colour in SAMPLE_PHOTOS:
+            await photos.add(owner, title, "image/png", sample_png(colour))
+    return demo
+
+
+async def prepare(auth: Settings, resource: ResourceSettings) -> Demo:
+    from auth_server.app import MIGRATIONS, SCHEMA
+    from auth_server.cli import open_registry
+    from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
+    from resource_server.app import SCHEMA as RESOURCE_SCHEMA
+
+    assert auth.database_url is not None and resource.database_url is not None
+    await db.migrate(auth.database_url, SCHEMA, MIGRATIONS)
+    await db.migrate(resource.database_url, RESOURCE_SCHEMA, RESOURCE_MIGRATIONS)
+    pool = await db.create_pool(resource.database_url, RESOURCE_SCHEMA, max_size=2)
+    try:
+        async with open_registry(auth) as registry:
+            return await seed(auth, resource, registry, PhotoStore(pool))
+    finally:
+        await pool.close()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} did not start (exit code {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - a fixed local http URL
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def run(auth: Settings, resource: ResourceSettings) -> int:
+    demo = asyncio.run(prepare(auth, resource))
+    assert auth.database_url is not None and auth.redis_url is not None and resource.database_url is not None
+    env = {
+        **os.environ,
+        "TESSERA_ISSUER": auth.issuer,
+        "TESSERA_DATABASE_URL": auth.database_url,
+        "TESSERA_REDIS_URL": auth.redis_url,
+        "TESSERA_RESOURCE_DATABASE_URL": resource.database_url,
+        "PRINTER_ISSUER": auth.issuer,
+        "PRINTER_CLIENT_ID": demo.printer_id,
+        "PRINTER_CLIENT_SECRET": demo.printer_secret,
+        "PRINTER_REDIRECT_URI": PRINTER_REDIRECT,
+        "PRINTER_API_BASE": f"http://localhost:{WAREHOUSE_PORT}",
+        "PRINTER_PORT": str(PRINTER_PORT),
+    }
+    commands = {
+        "auth server": (
+            [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(AUTH_PORT)],
+            f"{auth.issuer}/.well-known/oauth-authorization-server",
+        ),
+        "photo warehouse": (
+            [sys.executable, "-m", "auth_server.cli", "resource-server", "--port", str(WAREHOUSE_PORT)],
+            f"http://localhost:{WAREHOUSE_PORT}/healthz",
+        ),
+        "photo printer": (
+            [sys.executable, "-m", "examples.photo_printer"],
+            f"http://localhost:{PRINTER_PORT}/",
+        ),
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, (command, ready_url) in commands.items():
+            processes[name] = subprocess.Popen(command, env=env, cwd=Path.cwd())  # noqa: S603
+            _wait_until_up(ready_url, processes[name])
+        print(
+            BANNER.format(
+                issuer=auth.issuer,
+                demo=demo,
+                user=DEMO_USER,
+                password=DEMO_PASSWORD,
+                warehouse=WAREHOUSE_PORT,
+                printer=PRINTER_PORT,
+            ),
+            flush=True,
+        )
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"tessera dev: the {name} exited ({process.returncode}); stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+BANNER = """
+  Tessera is running: the whole Photo Warehouse scenario.
+
+    Photo Printer (site B, the third party)   http://localhost:{printer}/   <- start here
+    Tessera authorization server              {issuer}/.well-known/oauth-authorization-server
+    Photo Warehouse API (site A)              http://localhost:{warehouse}/api/photos
+
+  Sign in as  {user}  /  {password}
+  Partner client (client_credentials, scope warehouse:stats):
+    curl -u {demo.partner_id}:{demo.partner_secret} {issuer}/oauth2/token -d grant_type=client_credentials
+
+  Press Ctrl-C to stop.
+"""
