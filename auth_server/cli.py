@@ -258,7 +258,14 @@ def cmd_resource_server(args: argparse.Namespace) -> None:
 def cmd_dev(args: argparse.Namespace) -> None:
     from auth_server import dev
 
-    raise SystemExit(dev.run(auth_settings(), resource_settings()))
+    raise SystemExit(
+        dev.run(
+            auth_settings(),
+            resource_settings(),
+            warehouse_port=args.warehouse_port,
+            printer_port=args.printer_port,
+        )
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -274,9 +281,12 @@ def parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int)
     server.set_defaults(run=cmd_auth_server)
 
-    sub.add_parser(
+    dev = sub.add_parser(
         "dev", help="the whole demo: auth server, Photo Warehouse and Photo Printer, with embedded databases"
-    ).set_defaults(run=cmd_dev)
+    )
+    dev.add_argument("--warehouse-port", type=int, default=8001)
+    dev.add_argument("--printer-port", type=int, default=9000)
+    dev.set_defaults(run=cmd_dev)
 
     resource = sub.add_parser("resource-server", help="run the Photo Warehouse resource server")
     resource.add_argument("--host")

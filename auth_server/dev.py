@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from auth_server.crypto import hash_password
 from auth_server.registry import Registry
@@ -30,8 +31,7 @@ from shared import db
 
 DEMO_USER = "xiaomei"
 DEMO_PASSWORD = "photos-at-site-a"  # noqa: S105 - a published demo credential, development only
-AUTH_PORT, WAREHOUSE_PORT, PRINTER_PORT = 8000, 8001, 9000
-PRINTER_REDIRECT = f"http://localhost:{PRINTER_PORT}/callback"
+WAREHOUSE_PORT, PRINTER_PORT = 8001, 9000
 SAMPLE_PHOTOS = (
     ("West Lake at dawn", (244, 162, 97)),
     ("Xiamen harbour", (42, 157, 143)),
@@ -69,7 +69,11 @@ def sample_png(rgb: tuple[int, int, int], size: int = 96) -> bytes:
     )
 
 
-async def seed(auth: Settings, resource: ResourceSettings, registry: Registry, photos: PhotoStore) -> Demo:
+def printer_redirect(printer_port: int) -> str:
+    return f"http://localhost:{printer_port}/callback"
+
+
+async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_port: int) -> Demo:
     """Create what the demo needs, once; later runs find it (credentials kept in the data folder)."""
     user = await registry.users.by_username(DEMO_USER)
     if user is None:
@@ -81,7 +85,7 @@ async def seed(auth: Settings, resource: ResourceSettings, registry: Registry, p
             return await _with_photos(demo, user.subject, photos)
     printer, printer_secret = await registry.clients.create(
         name="Photo Printer",
-        redirect_uris=[PRINTER_REDIRECT],
+        redirect_uris=[printer_redirect(printer_port)],
         grant_types=["authorization_code", "refresh_token"],
         scope=["photos:read"],
         auth_method="client_secret_basic",
@@ -108,7 +112,7 @@ async def _with_photos(demo: Demo, owner: str, photos: PhotoStore) -> Demo:
     return demo
 
 
-async def prepare(auth: Settings, resource: ResourceSettings) -> Demo:
+async def prepare(auth: Settings, resource: ResourceSettings, printer_port: int) -> Demo:
     from auth_server.app import MIGRATIONS, SCHEMA
     from auth_server.cli import open_registry
     from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
@@ -120,7 +124,7 @@ async def prepare(auth: Settings, resource: ResourceSettings) -> Demo:
     pool = await db.create_pool(resource.database_url, RESOURCE_SCHEMA, max_size=2)
     try:
         async with open_registry(auth) as registry:
-            return await seed(auth, resource, registry, PhotoStore(pool))
+            return await seed(auth, registry, PhotoStore(pool), printer_port)
     finally:
         await pool.close()
 
@@ -138,8 +142,16 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def run(auth: Settings, resource: ResourceSettings) -> int:
-    demo = asyncio.run(prepare(auth, resource))
+def run(
+    auth: Settings,
+    resource: ResourceSettings,
+    *,
+    warehouse_port: int = WAREHOUSE_PORT,
+    printer_port: int = PRINTER_PORT,
+) -> int:
+    """Serve the demo until Ctrl-C or SIGTERM; the auth server listens on the issuer's port."""
+    auth_port = urlsplit(auth.issuer).port or 80
+    demo = asyncio.run(prepare(auth, resource, printer_port))
     assert auth.database_url is not None and auth.redis_url is not None and resource.database_url is not None
     env = {
         **os.environ,
@@ -150,22 +162,23 @@ def run(auth: Settings, resource: ResourceSettings) -> int:
         "PRINTER_ISSUER": auth.issuer,
         "PRINTER_CLIENT_ID": demo.printer_id,
         "PRINTER_CLIENT_SECRET": demo.printer_secret,
-        "PRINTER_REDIRECT_URI": PRINTER_REDIRECT,
-        "PRINTER_API_BASE": f"http://localhost:{WAREHOUSE_PORT}",
-        "PRINTER_PORT": str(PRINTER_PORT),
+        "PRINTER_REDIRECT_URI": printer_redirect(printer_port),
+        "PRINTER_API_BASE": f"http://localhost:{warehouse_port}",
+        "PRINTER_PORT": str(printer_port),
     }
+    cli = [sys.executable, "-m", "auth_server.cli"]
     commands = {
         "auth server": (
-            [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(AUTH_PORT)],
+            [*cli, "auth-server", "--port", str(auth_port)],
             f"{auth.issuer}/.well-known/oauth-authorization-server",
         ),
         "photo warehouse": (
-            [sys.executable, "-m", "auth_server.cli", "resource-server", "--port", str(WAREHOUSE_PORT)],
-            f"http://localhost:{WAREHOUSE_PORT}/healthz",
+            [*cli, "resource-server", "--port", str(warehouse_port)],
+            f"http://localhost:{warehouse_port}/healthz",
         ),
         "photo printer": (
             [sys.executable, "-m", "examples.photo_printer"],
-            f"http://localhost:{PRINTER_PORT}/",
+            f"http://localhost:{printer_port}/",
         ),
     }
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -180,17 +193,15 @@ def run(auth: Settings, resource: ResourceSettings) -> int:
         for name, (command, ready_url) in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=Path.cwd())  # noqa: S603
             _wait_until_up(ready_url, processes[name])
-        print(
-            BANNER.format(
-                issuer=auth.issuer,
-                demo=demo,
-                user=DEMO_USER,
-                password=DEMO_PASSWORD,
-                warehouse=WAREHOUSE_PORT,
-                printer=PRINTER_PORT,
-            ),
-            flush=True,
+        banner = BANNER.format(
+            issuer=auth.issuer,
+            demo=demo,
+            user=DEMO_USER,
+            password=DEMO_PASSWORD,
+            warehouse=warehouse_port,
+            printer=printer_port,
         )
+        print(banner, flush=True)
         while not stopping:
             for name, process in processes.items():
                 if process.poll() is not None:
