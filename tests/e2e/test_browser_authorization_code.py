@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,27 +19,15 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, Response, async_playwright, expect
+from playwright.async_api import Page, Response, expect
 
-from auth_server.crypto import hash_password
 from auth_server.stores.users import User
 from tests.conftest import PASSWORD, LiveServer
+from tests.e2e.browser import Browser
 from tests.flow import Pkce, basic
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 5_000
 CLIENT_NAME = "Photo Printer"
 PHOTOS_READ = "See your photos and their titles"  # the default description of photos:read
 
@@ -158,42 +145,6 @@ async def client_site(live_server: LiveServer) -> AsyncIterator[ClientSite]:
         yield site
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def person(live_server: LiveServer) -> User:
-    return await live_server.registry.users.create(f"user-{uuid.uuid4().hex[:10]}", hash_password(PASSWORD))
-
-
-@dataclass
-class Browser:
-    page: Page
-    documents: list[Response]  # every response to a top-level document request, redirects included
-
-    def trail(self) -> list[tuple[str, str, int]]:
-        """(method, origin+path, status) of each document response, in order."""
-        return [
-            (r.request.method, r.url.split("?", 1)[0], r.status)
-            for r in self.documents
-            if r.frame.parent_frame is None
-        ]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await chromium.new_context()
-            context.set_default_timeout(TIMEOUT_MS)
-            page = await context.new_page()
-            documents: list[Response] = []
-            page.on(
-                "response", lambda r: documents.append(r) if r.request.resource_type == "document" else None
-            )
-            yield Browser(page, documents)
-        finally:
-            await chromium.close()
 
 
 async def assert_cannot_be_framed(response: Response) -> None:

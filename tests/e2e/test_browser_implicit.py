@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,29 +23,17 @@ import asyncpg
 import jwt
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, Response, async_playwright, expect
+from playwright.async_api import Page, Response, expect
 
 from auth_server.app import SCHEMA
 from auth_server.clients import Client
-from auth_server.crypto import hash_password
 from auth_server.stores.users import User
 from tests.conftest import PASSWORD, LiveServer
+from tests.e2e.browser import Browser, location
 from tests.flow import Pkce
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 5_000
 CLIENT_NAME = "Photo Gallery"
 TOKEN_PARAMS = {"access_token", "token_type", "expires_in", "scope", "state", "iss"}
 ERROR_PARAMS = {"error", "error_description", "state", "iss"}
@@ -139,50 +126,6 @@ async def register(live_server: LiveServer, spa: Spa, grant_types: list[str]) ->
     )
     assert secret is None
     return client
-
-
-@pytest.fixture
-async def person(live_server: LiveServer) -> User:
-    return await live_server.registry.users.create(f"user-{uuid.uuid4().hex[:10]}", hash_password(PASSWORD))
-
-
-@dataclass
-class Browser:
-    page: Page
-    documents: list[Response]  # every response to a top-level document request, redirects included
-
-    def trail(self) -> list[tuple[str, str, int]]:
-        """(method, origin+path, status) of each document response, in order."""
-        return [
-            (r.request.method, r.url.split("?", 1)[0].split("#", 1)[0], r.status)
-            for r in self.documents
-            if r.frame.parent_frame is None
-        ]
-
-    def redirects_to(self, target: str) -> list[Response]:
-        """The redirect responses whose Location leads to ``target``."""
-        return [r for r in self.documents if r.status in (302, 303) and _location(r).startswith(target)]
-
-
-def _location(response: Response) -> str:
-    return response.headers.get("location", "")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await chromium.new_context()
-            context.set_default_timeout(TIMEOUT_MS)
-            page = await context.new_page()
-            documents: list[Response] = []
-            page.on(
-                "response", lambda r: documents.append(r) if r.request.resource_type == "document" else None
-            )
-            yield Browser(page, documents)
-        finally:
-            await chromium.close()
 
 
 def authorization_url(
@@ -283,8 +226,8 @@ async def test_implicit_grant_hands_the_token_to_the_page_and_never_to_a_server(
     redirect = await answered.value
     assert redirect.status == 303
     await assert_redirect_not_cached_nor_referred(redirect)
-    location = _location(redirect)
-    assert location.startswith(f"{spa.redirect_uri}#")  # the fragment, never the query (§4.2.2)
+    target = location(redirect)
+    assert target.startswith(f"{spa.redirect_uri}#")  # the fragment, never the query (§4.2.2)
     await page.wait_for_url(lambda u: u.startswith(f"{spa.redirect_uri}#"))
 
     got = await seen_by_script(page, spa)
@@ -295,7 +238,7 @@ async def test_implicit_grant_hands_the_token_to_the_page_and_never_to_a_server(
     assert got["scope"] == "photos:read"
     assert got["state"] == state  # unchanged, spaces, '&' and '+' included
     assert got["iss"] == live_server.url  # RFC 9207
-    assert dict(parse_qsl(urlsplit(location).fragment)) == got  # the page read what the server sent
+    assert dict(parse_qsl(urlsplit(target).fragment)) == got  # the page read what the server sent
 
     assert browser.trail() == [
         ("GET", f"{live_server.url}/oauth2/authorize", 302),
@@ -397,7 +340,7 @@ async def test_deny_sends_access_denied_in_the_fragment(
     redirect = await answered.value
     assert redirect.status == 303
     await assert_redirect_not_cached_nor_referred(redirect)
-    assert _location(redirect).startswith(f"{spa.redirect_uri}#")
+    assert location(redirect).startswith(f"{spa.redirect_uri}#")
     await page.wait_for_url(lambda u: u.startswith(f"{spa.redirect_uri}#"))
 
     got = await seen_by_script(page, spa)
