@@ -154,21 +154,31 @@ class LiveServer:
     registry: Registry
 
 
-@pytest.fixture
-async def live_server(database_url: str, backing: Services, redis_prefix: str) -> AsyncIterator[LiveServer]:
-    """The authorization server on a real port, its issuer being the URL it is reached at."""
+@contextlib.asynccontextmanager
+async def running_auth_server(
+    database_url: str, redis_url: str, prefix: str
+) -> AsyncIterator[tuple[LiveServer, web.AppRunner]]:
+    """The authorization server on a real loopback port, its issuer the URL it is reached at.
+
+    The runner is handed out too, so a test can stop the server early (``await runner.cleanup()``).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    live = make_settings(database_url, backing.redis_url, redis_prefix, issuer=url)
+    live = make_settings(database_url, redis_url, prefix, issuer=url)
     app = create_app(live)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield LiveServer(url, live, app[REGISTRY])
+        yield LiveServer(url, live, app[REGISTRY]), runner
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def live_server(database_url: str, backing: Services, redis_prefix: str) -> AsyncIterator[LiveServer]:
+    async with running_auth_server(database_url, backing.redis_url, redis_prefix) as (server, _):
+        yield server
 
 
 @pytest.fixture

@@ -16,12 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from auth_server import keys
-from auth_server.app import create_app as create_auth_app
-from auth_server.appkeys import REGISTRY
 from auth_server.crypto import hash_password
 from resource_server.app import create_app
 from resource_server.settings import ResourceSettings
-from tests.conftest import PASSWORD, LiveServer, free_port, make_settings
+from tests.conftest import PASSWORD, LiveServer, running_auth_server
 from tests.flow import basic
 from tests.services import Services
 
@@ -188,17 +186,8 @@ async def test_stats_are_for_partner_clients_only(warehouse: TestClient, live_se
 async def stoppable_auth(
     database_url: str, backing: Services, redis_prefix: str
 ) -> AsyncIterator[tuple[LiveServer, web.AppRunner]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url, backing.redis_url, redis_prefix, issuer=url)
-    app = create_auth_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield LiveServer(url, settings, app[REGISTRY]), runner
-    finally:
-        await runner.cleanup()
+    async with running_auth_server(database_url, backing.redis_url, redis_prefix) as running:
+        yield running
 
 
 async def test_keeps_answering_while_the_auth_server_is_down(
