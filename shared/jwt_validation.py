@@ -113,9 +113,18 @@ class JWKSKeySource(KeySource):
             document = await response.json(content_type=None)
         self.fetches += 1
         keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []):
+        entries = document.get("keys") if isinstance(document, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
             kid, alg = entry.get("kid"), entry.get("alg")
-            if not isinstance(kid, str) or entry.get("use", "sig") != "sig" or alg in FORBIDDEN_ALGORITHMS:
+            if (
+                not isinstance(kid, str)
+                or not isinstance(alg, str | None)
+                or entry.get("use", "sig") != "sig"
+            ):
+                continue
+            if alg in FORBIDDEN_ALGORITHMS:
                 continue
             if entry.get("kty") == "oct" or "d" in entry:
                 continue  # never a symmetric or private key

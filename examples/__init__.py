@@ -1,0 +1,1 @@
+"""Demo applications built on Tessera's public interfaces only (HTTP, metadata, tokens)."""
