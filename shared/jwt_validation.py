@@ -5,7 +5,8 @@ Framework-free core, plus a thin aiohttp layer at the bottom::
     keys = JWKSKeySource(issuer="https://auth.example.com")            # discovers jwks_uri (RFC 8414)
     validator = TokenValidator(issuer="https://auth.example.com", audience="https://auth.example.com/api",
                                keys=keys)
-    app = web.Application(middlewares=[bearer_middleware(validator)])
+    app = web.Application(middlewares=[error_middleware()])             # RFC 6750 error responses
+    app[VALIDATOR] = validator
     app.cleanup_ctx.append(keys.cleanup_ctx)                            # background refresh
 
     @require_scope("photos:read")
@@ -29,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import jwt
@@ -67,7 +69,7 @@ class JWKSKeySource(KeySource):
     min_refetch_interval: float = 10.0
     timeout: float = 5.0
     _keys: dict[str, jwt.PyJWK] = field(default_factory=dict, init=False)
-    _fetched_at: float = field(default=0.0, init=False)
+    _fetched_at: float | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     fetches: int = field(default=0, init=False)
@@ -76,19 +78,22 @@ class JWKSKeySource(KeySource):
         found = self._keys.get(kid)
         if found is not None:
             return found
-        if time.monotonic() - self._fetched_at >= self.min_refetch_interval:
+        if self._fetched_at is None or time.monotonic() - self._fetched_at >= self.min_refetch_interval:
             await self.refresh()
         return self._keys.get(kid)
 
     async def refresh(self) -> None:
         """Fetch the key set now (one fetch at a time); keep the old keys if it fails."""
         async with self._lock:
-            if self._fetched_at and time.monotonic() - self._fetched_at < self.min_refetch_interval:
+            if (
+                self._fetched_at is not None
+                and time.monotonic() - self._fetched_at < self.min_refetch_interval
+            ):
                 return  # another caller just did
             self._fetched_at = time.monotonic()
             try:
                 self._keys = await self._fetch()
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
                 log.warning(
                     "could not refresh the JWKS of %s: %r; keeping %d cached key(s)",
                     self.issuer,
@@ -100,9 +105,11 @@ class JWKSKeySource(KeySource):
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         if self.jwks_uri is None:
-            async with self._session.get(f"{self.issuer}/.well-known/oauth-authorization-server") as response:
+            async with self._session.get(metadata_url(self.issuer)) as response:
                 response.raise_for_status()
                 metadata = await response.json(content_type=None)
+            if not isinstance(metadata, dict) or not isinstance(metadata.get("jwks_uri"), str):
+                raise ValueError("the issuer's metadata is not an object with a jwks_uri")
             if metadata.get("issuer") != self.issuer:
                 raise ValueError(
                     f"metadata names issuer {metadata.get('issuer')!r}, expected {self.issuer!r}"
@@ -111,10 +118,11 @@ class JWKSKeySource(KeySource):
         async with self._session.get(self.jwks_uri) as response:
             response.raise_for_status()
             document = await response.json(content_type=None)
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("the JWKS is not an object with a keys array")  # keep the cached keys
         self.fetches += 1
         keys: dict[str, jwt.PyJWK] = {}
-        entries = document.get("keys") if isinstance(document, dict) else None
-        for entry in entries if isinstance(entries, list) else []:
+        for entry in document["keys"]:
             if not isinstance(entry, dict):
                 continue
             kid, alg = entry.get("kid"), entry.get("alg")
@@ -137,7 +145,10 @@ class JWKSKeySource(KeySource):
     async def run(self) -> None:
         """Refresh forever (a background task)."""
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("refreshing the JWKS of %s failed", self.issuer)
             await asyncio.sleep(self.refresh_interval)
 
     async def close(self) -> None:
@@ -191,10 +202,10 @@ class TokenValidator:
         if cached is not None:
             if cached[0] > time.time():
                 self._cache.move_to_end(fingerprint)
-                return cached[1]
+                return dict(cached[1])  # a copy: a handler changing it must not change later requests
             del self._cache[fingerprint]
         claims = await self._validate(token)
-        self._cache[fingerprint] = (float(claims["exp"]) + self.leeway, claims)
+        self._cache[fingerprint] = (float(claims["exp"]) + self.leeway, dict(claims))
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return claims
@@ -244,6 +255,13 @@ class TokenValidator:
         except jwt.PyJWTError:
             raise InvalidToken("The access token's signature or claims are invalid.") from None
         return claims
+
+
+def metadata_url(issuer: str) -> str:
+    """RFC 8414 §3.1: the well-known segment goes between the host and any path of the issuer."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, f"/.well-known/oauth-authorization-server{path}", "", ""))
 
 
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
