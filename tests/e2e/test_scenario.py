@@ -88,6 +88,8 @@ def stack(empty_database: str, backing: Services, redis_cleanup: str, tmp_path: 
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+    # Ctrl-C stops all three processes cleanly
+    assert process.returncode == 0
 
 
 async def _sign_in_at_tessera(page: Page, stack: Stack) -> None:
