@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -20,13 +21,16 @@ from auth_server.endpoints.token import token
 from auth_server.pages import error_page
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from shared import db
+from shared import db, observability
 from shared.errors import error_middleware
-from shared.http import healthz
 from shared.redis import create_redis
 
 SCHEMA = "tessera_auth"
 MIGRATIONS = "auth_server.migrations"
+
+
+async def _has_active_key(registry: Registry) -> None:
+    registry.keyring.active(datetime.now(UTC))  # raises LookupError without one
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -34,9 +38,10 @@ def create_app(settings: Settings) -> web.Application:
         raise ValueError("create_app needs database and Redis URLs (see shared.embedded for development)")
     database_url, redis_url = settings.database_url, settings.redis_url
 
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware(html=error_page)],
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    metrics = observability.install(app, "auth")
+    app.middlewares.append(
+        error_middleware(html=error_page, observe=lambda e: metrics.oauth_errors.labels(e.error).inc())
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -49,6 +54,10 @@ def create_app(settings: Settings) -> web.Application:
         await keys.ensure_key(registry)
         await keys.reload(registry)
         app[REGISTRY] = registry
+        health = app[observability.HEALTH]
+        health.checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+        health.checks["redis"] = redis.ping
+        health.checks["signing_key"] = lambda: _has_active_key(registry)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval)),
@@ -66,7 +75,6 @@ def create_app(settings: Settings) -> web.Application:
             await pool.close()
 
     app.cleanup_ctx.append(resources)
-    app.router.add_get("/healthz", healthz)
     app.router.add_get(paths.METADATA, metadata)
     app.router.add_get(paths.JWKS, jwks)
     app.router.add_get(paths.AUTHORIZE, authorize)

@@ -9,9 +9,8 @@ from aiohttp import web
 from resource_server import photos
 from resource_server.settings import ResourceSettings
 from resource_server.store import PhotoStore
-from shared import db
+from shared import db, observability
 from shared.errors import error_middleware
-from shared.http import healthz
 from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, TokenValidator
 
 SCHEMA = "tessera_photos"
@@ -23,9 +22,9 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL (see shared.embedded for development)")
     database_url = settings.database_url
-    app = web.Application(
-        client_max_size=settings.max_photo_bytes + 64 * 1024, middlewares=[error_middleware()]
-    )
+    app = web.Application(client_max_size=settings.max_photo_bytes + 64 * 1024)
+    metrics = observability.install(app, "resource")
+    app.middlewares.append(error_middleware(observe=lambda e: metrics.oauth_errors.labels(e.error).inc()))
     source = keys or JWKSKeySource(
         settings.issuer,
         refresh_interval=settings.jwks_refresh_interval,
@@ -46,6 +45,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
             raise RuntimeError(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
         pool = await db.create_pool(database_url, SCHEMA)
         app[photos.STORE] = PhotoStore(pool)
+        app[observability.HEALTH].checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         try:
             yield
         finally:
@@ -54,7 +54,6 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.cleanup_ctx.append(resources)
     if isinstance(source, JWKSKeySource):
         app.cleanup_ctx.append(source.cleanup_ctx)
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/photos", photos.list_photos)
     app.router.add_post("/api/photos", photos.upload_photo)
     app.router.add_get("/api/photos/{photo_id}", photos.get_photo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 import asyncpg
@@ -172,8 +172,13 @@ def html_page(handler: Handler) -> Handler:
     return handler
 
 
-def error_middleware(html: HtmlRenderer | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The one place errors become responses. Unknown exceptions are logged and become a bare 500."""
+def error_middleware(
+    html: HtmlRenderer | None = None, *, observe: Callable[[OAuthError], None] | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The one place errors become responses. Unknown exceptions are logged and become a bare 500.
+
+    ``observe`` sees every error rendered (for metrics by error code).
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -184,29 +189,29 @@ def error_middleware(html: HtmlRenderer | None = None) -> Callable[..., Awaitabl
         except OAuthError as error:
             if error.status >= 500:
                 log.warning("%s %s -> %s: %s", request.method, request.path, error.error, error.description)
-            return await _render(request, error, html)
+            return await _render(request, error, html, observe)
         except UNAVAILABLE_ERRORS as exc:
             log.warning("%s %s -> backing service unavailable: %r", request.method, request.path, exc)
             unavailable = TemporarilyUnavailable(
                 "A backing service is unavailable; retry shortly.", retry_after=1
             )
-            return await _render(request, unavailable, html)
+            return await _render(request, unavailable, html, observe)
         except Exception:
             log.exception("%s %s -> unhandled error", request.method, request.path)
-            return await _render(request, ServerError("The server hit an unexpected error."), html)
+            return await _render(request, ServerError("The server hit an unexpected error."), html, observe)
 
     return middleware
 
 
-async def _render(request: web.Request, error: OAuthError, html: HtmlRenderer | None) -> web.StreamResponse:
+async def _render(
+    request: web.Request,
+    error: OAuthError,
+    html: HtmlRenderer | None,
+    observe: Callable[[OAuthError], None] | None,
+) -> web.StreamResponse:
+    if observe is not None:
+        observe(error)
     route_handler = getattr(request.match_info, "handler", None)
     if html is not None and getattr(route_handler, "__tessera_html__", False):
         return await html(request, error)
     return json_error(error)
-
-
-def merge_headers(*parts: Mapping[str, str]) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for part in parts:
-        merged.update(part)
-    return merged

@@ -54,11 +54,6 @@ def query_params(request: web.Request) -> dict[str, str]:
     return _single_valued(request.query.items())
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process is up and its event loop answers."""
-    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
-
-
 def client_ip(request: web.Request) -> str:
     """The peer's address (X-Forwarded-For is not trusted here)."""
     return request.remote or "unknown"

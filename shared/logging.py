@@ -1,18 +1,27 @@
-"""Process-wide logging setup (one line per record, to stderr)."""
+"""Process-wide logging: JSON lines (or plain text for local development), with request ids."""
 
 from __future__ import annotations
 
 import logging
 import os
 
+from shared.observability import RequestIdFilter, json_formatter
 
-def configure(level: str | None = None) -> None:
-    logging.basicConfig(
-        level=(level or os.environ.get("TESSERA_LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # aiohttp's access log line carries the query string, which at /authorize and callbacks may hold
-    # codes or state; keep it out of logs by default.
+
+def configure(level: str | None = None, fmt: str | None = None) -> None:
+    """``TESSERA_LOG_FORMAT`` = json (default) or text; ``TESSERA_LOG_LEVEL`` = INFO by default."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if (fmt or os.environ.get("TESSERA_LOG_FORMAT", "json")).lower() == "text":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+        )
+    else:
+        handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel((level or os.environ.get("TESSERA_LOG_LEVEL", "INFO")).upper())
+    # aiohttp's own access log would carry query strings (codes, states): ours replaces it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # the embedded development servers narrate every start and exit at INFO
     logging.getLogger("pgserver").setLevel(logging.WARNING)

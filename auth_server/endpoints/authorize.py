@@ -31,6 +31,7 @@ from shared.errors import (
     html_page,
 )
 from shared.http import has_control_characters, query_params
+from shared.observability import METRICS
 
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
 
@@ -151,11 +152,13 @@ def validate(
 
 
 async def issue_response(
-    registry: Registry, request: AuthorizationRequest, session: Session
+    app: web.Application, request: AuthorizationRequest, session: Session
 ) -> dict[str, str]:
     """The parameters of a successful response: a code (RFC 6749 §4.1.2) or a token (§4.2.2)."""
     assert session.user_id is not None and session.auth_time is not None
+    registry = app[REGISTRY]
     if request.response_type == "token":
+        app[METRICS].tokens.labels("implicit").inc()
         issuer = registry.access_tokens
         access = issuer.prepare()
         token = issuer.sign(
@@ -203,7 +206,7 @@ async def authorize(request: web.Request) -> web.Response:
             )
         granted = await registry.consents.granted(uuid.UUID(session.user_id), client.client_id)
         if set(authz.scope) <= granted:
-            return redirection.response(await issue_response(registry, authz, session))
+            return redirection.response(await issue_response(request.app, authz, session))
         request_id = await registry.authorization_requests.put(replace(authz, user_id=session.user_id))
         return render(
             "consent.html",

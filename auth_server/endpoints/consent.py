@@ -39,4 +39,4 @@ async def consent(request: web.Request) -> web.Response:
     if decision == "deny":
         return redirection.error(AccessDenied("The user denied the request."), status=303)
     await registry.consents.grant(uuid.UUID(session.user_id), client.client_id, pending.scope)
-    return redirection.response(await issue_response(registry, pending, session), status=303)
+    return redirection.response(await issue_response(request.app, pending, session), status=303)

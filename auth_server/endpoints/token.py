@@ -16,6 +16,7 @@ from auth_server.grants import GRANTS
 from auth_server.grants.common import TokenRequest
 from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from shared.http import client_ip, read_form
+from shared.observability import METRICS
 
 
 async def token(request: web.Request) -> web.Response:
@@ -33,4 +34,5 @@ async def token(request: web.Request) -> web.Response:
     if not client.allows_grant(grant_type):
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
     body = await grant(registry, client, TokenRequest(form, client_ip(request)))
+    request.app[METRICS].tokens.labels(grant_type).inc()
     return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers=NO_STORE)

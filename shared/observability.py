@@ -1,0 +1,200 @@
+"""Request ids, structured logs and Prometheus metrics, shared by both servers.
+
+* Every request gets an id: ``X-Request-ID`` when the caller (the gateway) sent a sane one, else a
+  new one. It is returned in the response and stamped on every log record of that request.
+* Logs are JSON lines (python-json-logger). One access line per request carries the method, the
+  route's path *template* (never the query string, where codes and states travel), the status and
+  the duration; no handler logs secrets, codes or tokens.
+* ``/metrics`` (prometheus-client, one registry per app) counts requests by route and status,
+  times them, and exposes what each server adds (tokens by grant, OAuth errors by code, pools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pythonjsonlogger.json import JsonFormatter
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+access_log = logging.getLogger("tessera.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request id on records that lack one (the record factory sets it at creation)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id.get()
+        return True
+
+
+def _stamp_request_ids() -> None:
+    """Every log record remembers the request it was made in, whichever handler formats it later."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_tessera", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    factory._tessera = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_stamp_request_ids()
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        "{asctime}{levelname}{name}{message}{request_id}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
+
+
+class Metrics:
+    """The Prometheus collectors of one app."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tessera_http_requests",
+            "HTTP requests by route and status",
+            ["service", "route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tessera_http_request_seconds",
+            "Request latency by route",
+            ["service", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "tessera_tokens_issued",
+            "Access tokens issued by grant type",
+            ["grant_type"],
+            registry=self.registry,
+        )
+        self.oauth_errors = Counter(
+            "tessera_oauth_errors", "OAuth errors returned, by error code", ["error"], registry=self.registry
+        )
+        self.service = service
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Outermost middleware: request id, access log line, request metrics."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-ID"] = rid
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-ID"] = rid
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route(request)
+            metrics.requests.labels(metrics.service, route, request.method, str(status)).inc()
+            metrics.latency.labels(metrics.service, route).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id.reset(token)
+
+    return middleware
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class Health:
+    """Readiness: named checks of the backing services, and whether the process is draining."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.checks: dict[str, Callable[[], Awaitable[object]]] = {}
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.draining = True
+
+
+HEALTH = web.AppKey("health", Health)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when every backing service answers; 503 while draining or when one does not."""
+    health = request.app[HEALTH]
+    if health.draining:
+        return web.json_response({"status": "draining"}, status=503, headers={"Cache-Control": "no-store"})
+    results: dict[str, str] = {}
+    for name, check in health.checks.items():
+        try:
+            async with asyncio.timeout(2):
+                await check()
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failing: {type(exc).__name__}"
+    ok = all(v == "ok" for v in results.values())
+    return web.json_response(
+        {"status": "ready" if ok else "unavailable", "checks": results},
+        status=200 if ok else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def install(app: web.Application, service: str) -> Metrics:
+    """Add request ids, access logs, metrics, /healthz, /readyz and /metrics to an app."""
+    metrics = Metrics(service)
+    health = Health()
+    app[METRICS] = metrics
+    app[HEALTH] = health
+    app.middlewares.insert(0, observability_middleware(metrics))
+    app.on_shutdown.append(health.on_shutdown)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return metrics
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process is up and its event loop answers."""
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
