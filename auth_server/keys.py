@@ -18,6 +18,7 @@ async def ensure_key(registry: Registry) -> None:
     record = signing.generate(registry.settings.signing_alg, registry.kek, datetime.now(UTC))
     if await registry.keys.add_if_none_active(record):
         log.info("created the first signing key kid=%s alg=%s", record.kid, record.alg)
+        await registry.audit.record("key.created", kid=record.kid, alg=record.alg)
 
 
 async def rotate(
@@ -29,6 +30,9 @@ async def rotate(
         alg or registry.settings.signing_alg, registry.kek, datetime.now(UTC) + timedelta(seconds=delay)
     )
     await registry.keys.add(record)
+    await registry.audit.record(
+        "key.rotated", kid=record.kid, alg=record.alg, activates_at=record.activates_at.isoformat()
+    )
     log.info("rotated signing keys: kid=%s activates at %s", record.kid, record.activates_at.isoformat())
     return record
 

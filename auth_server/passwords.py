@@ -30,5 +30,6 @@ async def check_credentials(registry: Registry, username: str, password: str, ip
     if await verify_password(None if user is None else user.password_hash, password) and user is not None:
         await registry.login_attempts.succeeded(username)
         return user
-    await registry.login_attempts.failed(username, ip)
+    if await registry.login_attempts.failed(username, ip):
+        await registry.audit.record("login.locked_out", ip=ip, username=username)
     return None

@@ -11,6 +11,7 @@ from auth_server.client_keys import ClientKeys
 from auth_server.crypto import KeyEncryption
 from auth_server.settings import Settings
 from auth_server.signing import KeyRing
+from auth_server.stores.audit import AuditLog
 from auth_server.stores.authorization_requests import AuthorizationRequestStore
 from auth_server.stores.clients import ClientStore
 from auth_server.stores.codes import CodeStore
@@ -39,6 +40,7 @@ class Registry:
     authorization_requests: AuthorizationRequestStore
     revoked_tokens: RevokedTokenStore
     login_attempts: LoginAttemptStore
+    audit: AuditLog
     assertion_jtis: UsedJtiStore
     client_keys: ClientKeys
     keyring: KeyRing
@@ -48,11 +50,12 @@ class Registry:
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Registry:
         keys = Keys(settings.redis_prefix)
+        audit = AuditLog(pool)
         kek = KeyEncryption(settings.key_encryption_key)
         keyring = KeyRing(kek, settings.access_token_ttl)
         return cls(
             settings=settings,
-            clients=ClientStore(pool, redis, f"{settings.redis_prefix}client-changed"),
+            clients=ClientStore(pool, redis, f"{settings.redis_prefix}client-changed", audit),
             users=UserStore(pool),
             consents=ConsentStore(pool),
             refresh_tokens=RefreshTokenStore(
@@ -76,6 +79,7 @@ class Registry:
                 window=settings.login_lockout_window,
             ),
             assertion_jtis=UsedJtiStore(redis, keys),
+            audit=audit,
             client_keys=ClientKeys(),
             keyring=keyring,
             kek=kek,

@@ -14,7 +14,7 @@ from auth_server.appkeys import REGISTRY
 from auth_server.endpoints.authorize import Redirection, issue_response
 from auth_server.pages import current_session
 from shared.errors import AccessDenied, InvalidRequest, html_page
-from shared.http import read_form
+from shared.http import client_ip, read_form
 
 
 @html_page
@@ -39,4 +39,11 @@ async def consent(request: web.Request) -> web.Response:
     if decision == "deny":
         return redirection.error(AccessDenied("The user denied the request."), status=303)
     await registry.consents.grant(uuid.UUID(session.user_id), client.client_id, pending.scope)
+    await registry.audit.record(
+        "consent.granted",
+        client_id=client.client_id,
+        subject=session.user_id,
+        ip=client_ip(request),
+        scope=list(pending.scope),
+    )
     return redirection.response(await issue_response(request.app, pending, session), status=303)

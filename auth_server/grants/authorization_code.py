@@ -28,6 +28,9 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         raise InvalidGrant("The authorization code is invalid or has expired.")
     if isinstance(redeemed, Replayed):
         await _revoke(registry, redeemed.issued)
+        await registry.audit.record(
+            "authorization_code.replayed", client_id=client.client_id, ip=request.client_ip
+        )
         raise InvalidGrant("The authorization code was already used; tokens issued with it are revoked.")
     grant = redeemed
     if grant.client_id != client.client_id:

@@ -32,6 +32,10 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     )
     if isinstance(outcome, Refused):
         await registry.revoked_tokens.revoke_all(outcome.revoked_access)
+        if outcome.reason is Rejection.REUSED:
+            await registry.audit.record(
+                "refresh_token.reuse_detected", client_id=client.client_id, ip=request.client_ip
+            )
         if outcome.reason is Rejection.SCOPE_EXCEEDED:
             raise InvalidScope(outcome.reason.description)
         raise InvalidGrant(outcome.reason.description)

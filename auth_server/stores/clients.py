@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from auth_server.clients import SECRET_METHODS, Client
 from auth_server.crypto import digest, new_token
+from auth_server.stores.audit import AuditLog
 
 log = logging.getLogger("tessera.clients")
 
@@ -45,8 +46,11 @@ def _client(row: asyncpg.Record) -> Client:
 
 
 class ClientStore:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, channel: str, *, ttl: float = 300.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, redis: Redis, channel: str, audit: AuditLog, *, ttl: float = 300.0
+    ) -> None:
         self._pool = pool
+        self._audit = audit
         self._redis = redis
         self.channel = channel
         self._ttl = ttl
@@ -83,6 +87,13 @@ class ClientStore:
         )
         assert row is not None
         client = _client(row)
+        await self._audit.record(
+            "client.created",
+            client_id=client.client_id,
+            grant_types=list(grant_types),
+            auth_method=auth_method,
+            scope=list(scope),
+        )
         await self._changed(client.client_id)
         return client, secret
 
@@ -112,8 +123,11 @@ class ClientStore:
 
     async def delete(self, client_id: str) -> bool:
         result = await self._pool.execute("DELETE FROM clients WHERE client_id = $1", client_id)
+        deleted = bool(result.endswith(" 1"))
+        if deleted:
+            await self._audit.record("client.deleted", client_id=client_id)
         await self._changed(client_id)
-        return bool(result.endswith(" 1"))
+        return deleted
 
     async def rotate_secret(self, client_id: str) -> str | None:
         """Replace a client's secret; the old one stops working at once, on every replica."""
@@ -125,8 +139,11 @@ class ClientStore:
             digest(secret),
             list(SECRET_METHODS),
         )
+        rotated = result.endswith(" 1")
+        if rotated:
+            await self._audit.record("client.secret_rotated", client_id=client_id)
         await self._changed(client_id)
-        return secret if result.endswith(" 1") else None
+        return secret if rotated else None
 
     async def _changed(self, client_id: str) -> None:
         self._cache.pop(client_id, None)

@@ -59,9 +59,11 @@ class LoginAttemptStore:
             return None
         return Lockout(retry_after=max(1, *waits))
 
-    async def failed(self, username: str, ip: str) -> None:
-        await self._fail(keys=[self._user_key(username)], args=[self._window])
-        await self._fail(keys=[self._ip_key(ip)], args=[self._window])
+    async def failed(self, username: str, ip: str) -> bool:
+        """Count a failure; True if it is the one that starts a lockout (of the username or the IP)."""
+        by_user = int(await self._fail(keys=[self._user_key(username)], args=[self._window]))
+        by_ip = int(await self._fail(keys=[self._ip_key(ip)], args=[self._window]))
+        return by_user == self._per_username or by_ip == self._per_ip
 
     async def succeeded(self, username: str) -> None:
         await self._redis.delete(self._user_key(username))
