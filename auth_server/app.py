@@ -23,6 +23,7 @@ from auth_server.registry import Registry
 from auth_server.settings import Settings
 from shared import db, observability
 from shared.errors import error_middleware
+from shared.http import TRUSTED_PROXIES
 from shared.redis import create_redis
 
 SCHEMA = "tessera_auth"
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> web.Application:
     database_url, redis_url = settings.database_url, settings.redis_url
 
     app = web.Application(client_max_size=settings.max_body_bytes)
+    app[TRUSTED_PROXIES] = settings.trusted_proxies
     metrics = observability.install(app, "auth")
     app.middlewares.append(
         error_middleware(html=error_page, observe=lambda e: metrics.oauth_errors.labels(e.error).inc())

@@ -32,6 +32,8 @@ TESSERA_LOGIN_LOCKOUT_WINDOW        seconds failures are counted and a lockout l
 TESSERA_SCOPES                      JSON object scope -> description shown on the consent page
                                     (photos:read, photos:write, warehouse:stats)
 TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
+TESSERA_TRUSTED_PROXIES             comma-separated addresses/CIDRs of the gateway; X-Forwarded-For
+                                    is believed only from these (none)
 TESSERA_HOST / TESSERA_PORT         listen address (127.0.0.1 / 8000)
 =================================== ========================================================
 """
@@ -43,11 +45,13 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from shared.config import ConfigError, Env, is_local_http
+from shared.http import parse_networks
 
 log = logging.getLogger("tessera.settings")
 
@@ -86,6 +90,7 @@ class Settings:
     login_lockout_window: int = 900
     scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
     max_body_bytes: int = 65536
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -159,9 +164,17 @@ class Settings:
             login_lockout_window=env.integer("LOGIN_LOCKOUT_WINDOW", 900, minimum=1),
             scopes=_scopes(env),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             host=env.string("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8000, maximum=65535),
         )
+
+
+def _networks(env: Env, key: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return parse_networks(env.optional(key) or "")
+    except ValueError:
+        raise ConfigError(f"{env.name(key)} must be comma-separated IP addresses or CIDR blocks") from None
 
 
 def _scopes(env: Env) -> Mapping[str, str]:

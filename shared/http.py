@@ -6,6 +6,7 @@ omitted. Bodies are ``application/x-www-form-urlencoded`` UTF-8; anything else i
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
@@ -54,6 +55,37 @@ def query_params(request: web.Request) -> dict[str, str]:
     return _single_valued(request.query.items())
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR blocks; ValueError on anything else."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
+    )
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
 def client_ip(request: web.Request) -> str:
-    """The peer's address (X-Forwarded-For is not trusted here)."""
-    return request.remote or "unknown"
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest untrusted
+    hop of ``X-Forwarded-For`` (read right to left). From anyone else the header is ignored."""
+    peer = request.remote or "unknown"
+    proxies: tuple[Network, ...] = request.app.get(TRUSTED_PROXIES, ())
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for header in request.headers.getall("X-Forwarded-For", []) for h in header.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a garbled hop: fall back to what we know
+    return peer
