@@ -46,8 +46,10 @@ class PhotoStore:
         assert row is not None
         return Photo(**dict(row))
 
-    async def page(self, owner: str, *, limit: int, before: Photo | None = None) -> list[Photo]:
-        """Newest first; ``before`` is the last photo of the previous page (keyset pagination)."""
+    async def page(
+        self, owner: str, *, limit: int, before: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[Photo]:
+        """Newest first; ``before`` is (created_at, id) of the previous page's last photo (keyset)."""
         if before is None:
             rows = await self._pool.fetch(
                 f"SELECT {_META} FROM photos WHERE owner = $1"
@@ -60,8 +62,8 @@ class PhotoStore:
                 f"SELECT {_META} FROM photos WHERE owner = $1 AND (created_at, photo_id) < ($2, $3)"
                 " ORDER BY created_at DESC, photo_id DESC LIMIT $4",
                 owner,
-                before.created_at,
-                before.photo_id,
+                before[0],
+                before[1],
                 limit,
             )
         return [Photo(**dict(r)) for r in rows]

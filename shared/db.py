@@ -90,6 +90,9 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": f"{schema}, public", "application_name": f"tessera-{schema}"},
+        # a Postgres that hangs, rather than refuses, must not hang requests forever
+        command_timeout=10,
+        timeout=5,
     )
     assert pool is not None
     return pool

@@ -148,6 +148,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,  # Postgres restarting
+    asyncpg.ConnectionDoesNotExistError,
     ConnectionError,
     TimeoutError,
 )

@@ -37,6 +37,7 @@ import jwt
 from aiohttp import web
 
 from shared.errors import InsufficientScope, InvalidRequest, InvalidToken
+from shared.http import has_control_characters
 
 log = logging.getLogger("tessera.jwt_validation")
 
@@ -254,6 +255,10 @@ class TokenValidator:
             raise InvalidToken(f"The access token lacks the {exc.claim} claim.") from None
         except jwt.PyJWTError:
             raise InvalidToken("The access token's signature or claims are invalid.") from None
+        for name in ("sub", "client_id"):
+            value = claims.get(name)
+            if not isinstance(value, str) or not value or has_control_characters(value):
+                raise InvalidToken(f"The access token's {name} claim is not a valid identifier.")
         return claims
 
 

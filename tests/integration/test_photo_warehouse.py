@@ -231,3 +231,43 @@ async def test_rotated_keys_are_picked_up_without_restart(
     finally:
         # the shared test database keeps signing with ES256 keys; make the rotated key the last word anyway
         await keys.reload(live.registry)
+
+
+async def test_malformed_uploads_are_clear_4xx(warehouse: TestClient, live_server: LiveServer) -> None:
+    token = await _user_token(live_server)
+    cases = [
+        (b"--x\r\n", "multipart/form-data"),  # no boundary
+        (b"garbage without the boundary", "multipart/form-data; boundary=abc"),
+        (
+            b'--abc\r\nContent-Disposition: form-data; name="file"\r\n\r\npartial',
+            "multipart/form-data; boundary=abc",
+        ),
+    ]
+    for body, content_type in cases:
+        response = await warehouse.post(
+            "/api/photos", data=body, headers={**_auth(token), "Content-Type": content_type}
+        )
+        assert response.status == 400, (body, await response.text())
+        assert (await response.json())["error"] == "invalid_request"
+    form = aiohttp.FormData()
+    form.add_field("title", "nul\x00title")
+    form.add_field("file", io.BytesIO(png()), filename="p.png", content_type="image/png")
+    assert (await warehouse.post("/api/photos", data=form, headers=_auth(token))).status == 400
+    riff_not_webp = b"RIFF\x00\x00\x00\x00WAVEfmt "
+    assert (await _upload(warehouse, token, riff_not_webp, "image/webp")).status == 415
+
+
+async def test_pagination_survives_a_deleted_cursor_photo(
+    warehouse: TestClient, live_server: LiveServer
+) -> None:
+    token = await _user_token(live_server)
+    ids = [(await (await _upload(warehouse, token, png(n))).json())["id"] for n in range(3)]
+    first = await (await warehouse.get("/api/photos?limit=2", headers=_auth(token))).json()
+    assert (
+        await warehouse.delete(f"/api/photos/{first['photos'][-1]['id']}", headers=_auth(token))
+    ).status == 204
+    second = await warehouse.get(first["next"], headers=_auth(token))
+    assert second.status == 200
+    assert [p["id"] for p in (await second.json())["photos"]] == ids[:1]
+    bad = await warehouse.get("/api/photos?after=not-a-cursor", headers=_auth(token))
+    assert bad.status == 400
