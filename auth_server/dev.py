@@ -81,7 +81,9 @@ async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_p
     saved = auth.dev_data_dir / "demo-clients.json"
     if saved.exists():
         demo = Demo(**json.loads(saved.read_text()))
-        if await registry.clients.get(demo.printer_id) and await registry.clients.get(demo.partner_id):
+        printer = await registry.clients.get(demo.printer_id)
+        current = printer is not None and printer_redirect(printer_port) in printer.redirect_uris
+        if current and await registry.clients.get(demo.partner_id):
             return await _with_photos(demo, user.subject, photos)
     printer, printer_secret = await registry.clients.create(
         name="Photo Printer",
@@ -100,8 +102,10 @@ async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_p
     assert printer_secret and partner_secret
     demo = Demo(printer.client_id, printer_secret, partner.client_id, partner_secret)
     saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(demo.__dict__))
-    saved.chmod(0o600)
+    # the demo secrets: readable by their owner only, from the first byte
+    descriptor = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(demo.__dict__))
     return await _with_photos(demo, user.subject, photos)
 
 
@@ -150,7 +154,8 @@ def run(
     printer_port: int = PRINTER_PORT,
 ) -> int:
     """Serve the demo until Ctrl-C or SIGTERM; the auth server listens on the issuer's port."""
-    auth_port = urlsplit(auth.issuer).port or 80
+    parts = urlsplit(auth.issuer)
+    auth_port = parts.port or (443 if parts.scheme == "https" else 80)
     demo = asyncio.run(prepare(auth, resource, printer_port))
     assert auth.database_url is not None and auth.redis_url is not None and resource.database_url is not None
     env = {
@@ -192,7 +197,11 @@ def run(
     try:
         for name, (command, ready_url) in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=Path.cwd())  # noqa: S603
-            _wait_until_up(ready_url, processes[name])
+            try:
+                _wait_until_up(ready_url, processes[name])
+            except RuntimeError as error:
+                print(f"tessera dev: the {name} did not start: {error}", file=sys.stderr)
+                return 1
         banner = BANNER.format(
             issuer=auth.issuer,
             demo=demo,

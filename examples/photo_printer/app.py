@@ -379,6 +379,14 @@ def tokens_from(body: Mapping[str, Any], *, previous_refresh: str | None, scope:
     )
 
 
+async def _form(request: web.Request) -> Mapping[str, Any]:
+    """The posted form, or an empty one when the body is malformed (the CSRF check then fails)."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return {}
+
+
 async def refresh(app: web.Application, session: BrowserSession, stale: Tokens) -> Tokens:
     """New tokens for ``stale``, unless a concurrent request has already replaced them."""
     async with session.refresh_lock:
@@ -728,7 +736,7 @@ async def print_photo(request: web.Request) -> web.Response:
     session = connected_session(request)
     if session is None:
         return see_other("/")
-    if not _csrf_ok(session, await request.post()):
+    if not _csrf_ok(session, await _form(request)):
         return expired_form()
     photo_id = _photo_id(request.match_info["photo_id"])
     if photo_id is None:
@@ -762,9 +770,11 @@ async def disconnect(request: web.Request) -> web.Response:
     session = current_session(request)
     if session is None:
         return see_other("/")
-    if not _csrf_ok(session, await request.post()):
+    if not _csrf_ok(session, await _form(request)):
         return expired_form()
-    tokens, session.tokens = session.tokens, None
+    # under the refresh lock: a refresh in flight must not write tokens back after we dropped them
+    async with session.refresh_lock:
+        tokens, session.tokens = session.tokens, None
     endpoint = app[METADATA].revocation_endpoint
     if tokens is not None and tokens.refresh_token is not None and endpoint is not None:
         settings = app[SETTINGS]
