@@ -10,7 +10,8 @@ TESSERA_ISSUER                      the issuer URL; every URL in metadata is bui
                                     fragment or path. (http://localhost:8000)
 TESSERA_DATABASE_URL                postgresql:// URL. Unset: the embedded development
                                     Postgres in TESSERA_DEV_DATA_DIR (localhost issuers only).
-TESSERA_REDIS_URL                   redis:// / rediss:// / unix:// URL. Unset: embedded dev Redis.
+TESSERA_REDIS_URL                   redis://, rediss://, unix://, redis+cluster://host:port or
+                                    redis+sentinel://host:port,…/service. Unset: embedded dev Redis.
 TESSERA_DEV_DATA_DIR                where the embedded development servers keep data (.tessera)
 TESSERA_KEY_ENCRYPTION_KEY          base64 of 32 bytes (AES-256-GCM) that encrypts private
                                     signing keys at rest. Required unless the issuer is
@@ -137,7 +138,18 @@ class Settings:
             database_url = env.url("DATABASE_URL", ("postgresql", "postgres"))
         redis_url = env.optional("REDIS_URL")
         if redis_url is not None:
-            redis_url = env.url("REDIS_URL", ("redis", "rediss", "unix"))
+            redis_url = env.url(
+                "REDIS_URL",
+                (
+                    "redis",
+                    "rediss",
+                    "unix",
+                    "redis+cluster",
+                    "rediss+cluster",
+                    "redis+sentinel",
+                    "rediss+sentinel",
+                ),
+            )
         if (database_url is None or redis_url is None) and not is_local_http(issuer):
             missing = "DATABASE_URL" if database_url is None else "REDIS_URL"
             raise ConfigError(f"{env.name(missing)} is required when the issuer is not http://localhost")

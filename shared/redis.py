@@ -1,16 +1,50 @@
-"""Redis: one client per process, and key naming.
+"""Redis: one client per process, in any of the three deployments, and key naming.
+
+``TESSERA_REDIS_URL`` chooses the deployment by scheme:
+
+* ``redis://`` / ``rediss://`` / ``unix://`` — a single server;
+* ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS) — Redis Cluster, discovered from
+  any node;
+* ``redis+sentinel://host:port[,host:port…]/service`` — the master of ``service`` as the Sentinels
+  report it, followed through failovers.
 
 Keys are ``{prefix}{kind}:{{id}}``: the id sits in a hash tag, so every key of one flow (a code
-and its tombstone, say) lands in the same Redis Cluster slot and can share a transaction.
+and its tombstone, say) lands in the same Cluster slot and can share a script or transaction.
 """
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
 
 
-def create_redis(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=False, health_check_interval=15, socket_timeout=5)
+def create_redis(url: str) -> Any:
+    """A client for the deployment ``url`` names (see the module docstring)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("redis+cluster", "rediss+cluster"):
+        plain = url.replace("+cluster", "", 1)
+        return RedisCluster.from_url(plain, decode_responses=False, **_OPTIONS)
+    if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        hosts = []
+        for host in (parts.netloc.rpartition("@")[2]).split(","):
+            name, _, port = host.partition(":")
+            hosts.append((name, int(port or 26379)))
+        service = parts.path.strip("/") or "mymaster"
+        options = dict(parse_qsl(parts.query))
+        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 5}, **_OPTIONS)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(
+            service,
+            password=parts.password,
+            db=int(options.get("db", 0)),
+            ssl=parts.scheme.startswith("rediss"),
+        )
+    return Redis.from_url(url, decode_responses=False, health_check_interval=15, **_OPTIONS)
 
 
 class Keys:
