@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
         await keys.ensure_key(registry)
         await keys.reload(registry)
         app[REGISTRY] = registry
+        app[observability.METRICS].watch_pool(pool)
         health = app[observability.HEALTH]
         health.checks["postgres"] = lambda: pool.fetchval("SELECT 1")
         health.checks["redis"] = redis.ping

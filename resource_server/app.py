@@ -46,6 +46,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         pool = await db.create_pool(database_url, SCHEMA)
         app[photos.STORE] = PhotoStore(pool)
         app[observability.HEALTH].checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+        app[observability.METRICS].watch_pool(pool)
         try:
             yield
         finally:

@@ -18,9 +18,17 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -92,7 +100,24 @@ class Metrics:
         self.oauth_errors = Counter(
             "tessera_oauth_errors", "OAuth errors returned, by error code", ["error"], registry=self.registry
         )
+        self.pool_in_use = Gauge(
+            "tessera_db_pool_connections_in_use",
+            "Postgres pool connections in use",
+            ["service"],
+            registry=self.registry,
+        )
+        self.pool_size = Gauge(
+            "tessera_db_pool_connections",
+            "Postgres pool connections open",
+            ["service"],
+            registry=self.registry,
+        )
         self.service = service
+
+    def watch_pool(self, pool: Any) -> None:
+        """Report an asyncpg pool's saturation at every scrape."""
+        self.pool_size.labels(self.service).set_function(pool.get_size)
+        self.pool_in_use.labels(self.service).set_function(lambda: pool.get_size() - pool.get_idle_size())
 
 
 METRICS = web.AppKey("metrics", Metrics)

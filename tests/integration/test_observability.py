@@ -111,6 +111,8 @@ async def test_metrics_count_requests_tokens_and_errors(http: TestClient, new_cl
         in text
     )
     assert "tessera_http_request_seconds_bucket" in text
+    assert 'tessera_db_pool_connections{service="auth"}' in text
+    assert 'tessera_db_pool_connections_in_use{service="auth"}' in text
 
 
 async def test_ready_when_postgres_redis_and_keys_are(http: TestClient) -> None:

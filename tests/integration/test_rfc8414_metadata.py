@@ -38,6 +38,13 @@ async def test_metadata_lists_every_endpoint_and_capability(http: TestClient) ->
     assert "photos:read" in doc["scopes_supported"]
 
 
+async def test_urls_come_from_the_issuer_never_the_host_header(http: TestClient) -> None:
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    doc = await (await http.get("/.well-known/oauth-authorization-server", headers=forged)).json()
+    assert all("evil" not in str(value) for value in doc.values())
+    assert doc["token_endpoint"] == f"{ISSUER}/oauth2/token"
+
+
 async def test_every_advertised_endpoint_exists(http: TestClient) -> None:
     doc = await (await http.get("/.well-known/oauth-authorization-server")).json()
     for name in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
