@@ -38,12 +38,22 @@ def create_redis(url: str) -> Any:
         service = parts.path.strip("/") or "mymaster"
         options = dict(parse_qsl(parts.query))
         sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 5}, **_OPTIONS)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(
+        master = sentinel.master_for(
             service,
             password=parts.password,
             db=int(options.get("db", 0)),
             ssl=parts.scheme.startswith("rediss"),
         )
+        close_master = master.aclose
+
+        async def aclose(*args: Any, **kwargs: Any) -> None:
+            """Close the master's pool and the connections to the Sentinels themselves."""
+            await close_master(*args, **kwargs)
+            for node in sentinel.sentinels:
+                await node.aclose()
+
+        master.aclose = aclose
+        return master
     return Redis.from_url(url, decode_responses=False, health_check_interval=15, **_OPTIONS)
 
 

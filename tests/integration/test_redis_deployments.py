@@ -186,8 +186,42 @@ async def test_the_whole_flow_on_a_redis_cluster(
     assert (await one.get("/readyz")).status == 200
 
 
-def test_sentinel_urls_are_accepted() -> None:
-    client = create_redis("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/photos-master?db=2")
-    assert client.connection_pool.service_name == "photos-master"
-    settings = make_settings("postgresql://x@127.0.0.1/db", "redis+sentinel://127.0.0.1:26379/m", "p:")
-    assert settings.redis_url == "redis+sentinel://127.0.0.1:26379/m"
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[str]:
+    """A real Redis master and one Sentinel watching it, on loopback."""
+    master_port, sentinel_port = free_port(), free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor photos-master 127.0.0.1 {master_port} 1\n"
+    )
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    master = subprocess.Popen(
+        [_redis_server(), "--port", str(master_port), *common], stdout=subprocess.DEVNULL
+    )
+    watcher = subprocess.Popen([_redis_server(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+    try:
+        yield f"redis+sentinel://127.0.0.1:{sentinel_port}/photos-master"
+    finally:
+        for process in (watcher, master):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def test_the_server_works_through_sentinel(
+    aiohttp_client: Factory, sentinel: str, database_url: str, redis_prefix: str
+) -> None:
+    http = await aiohttp_client(create_app(make_settings(database_url, sentinel, redis_prefix)))
+    for _ in range(100):  # the Sentinel needs a moment to learn its master
+        if (await http.get("/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("never ready through the Sentinel")
+    page = await http.get("/login")  # a session written to the master the Sentinel names
+    assert page.status == 200
+    client = create_redis(sentinel)
+    try:
+        assert [key async for key in client.scan_iter(match=f"{redis_prefix}session:*")]
+    finally:
+        await client.aclose()
