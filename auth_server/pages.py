@@ -39,7 +39,10 @@ def render(template: str, *, status: int = 200, **context: Any) -> web.Response:
 
 async def error_page(request: web.Request, error: OAuthError) -> web.Response:
     """How an error reaches a person: a page, never a redirect to an unverified URI."""
-    return render("error.html", status=error.status, error=error.error, description=error.description)
+    page = render("error.html", status=error.status, error=error.error, description=error.description)
+    if error.retry_after is not None:
+        page.headers["Retry-After"] = str(error.retry_after)
+    return page
 
 
 def cookie_name(request: web.Request) -> str:

@@ -18,6 +18,7 @@ from auth_server.stores.codes import CodeStore
 from auth_server.stores.consents import ConsentStore
 from auth_server.stores.keys import KeyStore
 from auth_server.stores.login_attempts import LoginAttemptStore
+from auth_server.stores.rate_limits import RateLimitStore
 from auth_server.stores.refresh_tokens import RefreshTokenStore
 from auth_server.stores.revoked_tokens import RevokedTokenStore
 from auth_server.stores.sessions import SessionStore
@@ -40,6 +41,7 @@ class Registry:
     authorization_requests: AuthorizationRequestStore
     revoked_tokens: RevokedTokenStore
     login_attempts: LoginAttemptStore
+    rate_limits: RateLimitStore
     audit: AuditLog
     assertion_jtis: UsedJtiStore
     client_keys: ClientKeys
@@ -79,6 +81,7 @@ class Registry:
                 window=settings.login_lockout_window,
             ),
             assertion_jtis=UsedJtiStore(redis, keys),
+            rate_limits=RateLimitStore(redis, keys),
             audit=audit,
             client_keys=ClientKeys(),
             keyring=keyring,

@@ -30,6 +30,10 @@ TESSERA_KEY_REFRESH_INTERVAL        how often each replica reloads signing keys,
 TESSERA_LOGIN_MAX_FAILURES          failed logins per username before a lockout (5)
 TESSERA_LOGIN_MAX_FAILURES_PER_IP   failed logins per client IP before a lockout (50)
 TESSERA_LOGIN_LOCKOUT_WINDOW        seconds failures are counted and a lockout lasts (900)
+TESSERA_RATE_TOKEN_PER_CLIENT       token requests per client per minute (60000; 0 = off)
+TESSERA_RATE_TOKEN_PER_IP           token requests per client IP per minute (60000)
+TESSERA_RATE_AUTHORIZE_PER_IP       /authorize requests per client IP per minute (600)
+TESSERA_RATE_LOGIN_PER_IP           login form posts per client IP per minute (120)
 TESSERA_SCOPES                      JSON object scope -> description shown on the consent page
                                     (photos:read, photos:write, warehouse:stats)
 TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
@@ -90,6 +94,10 @@ class Settings:
     login_max_failures: int = 5
     login_max_failures_per_ip: int = 50
     login_lockout_window: int = 900
+    rate_token_per_client: int = 60000
+    rate_token_per_ip: int = 60000
+    rate_authorize_per_ip: int = 600
+    rate_login_per_ip: int = 120
     scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
     max_body_bytes: int = 65536
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -176,6 +184,10 @@ class Settings:
             login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
             login_max_failures_per_ip=env.integer("LOGIN_MAX_FAILURES_PER_IP", 50, minimum=1),
             login_lockout_window=env.integer("LOGIN_LOCKOUT_WINDOW", 900, minimum=1),
+            rate_token_per_client=env.integer("RATE_TOKEN_PER_CLIENT", 60000),
+            rate_token_per_ip=env.integer("RATE_TOKEN_PER_IP", 60000),
+            rate_authorize_per_ip=env.integer("RATE_AUTHORIZE_PER_IP", 600),
+            rate_login_per_ip=env.integer("RATE_LOGIN_PER_IP", 120),
             scopes=_scopes(env),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),

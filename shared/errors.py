@@ -93,6 +93,13 @@ class TemporarilyUnavailable(OAuthError):
     status = 503
 
 
+class TooManyRequests(OAuthError):
+    """A rate limit was hit (429, with ``Retry-After``); the OAuth code says to come back later."""
+
+    error = "temporarily_unavailable"
+    status = 429
+
+
 class PayloadTooLarge(InvalidRequest):
     status = 413
 

@@ -87,6 +87,10 @@ def make_settings(database_url: str, redis_url: str, prefix: str, **overrides: A
         "TESSERA_REDIS_PREFIX": prefix,
         # every test client comes from 127.0.0.1: a per-IP lockout would couple unrelated tests
         "TESSERA_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+        # likewise the per-IP request rates (their own tests turn them on with a private key prefix)
+        "TESSERA_RATE_TOKEN_PER_IP": "0",
+        "TESSERA_RATE_AUTHORIZE_PER_IP": "0",
+        "TESSERA_RATE_LOGIN_PER_IP": "0",
     }
     environ.update({f"TESSERA_{k.upper()}": str(v) for k, v in overrides.items()})
     return Settings.from_env(environ)

@@ -17,9 +17,11 @@ from auth_server import paths, pkce, scopes
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import RESPONSE_TYPE_GRANTS, Client
 from auth_server.pages import current_session, render
+from auth_server.rate_limits import limit
 from auth_server.registry import Registry
 from auth_server.stores.authorization_requests import AuthorizationRequest
 from auth_server.stores.codes import CodeGrant
+from auth_server.stores.rate_limits import Limit
 from auth_server.stores.sessions import Session
 from shared.errors import (
     UNAVAILABLE_ERRORS,
@@ -30,7 +32,7 @@ from shared.errors import (
     UnsupportedResponseType,
     html_page,
 )
-from shared.http import has_control_characters, query_params
+from shared.http import client_ip, has_control_characters, query_params
 from shared.observability import METRICS
 
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
@@ -192,6 +194,7 @@ async def issue_response(
 @html_page
 async def authorize(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
+    await limit(registry, Limit("authorize-ip", client_ip(request), registry.settings.rate_authorize_per_ip))
     client, redirection = await verified_redirect(request)
     try:
         authz = validate(registry, client, redirection, query_params(request))

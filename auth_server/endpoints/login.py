@@ -16,6 +16,8 @@ from auth_server import paths
 from auth_server.appkeys import REGISTRY
 from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
 from auth_server.passwords import LockedOut, check_credentials
+from auth_server.rate_limits import limit
+from auth_server.stores.rate_limits import Limit
 from shared.errors import InvalidRequest, html_page
 from shared.http import client_ip, read_form
 
@@ -72,6 +74,7 @@ async def login_page(request: web.Request) -> web.Response:
 @html_page
 async def login(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
+    await limit(registry, Limit("login-ip", client_ip(request), registry.settings.rate_login_per_ip))
     form = await read_form(request)
     return_to = safe_return_to(form.get("return_to"))
     session = await current_session(request)

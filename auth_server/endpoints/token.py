@@ -14,6 +14,8 @@ from auth_server.appkeys import REGISTRY
 from auth_server.client_auth import authenticate_client
 from auth_server.grants import GRANTS
 from auth_server.grants.common import TokenRequest
+from auth_server.rate_limits import limit
+from auth_server.stores.rate_limits import Limit
 from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from shared.http import client_ip, read_form
 from shared.observability import METRICS
@@ -22,9 +24,12 @@ from shared.observability import METRICS
 async def token(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     form = await read_form(request)
+    ip = client_ip(request)
+    await limit(registry, Limit("token-ip", ip, registry.settings.rate_token_per_ip))
     client = await authenticate_client(
         registry, request.headers, form, registry.settings.endpoint(paths.TOKEN)
     )
+    await limit(registry, Limit("token-client", client.client_id, registry.settings.rate_token_per_client))
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
@@ -33,6 +38,6 @@ async def token(request: web.Request) -> web.Response:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if not client.allows_grant(grant_type):
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
-    body = await grant(registry, client, TokenRequest(form, client_ip(request)))
+    body = await grant(registry, client, TokenRequest(form, ip))
     request.app[METRICS].tokens.labels(grant_type).inc()
     return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers=NO_STORE)

@@ -1,0 +1,87 @@
+"""Per-client and per-IP rate limits in Redis: 429 with Retry-After and an OAuth error body."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from auth_server.app import create_app
+from tests.conftest import ClientFactory, make_settings
+from tests.flow import authorize_params, basic
+from tests.services import Services
+
+Factory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def limited(
+    aiohttp_client: Factory, database_url: str, backing: Services
+) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
+    """An app with low limits and a key prefix of its own (so its counters start at zero)."""
+    prefixes: list[str] = []
+
+    async def make(**limits: int) -> TestClient:
+        prefix = f"tessera-test-rate-{uuid.uuid4().hex[:8]}:"
+        prefixes.append(prefix)
+        return await aiohttp_client(
+            create_app(make_settings(database_url, backing.redis_url, prefix, **limits))
+        )
+
+    yield make
+    redis = Redis.from_url(backing.redis_url)
+    try:
+        for prefix in prefixes:
+            async for key in redis.scan_iter(match=f"{prefix}*"):
+                await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+async def test_token_requests_per_client(
+    limited: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
+) -> None:
+    http = await limited(rate_token_per_client=3, rate_token_per_ip=0)
+    client, secret = await new_client(grant_types=["client_credentials"], scope="warehouse:stats")
+    other, other_secret = await new_client(grant_types=["client_credentials"], scope="warehouse:stats")
+    assert secret and other_secret
+    form = {"grant_type": "client_credentials"}
+    statuses = [
+        (await http.post("/oauth2/token", data=form, headers=basic(client.client_id, secret))).status
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    refused = await http.post("/oauth2/token", data=form, headers=basic(client.client_id, secret))
+    body = await refused.json()
+    assert body["error"] == "temporarily_unavailable" and 0 < int(refused.headers["Retry-After"]) <= 61
+    # another client has its own budget
+    assert (
+        await http.post("/oauth2/token", data=form, headers=basic(other.client_id, other_secret))
+    ).status == 200
+
+
+async def test_token_requests_per_ip_before_authentication(
+    limited: Callable[..., Awaitable[TestClient]],
+) -> None:
+    http = await limited(rate_token_per_ip=2)
+    statuses = [(await http.post("/oauth2/token", data={"grant_type": "x"})).status for _ in range(3)]
+    assert statuses == [401, 401, 429]
+
+
+async def test_authorize_and_login_per_ip(
+    limited: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
+) -> None:
+    http = await limited(rate_authorize_per_ip=2, rate_login_per_ip=1)
+    client, _ = await new_client()
+    url = f"/oauth2/authorize?{urlencode(authorize_params(client.client_id))}"
+    statuses = [(await http.get(url, allow_redirects=False)).status for _ in range(3)]
+    assert statuses == [302, 302, 429]
+    page = await http.get(url, allow_redirects=False)
+    assert "Retry-After" in page.headers and "temporarily_unavailable" in await page.text()
+    first = await http.post("/login", data={"username": "a", "password": "b"}, allow_redirects=False)
+    second = await http.post("/login", data={"username": "a", "password": "b"}, allow_redirects=False)
+    assert first.status == 400 and second.status == 429
