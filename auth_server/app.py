@@ -21,7 +21,7 @@ from auth_server.endpoints.token import token
 from auth_server.pages import error_page
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from shared import db, observability
+from shared import db, observability, openapi
 from shared.errors import error_middleware
 from shared.http import TRUSTED_PROXIES
 from shared.redis import create_redis
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
             await pool.close()
 
     app.cleanup_ctx.append(resources)
+    app.router.add_get("/openapi.json", openapi.endpoint(openapi.auth_document()))
     app.router.add_get(paths.METADATA, metadata)
     app.router.add_get(paths.JWKS, jwks)
     app.router.add_get(paths.AUTHORIZE, authorize)

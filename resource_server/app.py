@@ -9,7 +9,7 @@ from aiohttp import web
 from resource_server import photos
 from resource_server.settings import ResourceSettings
 from resource_server.store import PhotoStore
-from shared import db, observability
+from shared import db, observability, openapi
 from shared.errors import error_middleware
 from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, TokenValidator
 
@@ -55,6 +55,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.cleanup_ctx.append(resources)
     if isinstance(source, JWKSKeySource):
         app.cleanup_ctx.append(source.cleanup_ctx)
+    app.router.add_get("/openapi.json", openapi.endpoint(openapi.resource_document()))
     app.router.add_get("/api/photos", photos.list_photos)
     app.router.add_post("/api/photos", photos.upload_photo)
     app.router.add_get("/api/photos/{photo_id}", photos.get_photo)
