@@ -240,41 +240,35 @@ async def cmd_keys_list(args: argparse.Namespace) -> None:
     _print([dataclasses.asdict(s) for s in statuses])
 
 
-def cmd_auth_server(args: argparse.Namespace) -> None:
-    settings = auth_settings()
+def _serve(app: Any, host: str, port: int, grace: int, banner: str) -> None:
+    """Run an app until SIGTERM/SIGINT, then give in-flight requests ``grace`` seconds."""
     from aiohttp import web
 
-    host = args.host or settings.host
-    port = args.port or settings.port
-    print(
-        f"Tessera auth server: issuer {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr
-    )
-    web.run_app(
+    print(f"{banner}, listening on http://{host}:{port}", file=sys.stderr)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=grace)
+
+
+def cmd_auth_server(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    _serve(
         create_app(settings),
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_grace,
+        args.host or settings.host,
+        args.port or settings.port,
+        settings.shutdown_grace,
+        f"Tessera auth server: issuer {settings.issuer}",
     )
 
 
 def cmd_resource_server(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
     from resource_server.app import create_app as create_resource_app
 
     settings = resource_settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
-    print(f"Photo Warehouse: trusting {settings.issuer}, listening on http://{host}:{port}", file=sys.stderr)
-    web.run_app(
+    _serve(
         create_resource_app(settings),
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_grace,
+        args.host or settings.host,
+        args.port or settings.port,
+        settings.shutdown_grace,
+        f"Photo Warehouse: trusting {settings.issuer}",
     )
 
 
