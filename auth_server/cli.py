@@ -275,14 +275,19 @@ def cmd_resource_server(args: argparse.Namespace) -> None:
 def cmd_dev(args: argparse.Namespace) -> None:
     from auth_server import dev
 
-    raise SystemExit(
-        dev.run(
+    configured = Settings.from_env()
+    embedded_in_use = configured.database_url is None or configured.redis_url is None
+    try:
+        code = dev.run(
             auth_settings(),
             resource_settings(),
             warehouse_port=args.warehouse_port,
             printer_port=args.printer_port,
         )
-    )
+    finally:
+        if embedded_in_use:  # Ctrl-C stops everything, the embedded databases too (their data stays)
+            embedded.stop(configured.dev_data_dir)
+    raise SystemExit(code)
 
 
 def parser() -> argparse.ArgumentParser:

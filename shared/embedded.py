@@ -27,6 +27,10 @@ def postgres_url(data_dir: Path, database: str = DEV_DATABASE) -> str:
     get_server = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(str((data_dir / "postgres").resolve()), cleanup_mode=None)
+    # pgserver hands back its cached handle for a folder even after the server was stopped:
+    # make sure the server behind it runs (a no-op when it does), under pgserver's own lock.
+    with server._lock:
+        server.ensure_postgres_running()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
@@ -101,12 +105,21 @@ def _redis_answers(socket: Path) -> bool:
 
 
 def stop(data_dir: Path) -> None:
-    """Stop both embedded servers (their data stays in ``data_dir``)."""
-    get_server = _pgserver()
-    pgdata = (data_dir / "postgres").resolve()
-    if (pgdata / "postmaster.pid").exists():
-        get_server(str(pgdata), cleanup_mode="stop").cleanup()
+    """Stop both embedded servers (their data stays in ``data_dir``); the next start starts afresh."""
+    _stop_postgres((data_dir / "postgres").resolve())
     pidfile = (data_dir / "redis" / "redis.pid").resolve()
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), 15)
+
+
+def _stop_postgres(pgdata: Path) -> None:
+    _pgserver()  # imported quietly
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    # as root, pgserver runs PostgreSQL as its own system user; pg_ctl must act as that user too
+    user = "pgserver" if os.geteuid() == 0 else None
+    with contextlib.suppress(subprocess.CalledProcessError):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)

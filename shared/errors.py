@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
@@ -159,6 +160,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     ConnectionError,
     TimeoutError,
+    socket.gaierror,  # the service's host name does not resolve
+    FileNotFoundError,  # its Unix socket is gone (a local server stopped)
 )
 
 
