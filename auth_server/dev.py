@@ -193,7 +193,9 @@ def run(
         nonlocal stopping
         stopping = True
 
+    # explicit handlers: a process started in the background may inherit an ignored SIGINT
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         for name, (command, ready_url) in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=Path.cwd())  # noqa: S603
@@ -223,7 +225,7 @@ def run(
     finally:
         for process in processes.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGTERM)  # each drains in-flight requests, then exits
         for process in processes.values():
             try:
                 process.wait(timeout=10)
