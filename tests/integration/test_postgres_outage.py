@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
@@ -84,6 +85,6 @@ async def test_postgres_restart_gives_503_then_recovers(
 
 
 def _registry(http: TestClient) -> Registry:
-    app = http.app
+    app: web.Application | None = http.app
     assert app is not None
     return app[REGISTRY]
