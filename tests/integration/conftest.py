@@ -1,0 +1,61 @@
+"""Fixtures of the integration tests that drive real servers from synchronous (Hypothesis) code."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from auth_server.app import create_app
+from resource_server.app import create_app as create_resource_app
+from resource_server.settings import ResourceSettings
+from tests.conftest import free_port, make_settings
+from tests.services import Services
+
+
+@pytest.fixture(scope="session")
+def servers(database_url: str, backing: Services) -> Iterator[tuple[str, str]]:
+    """(auth URL, resource URL), served from their own event loop in a thread."""
+    loop = asyncio.new_event_loop()
+    auth_port, resource_port = free_port(), free_port()
+    auth_url = f"http://127.0.0.1:{auth_port}"
+    prefix = "tessera-test-fuzz:"
+    runners: list[web.AppRunner] = []
+
+    async def start() -> None:
+        auth = web.AppRunner(
+            create_app(make_settings(database_url, backing.redis_url, prefix, issuer=auth_url))
+        )
+        await auth.setup()
+        await web.TCPSite(auth, "127.0.0.1", auth_port).start()
+        resource_settings = ResourceSettings(
+            issuer=auth_url, database_url=database_url, audience=f"{auth_url}/api"
+        )
+        resource = web.AppRunner(create_resource_app(resource_settings))
+        await resource.setup()
+        await web.TCPSite(resource, "127.0.0.1", resource_port).start()
+        runners.extend([auth, resource])
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    try:
+        yield auth_url, f"http://127.0.0.1:{resource_port}"
+    finally:
+
+        async def stop() -> None:
+            for runner in reversed(runners):
+                await runner.cleanup()
+            redis_client = Redis.from_url(backing.redis_url)
+            async for key in redis_client.scan_iter(match=f"{prefix}*"):
+                await redis_client.delete(key)
+            await redis_client.aclose()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
