@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from auth_server import keys
+from auth_server import keys, signing
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
 from auth_server.clients import (
     AUTH_METHODS,
@@ -353,7 +353,7 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument(
         "--prepublication", type=int, help="seconds before it signs (TESSERA_KEY_PREPUBLICATION)"
     )
-    rotate.add_argument("--alg", choices=["ES256", "RS256"])
+    rotate.add_argument("--alg", choices=signing.ALGORITHMS)
     rotate.set_defaults(run=cmd_keys_rotate)
     key.add_parser("list").set_defaults(run=cmd_keys_list)
     return top

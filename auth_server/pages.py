@@ -13,7 +13,7 @@ from aiohttp import web
 
 from auth_server.appkeys import REGISTRY
 from auth_server.stores.sessions import Session
-from shared.errors import OAuthError
+from shared.errors import NO_STORE, OAuthError
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("auth_server", "templates"),
@@ -27,8 +27,7 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
+    **NO_STORE,
 }
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from auth_server.signing import ALGORITHMS as SIGNING_ALGORITHMS
 from shared.config import ConfigError, Env, is_local_http
 from shared.http import parse_networks
 
@@ -177,7 +178,7 @@ class Settings:
             refresh_grace_period=env.integer("REFRESH_GRACE_PERIOD", 0, maximum=60),
             code_ttl=env.integer("CODE_TTL", 600, minimum=10, maximum=600),
             session_ttl=env.integer("SESSION_TTL", 8 * 3600, minimum=60),
-            signing_alg=env.choice("SIGNING_ALG", "ES256", ("ES256", "RS256")),
+            signing_alg=env.choice("SIGNING_ALG", "ES256", SIGNING_ALGORITHMS),
             key_prepublication=env.integer("KEY_PREPUBLICATION", 900),
             jwks_max_age=env.integer("JWKS_MAX_AGE", 300, maximum=86400),
             key_refresh_interval=env.integer("KEY_REFRESH_INTERVAL", 30, minimum=1),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import ConfigError, Env, is_local_http
-from shared.jwt_validation import FORBIDDEN_ALGORITHMS
+from shared.jwt_validation import DEFAULT_ALGORITHMS, FORBIDDEN_ALGORITHMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class ResourceSettings:
     issuer: str
     database_url: str | None
     audience: str
-    algorithms: tuple[str, ...] = ("ES256", "RS256")
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     leeway: int = 30
     jwks_refresh_interval: int = 300
     jwks_min_refetch_interval: int = 10
@@ -53,7 +53,9 @@ class ResourceSettings:
                 f"{env.name('RESOURCE_DATABASE_URL')} is required when the issuer is not localhost"
             )
         algorithms = tuple(
-            a.strip() for a in env.string("TOKEN_ALGORITHMS", "ES256,RS256").split(",") if a.strip()
+            a.strip()
+            for a in env.string("TOKEN_ALGORITHMS", ",".join(DEFAULT_ALGORITHMS)).split(",")
+            if a.strip()
         )
         if not algorithms or FORBIDDEN_ALGORITHMS.intersection(algorithms):
             raise ConfigError(f"{env.name('TOKEN_ALGORITHMS')} must list asymmetric algorithms only")

@@ -57,17 +57,6 @@ class Env:
             raise ConfigError(f"{self.name(key)} must be {bounds}, got {number}")
         return number
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return default
-        lowered = value.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{self.name(key)} must be true or false, got {value!r}")
-
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.string(key, default)
         if value not in choices:

@@ -211,9 +211,6 @@ class TokenValidator:
             self._cache.popitem(last=False)
         return claims
 
-    def forget(self, token: str) -> None:
-        self._cache.pop(hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest(), None)
-
     async def _validate(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)

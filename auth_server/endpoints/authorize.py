@@ -24,6 +24,7 @@ from auth_server.stores.codes import CodeGrant
 from auth_server.stores.rate_limits import Limit
 from auth_server.stores.sessions import Session
 from shared.errors import (
+    NO_STORE,
     UNAVAILABLE_ERRORS,
     InvalidRequest,
     OAuthError,
@@ -35,7 +36,7 @@ from shared.errors import (
 from shared.http import client_ip, has_control_characters, query_params
 from shared.observability import METRICS
 
-REDIRECT_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
+REDIRECT_HEADERS = {**NO_STORE, "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,12 +259,6 @@ class RefreshTokenStore:
         active = row["rotated_at"] is None and row["revoked_at"] is None and row["expires_at"] > row["now"]
         return RefreshTokenInfo(grant, row["created_at"], row["expires_at"], active)
 
-    async def family_active(self, family_id: uuid.UUID) -> bool:
-        revoked = await self._pool.fetchval(
-            "SELECT revoked_at IS NOT NULL FROM refresh_token_families WHERE family_id = $1", family_id
-        )
-        return revoked is False
-
 
 def _accesses(rows: list[asyncpg.Record]) -> tuple[IssuedAccess, ...]:
     return tuple(
