@@ -23,7 +23,7 @@ from auth_server.registry import Registry
 from auth_server.settings import Settings
 from shared import db, observability, openapi
 from shared.errors import error_middleware
-from shared.http import TRUSTED_PROXIES
+from shared.http import BODY_TIMEOUT, TRUSTED_PROXIES
 from shared.redis import create_redis
 
 SCHEMA = "tessera_auth"
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[TRUSTED_PROXIES] = settings.trusted_proxies
+    app[BODY_TIMEOUT] = float(settings.body_timeout)
     metrics = observability.install(app, "auth")
     app.middlewares.append(
         error_middleware(html=error_page, observe=lambda e: metrics.oauth_errors.labels(e.error).inc())
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
                 task.cancel()
             await asyncio.wait(background, timeout=5)
             await registry.client_keys.close()
+            await registry.rate_limits.close()
             await redis.aclose()
             await pool.close()
 

@@ -30,7 +30,7 @@ from auth_server.stores.users import UsernameTaken
 from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
 from resource_server.app import SCHEMA as RESOURCE_SCHEMA
 from resource_server.settings import ResourceSettings
-from shared import db, embedded
+from shared import db, embedded, serving
 from shared import logging as tessera_logging
 from shared.config import ConfigError
 from shared.redis import create_redis
@@ -240,21 +240,21 @@ async def cmd_keys_list(args: argparse.Namespace) -> None:
     _print([dataclasses.asdict(s) for s in statuses])
 
 
-def _serve(app: Any, host: str, port: int, grace: int, banner: str) -> None:
-    """Run an app until SIGTERM/SIGINT, then give in-flight requests ``grace`` seconds."""
-    from aiohttp import web
-
-    print(f"{banner}, listening on http://{host}:{port}", file=sys.stderr)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=grace)
+def _listener(args: argparse.Namespace, settings: Settings | ResourceSettings) -> serving.Listener:
+    return serving.Listener(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        header_timeout=settings.header_timeout,
+        shutdown_grace=settings.shutdown_grace,
+    )
 
 
 def cmd_auth_server(args: argparse.Namespace) -> None:
     settings = auth_settings()
-    _serve(
-        create_app(settings),
-        args.host or settings.host,
-        args.port or settings.port,
-        settings.shutdown_grace,
+    serving.serve(
+        lambda: create_app(settings),
+        _listener(args, settings),
         f"Tessera auth server: issuer {settings.issuer}",
     )
 
@@ -263,11 +263,9 @@ def cmd_resource_server(args: argparse.Namespace) -> None:
     from resource_server.app import create_app as create_resource_app
 
     settings = resource_settings()
-    _serve(
-        create_resource_app(settings),
-        args.host or settings.host,
-        args.port or settings.port,
-        settings.shutdown_grace,
+    serving.serve(
+        lambda: create_resource_app(settings),
+        _listener(args, settings),
         f"Photo Warehouse: trusting {settings.issuer}",
     )
 
@@ -301,6 +299,9 @@ def parser() -> argparse.ArgumentParser:
     server = sub.add_parser("auth-server", help="run the authorization server")
     server.add_argument("--host")
     server.add_argument("--port", type=int)
+    server.add_argument(
+        "--workers", type=int, help="processes sharing the port (SO_REUSEPORT); default 1 or the env setting"
+    )
     server.set_defaults(run=cmd_auth_server)
 
     dev = sub.add_parser(
@@ -313,6 +314,9 @@ def parser() -> argparse.ArgumentParser:
     resource = sub.add_parser("resource-server", help="run the Photo Warehouse resource server")
     resource.add_argument("--host")
     resource.add_argument("--port", type=int)
+    resource.add_argument(
+        "--workers", type=int, help="processes sharing the port (SO_REUSEPORT); default 1 or the env setting"
+    )
     resource.set_defaults(run=cmd_resource_server)
 
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
@@ -360,9 +364,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    tessera_logging.configure()
     args = parser().parse_args(argv)
     try:
+        tessera_logging.configure()
         result = args.run(args)
         if asyncio.iscoroutine(result):
             asyncio.run(result)

@@ -81,7 +81,7 @@ class Registry:
                 window=settings.login_lockout_window,
             ),
             assertion_jtis=UsedJtiStore(redis, keys),
-            rate_limits=RateLimitStore(redis, keys),
+            rate_limits=RateLimitStore(redis, keys, sync_interval=settings.rate_sync_ms / 1000),
             audit=audit,
             client_keys=ClientKeys(),
             keyring=keyring,

@@ -34,12 +34,19 @@ TESSERA_RATE_TOKEN_PER_CLIENT       token requests per client per minute (60000;
 TESSERA_RATE_TOKEN_PER_IP           token requests per client IP per minute (60000)
 TESSERA_RATE_AUTHORIZE_PER_IP       /authorize requests per client IP per minute (600)
 TESSERA_RATE_LOGIN_PER_IP           login form posts per client IP per minute (120)
+TESSERA_RATE_SYNC_MS                how often each replica adds its rate-limit counts to Redis,
+                                    milliseconds (100); 0 = a round trip per request, exact
 TESSERA_SCOPES                      JSON object scope -> description shown on the consent page
                                     (photos:read, photos:write, warehouse:stats)
 TESSERA_MAX_BODY_BYTES              largest accepted request body (65536)
 TESSERA_TRUSTED_PROXIES             comma-separated addresses/CIDRs of the gateway; X-Forwarded-For
                                     is believed only from these (none)
 TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
+TESSERA_HEADER_TIMEOUT              seconds a connection may take to send a request's headers,
+                                    and may stay idle between requests (30): slow-loris guard
+TESSERA_BODY_TIMEOUT                seconds a request body may take to arrive (10)
+TESSERA_WORKERS                     server processes sharing the port with SO_REUSEPORT (1);
+                                    ``--workers`` on the command line wins
 TESSERA_HOST / TESSERA_PORT         listen address (127.0.0.1 / 8000)
 =================================== ========================================================
 """
@@ -99,10 +106,14 @@ class Settings:
     rate_token_per_ip: int = 60000
     rate_authorize_per_ip: int = 600
     rate_login_per_ip: int = 120
+    rate_sync_ms: int = 100
     scopes: Mapping[str, str] = field(default_factory=lambda: DEFAULT_SCOPES)
     max_body_bytes: int = 65536
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     shutdown_grace: int = 30
+    header_timeout: int = 30
+    body_timeout: int = 10
+    workers: int = 1
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -189,10 +200,14 @@ class Settings:
             rate_token_per_ip=env.integer("RATE_TOKEN_PER_IP", 60000),
             rate_authorize_per_ip=env.integer("RATE_AUTHORIZE_PER_IP", 600),
             rate_login_per_ip=env.integer("RATE_LOGIN_PER_IP", 120),
+            rate_sync_ms=env.integer("RATE_SYNC_MS", 100, maximum=10_000),
             scopes=_scopes(env),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=1024),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             shutdown_grace=env.integer("SHUTDOWN_GRACE", 30, maximum=600),
+            header_timeout=env.integer("HEADER_TIMEOUT", 30, minimum=1, maximum=3600),
+            body_timeout=env.integer("BODY_TIMEOUT", 10, minimum=1, maximum=3600),
+            workers=env.integer("WORKERS", 1, minimum=1, maximum=256),
             host=env.string("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8000, maximum=65535),
         )

@@ -11,6 +11,7 @@ from resource_server.settings import ResourceSettings
 from resource_server.store import PhotoStore
 from shared import db, observability, openapi
 from shared.errors import error_middleware
+from shared.http import BODY_TIMEOUT
 from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, TokenValidator
 
 SCHEMA = "tessera_photos"
@@ -23,6 +24,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         raise ValueError("create_app needs a database URL (see shared.embedded for development)")
     database_url = settings.database_url
     app = web.Application(client_max_size=settings.max_photo_bytes + 64 * 1024)
+    app[BODY_TIMEOUT] = float(settings.body_timeout)
     metrics = observability.install(app, "resource")
     app.middlewares.append(error_middleware(observe=lambda e: metrics.oauth_errors.labels(e.error).inc()))
     source = keys or JWKSKeySource(

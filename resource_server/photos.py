@@ -16,7 +16,7 @@ from aiohttp import BodyPartReader, web
 
 from resource_server.store import Photo, PhotoStore
 from shared.errors import InsufficientScope, InvalidRequest, OAuthError, PayloadTooLarge
-from shared.http import has_control_characters
+from shared.http import body_deadline, has_control_characters
 from shared.jwt_validation import claims, require_scope
 
 STORE = web.AppKey("photo_store", PhotoStore)
@@ -135,7 +135,8 @@ async def upload_photo(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType("Upload a photo as multipart/form-data with a 'file' field.")
     try:
-        title, declared, content = await _read_upload(request, limit)
+        async with body_deadline(request):
+            title, declared, content = await _read_upload(request, limit)
     except (ValueError, LookupError, UnicodeDecodeError):
         raise InvalidRequest("The multipart body is malformed.") from None
     except web.HTTPRequestEntityTooLarge:

@@ -13,6 +13,9 @@ TESSERA_JWKS_REFRESH_INTERVAL       background JWKS refresh, seconds (300)
 TESSERA_JWKS_MIN_REFETCH_INTERVAL   least seconds between refetches on an unknown kid (10)
 TESSERA_MAX_PHOTO_BYTES             largest upload (5242880)
 TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
+TESSERA_HEADER_TIMEOUT              seconds for a request's headers, and idle between requests (30)
+TESSERA_BODY_TIMEOUT                seconds a request body may take to arrive (30: photo uploads)
+TESSERA_RESOURCE_WORKERS            processes sharing the port with SO_REUSEPORT (1)
 TESSERA_RESOURCE_HOST / _PORT       listen address (127.0.0.1 / 8001)
 =================================== ========================================================
 """
@@ -40,6 +43,9 @@ class ResourceSettings:
     max_photo_bytes: int = 5 * 1024 * 1024
     dev_data_dir: Path = Path(".tessera")
     shutdown_grace: int = 30
+    header_timeout: int = 30
+    body_timeout: int = 30
+    workers: int = 1
     host: str = "127.0.0.1"
     port: int = 8001
 
@@ -70,6 +76,9 @@ class ResourceSettings:
             max_photo_bytes=env.integer("MAX_PHOTO_BYTES", 5 * 1024 * 1024, minimum=1024),
             dev_data_dir=Path(env.string("DEV_DATA_DIR", ".tessera")),
             shutdown_grace=env.integer("SHUTDOWN_GRACE", 30, maximum=600),
+            header_timeout=env.integer("HEADER_TIMEOUT", 30, minimum=1, maximum=3600),
+            body_timeout=env.integer("BODY_TIMEOUT", 30, minimum=1, maximum=3600),
+            workers=env.integer("RESOURCE_WORKERS", 1, minimum=1, maximum=256),
             host=env.string("RESOURCE_HOST", "127.0.0.1"),
             port=env.integer("RESOURCE_PORT", 8001, maximum=65535),
         )

@@ -105,6 +105,15 @@ class PayloadTooLarge(InvalidRequest):
     status = 413
 
 
+class RequestTimeout(InvalidRequest):
+    """The body trickled in too slowly (slow-loris): 408, and the connection is closed."""
+
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Connection": "close"}
+
+
 class BearerError(OAuthError):
     """RFC 6750 §3: errors of a protected resource, challenged with ``WWW-Authenticate: Bearer``."""
 

@@ -6,20 +6,28 @@ omitted. Bodies are ``application/x-www-form-urlencoded`` UTF-8; anything else i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import AsyncIterator, Iterable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from shared.errors import InvalidRequest, PayloadTooLarge
+from shared.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 
 FORM = "application/x-www-form-urlencoded"
+# Seconds a request body may take to arrive; each app sets its own (TESSERA_BODY_TIMEOUT).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def has_control_characters(value: str) -> bool:
     """NUL and the other C0 controls (tab aside) have no place in any OAuth parameter."""
-    return any(ord(c) < 0x20 and c != "\t" for c in value) or "\x7f" in value
+    return _CONTROL.search(value) is not None
 
 
 def _single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -36,11 +44,25 @@ def _single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Bound the time a body may take to arrive: a client trickling bytes gets 408, not a worker."""
+    try:
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT, 10.0)):
+            yield
+    except TimeoutError:
+        raise RequestTimeout("The request body did not arrive in time.") from None
+
+
 async def read_form(request: web.Request) -> dict[str, str]:
     if request.content_type != FORM:
         raise InvalidRequest(f"The request body must be {FORM}.")
     try:
-        body = await request.read()
+        if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
+            body = await request.read()
+        else:
+            async with body_deadline(request):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"The request body is larger than {request.client_max_size} bytes.") from None
     try:

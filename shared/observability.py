@@ -16,7 +16,6 @@ import contextvars
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +28,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from shared.ids import random_id
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -66,7 +67,7 @@ _stamp_request_ids()
 
 
 def json_formatter() -> logging.Formatter:
-    return JsonFormatter(
+    return OrjsonFormatter(
         "{asctime}{levelname}{name}{message}{request_id}",
         style="{",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -129,12 +130,30 @@ def _route(request: web.Request) -> str:
 
 
 def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Outermost middleware: request id, access log line, request metrics."""
+    """Outermost middleware: request id, access log line, request metrics.
+
+    The metric children are looked up once per label set and kept: ``labels()`` costs a lock and
+    a tuple hash on every request otherwise, and this runs on every request of the hot path.
+    """
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[str, Any] = {}
+
+    def record(route: str, method: str, status: int, elapsed: float) -> None:
+        counter = counters.get((route, method, status))
+        if counter is None:
+            counter = counters[(route, method, status)] = metrics.requests.labels(
+                metrics.service, route, method, str(status)
+            )
+        histogram = histograms.get(route)
+        if histogram is None:
+            histogram = histograms[route] = metrics.latency.labels(metrics.service, route)
+        counter.inc()
+        histogram.observe(elapsed)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if _SANE_ID.match(incoming) else random_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -150,17 +169,17 @@ def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.St
         finally:
             elapsed = time.perf_counter() - started
             route = _route(request)
-            metrics.requests.labels(metrics.service, route, request.method, str(status)).inc()
-            metrics.latency.labels(metrics.service, route).observe(elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            record(route, request.method, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": request.method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             request_id.reset(token)
 
     return middleware

@@ -1,12 +1,12 @@
 """Token endpoint (RFC 6749 §3.2, §5), read as its steps.
 
-authenticate client → grant type supported? → client allowed it? → run the grant → no-store JSON.
+authenticate client → rate limits → grant type supported? → client allowed it? → run the grant →
+no-store JSON.
 """
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from aiohttp import web
 
 from auth_server import paths
@@ -16,7 +16,7 @@ from auth_server.grants import GRANTS
 from auth_server.grants.common import TokenRequest
 from auth_server.rate_limits import limit
 from auth_server.stores.rate_limits import Limit
-from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from shared.errors import NO_STORE, InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedGrantType
 from shared.http import client_ip, read_form
 from shared.observability import METRICS
 
@@ -25,11 +25,18 @@ async def token(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     form = await read_form(request)
     ip = client_ip(request)
-    await limit(registry, Limit("token-ip", ip, registry.settings.rate_token_per_ip))
-    client = await authenticate_client(
-        registry, request.headers, form, registry.settings.endpoint(paths.TOKEN)
+    per_ip = Limit("token-ip", ip, registry.settings.rate_token_per_ip)
+    try:
+        client = await authenticate_client(
+            registry, request.headers, form, registry.settings.endpoint(paths.TOKEN)
+        )
+    except OAuthError:
+        await limit(registry, per_ip)  # failures count against the IP, and a 429 wins over them
+        raise
+    # both budgets in one Redis round trip: this is the hot path of every grant
+    await limit(
+        registry, per_ip, Limit("token-client", client.client_id, registry.settings.rate_token_per_client)
     )
-    await limit(registry, Limit("token-client", client.client_id, registry.settings.rate_token_per_client))
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
@@ -40,4 +47,4 @@ async def token(request: web.Request) -> web.Response:
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
     body = await grant(registry, client, TokenRequest(form, ip))
     request.app[METRICS].tokens.labels(grant_type).inc()
-    return web.Response(body=json.dumps(body).encode(), content_type="application/json", headers=NO_STORE)
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=NO_STORE)

@@ -1,0 +1,100 @@
+"""Running an app as a server process: uvloop, slow-client timeouts, and ``--workers N``.
+
+Workers are forked processes that each bind the same port with ``SO_REUSEPORT``, so the kernel
+spreads connections between them; the parent only forwards SIGTERM/SIGINT and waits. Each worker
+builds its own app after the fork, so no pool, socket or event loop is ever shared.
+
+A slow client (slow-loris) cannot hold a connection open for long: aiohttp's keep-alive timer
+starts when a connection opens and again after every response, and a request's headers must be
+complete before it fires, however slowly the bytes trickle in. Bodies have their own deadline,
+applied where they are read (:func:`shared.http.read_body`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+    workers: int = 1
+    header_timeout: float = 30.0  # headers of each request, and idle time between requests
+    shutdown_grace: int = 30
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows): the standard loop works, slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_one(app: web.Application, listener: Listener, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, then give in-flight requests ``shutdown_grace`` seconds."""
+    web.run_app(
+        app,
+        host=listener.host,
+        port=listener.port,
+        reuse_port=reuse_port or None,
+        print=None,
+        access_log=None,
+        shutdown_timeout=listener.shutdown_grace,
+        keepalive_timeout=listener.header_timeout,
+        loop=_event_loop(),
+    )
+
+
+def serve(factory: Callable[[], web.Application], listener: Listener, banner: str) -> None:
+    """One process, or ``listener.workers`` forked processes sharing the port."""
+    print(f"{banner}, listening on http://{listener.host}:{listener.port}", file=sys.stderr)
+    if listener.workers <= 1:
+        run_one(factory(), listener)
+        return
+    children: list[int] = []
+    for _ in range(listener.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own app, loop and connections
+            code = 0
+            try:
+                run_one(factory(), listener, reuse_port=True)
+            except BaseException:
+                code = 1
+                raise
+            finally:
+                os._exit(code)
+        children.append(pid)
+    raise SystemExit(_supervise(children))
+
+
+def _supervise(children: list[int]) -> int:
+    """Forward SIGTERM/SIGINT to every worker; when one fails, stop the rest (the orchestrator restarts)."""
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    remaining = set(children)
+    while remaining:
+        pid, raw = os.wait()
+        remaining.discard(pid)
+        code = os.waitstatus_to_exitcode(raw)
+        if code != 0 and status == 0:
+            status = code if code > 0 else 128 - code
+            forward(signal.SIGTERM, None)
+    return status
