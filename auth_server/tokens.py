@@ -17,6 +17,7 @@ import orjson
 from auth_server.signing import KeyRing
 from auth_server.stores.refresh_tokens import IssuedAccess
 from shared.ids import random_id
+from shared.token_cache import VerifiedTokens, fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class AccessTokenIssuer:
         self.audience = audience
         self.ttl = ttl
         self._keyring = keyring
+        self._verified = VerifiedTokens(10_000)
 
     def prepare(self) -> AccessToken:
         now = int(time.time())
@@ -75,7 +77,21 @@ class AccessTokenIssuer:
         )
 
     def verify(self, token: str) -> dict[str, Any] | None:
-        """The claims of a live access token this server signed, or ``None`` for anything else."""
+        """The claims of a live access token this server signed, or ``None`` for anything else.
+
+        Verified tokens are remembered until they expire (introspection asks about the same
+        token again and again); revocation is the caller's check, on every use.
+        """
+        key = fingerprint(token)
+        cached = self._verified.get(key)
+        if cached is not None:
+            return cached
+        claims = self._verify(token)
+        if claims is not None:
+            self._verified.put(key, claims, until=float(claims["exp"]))
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any] | None:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

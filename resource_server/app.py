@@ -38,6 +38,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         keys=source,
         algorithms=settings.algorithms,
         leeway=settings.leeway,
+        cache_size=settings.token_cache_size,
     )
     app[photos.MAX_BYTES] = settings.max_photo_bytes
 
@@ -63,5 +64,6 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.router.add_get("/api/photos/{photo_id}", photos.get_photo)
     app.router.add_delete("/api/photos/{photo_id}", photos.delete_photo)
     app.router.add_get("/api/photos/{photo_id}/content", photos.photo_content)
+    app.router.add_get("/api/me", photos.me)
     app.router.add_get("/api/stats", photos.stats)
     return app

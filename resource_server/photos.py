@@ -181,6 +181,16 @@ async def delete_photo(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@require_scope("photos:read")
+async def me(request: web.Request) -> web.Response:
+    """Whom the token speaks for: validated locally, no database (the cheapest protected call)."""
+    token = claims(request)
+    return web.json_response(
+        {"sub": token["sub"], "client_id": token["client_id"], "scope": token.get("scope", "")},
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
 @require_scope("warehouse:stats")
 async def stats(request: web.Request) -> web.Response:
     """For B2B partners: only a client acting for itself (client_credentials) may ask."""

@@ -12,6 +12,7 @@ TESSERA_TOKEN_LEEWAY                clock leeway in seconds for exp/nbf/iat (30)
 TESSERA_JWKS_REFRESH_INTERVAL       background JWKS refresh, seconds (300)
 TESSERA_JWKS_MIN_REFETCH_INTERVAL   least seconds between refetches on an unknown kid (10)
 TESSERA_MAX_PHOTO_BYTES             largest upload (5242880)
+TESSERA_TOKEN_CACHE_SIZE            verified tokens kept (by SHA-256) until they expire (10000; 0 = off)
 TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
 TESSERA_HEADER_TIMEOUT              seconds for a request's headers, and idle between requests (30)
 TESSERA_BODY_TIMEOUT                seconds a request body may take to arrive (30: photo uploads)
@@ -41,6 +42,7 @@ class ResourceSettings:
     jwks_refresh_interval: int = 300
     jwks_min_refetch_interval: int = 10
     max_photo_bytes: int = 5 * 1024 * 1024
+    token_cache_size: int = 10_000
     dev_data_dir: Path = Path(".tessera")
     shutdown_grace: int = 30
     header_timeout: int = 30
@@ -74,6 +76,7 @@ class ResourceSettings:
             jwks_refresh_interval=env.integer("JWKS_REFRESH_INTERVAL", 300, minimum=5),
             jwks_min_refetch_interval=env.integer("JWKS_MIN_REFETCH_INTERVAL", 10),
             max_photo_bytes=env.integer("MAX_PHOTO_BYTES", 5 * 1024 * 1024, minimum=1024),
+            token_cache_size=env.integer("TOKEN_CACHE_SIZE", 10_000, maximum=10_000_000),
             dev_data_dir=Path(env.string("DEV_DATA_DIR", ".tessera")),
             shutdown_grace=env.integer("SHUTDOWN_GRACE", 30, maximum=600),
             header_timeout=env.integer("HEADER_TIMEOUT", 30, minimum=1, maximum=3600),

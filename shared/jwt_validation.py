@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +36,7 @@ from aiohttp import web
 
 from shared.errors import InsufficientScope, InvalidRequest, InvalidToken
 from shared.http import has_control_characters
+from shared.token_cache import VerifiedTokens, fingerprint
 
 log = logging.getLogger("tessera.jwt_validation")
 
@@ -193,22 +192,18 @@ class TokenValidator:
         self.algorithms = algorithms
         self.leeway = leeway
         self.required_claims = required_claims
-        self._cache: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
-        self._cache_size = cache_size
+        self._verified = VerifiedTokens(cache_size)
 
     async def validate(self, token: str) -> dict[str, Any]:
         """The token's claims, or :class:`InvalidToken` saying what is wrong."""
-        fingerprint = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        cached = self._cache.get(fingerprint)
+        if self._verified.size <= 0:
+            return await self._validate(token)
+        key = fingerprint(token)
+        cached = self._verified.get(key)
         if cached is not None:
-            if cached[0] > time.time():
-                self._cache.move_to_end(fingerprint)
-                return dict(cached[1])  # a copy: a handler changing it must not change later requests
-            del self._cache[fingerprint]
+            return cached
         claims = await self._validate(token)
-        self._cache[fingerprint] = (float(claims["exp"]) + self.leeway, dict(claims))
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._verified.put(key, claims, until=float(claims["exp"]) + self.leeway)
         return claims
 
     async def _validate(self, token: str) -> dict[str, Any]:

@@ -239,6 +239,27 @@ def resource_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "image"}, **_errors(401, 403, 404)},
             }
         ),
+        "/api/me": _ops(
+            get={
+                "summary": "Whom the token speaks for and what it may do (photos:read)",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["sub", "client_id", "scope"],
+                            "properties": {
+                                "sub": {"type": "string"},
+                                "client_id": {"type": "string"},
+                                "scope": {"type": "string"},
+                            },
+                        },
+                        "the token's subject, client and scope",
+                    ),
+                    **_errors(401, 403),
+                },
+            }
+        ),
         "/api/stats": _ops(
             get={
                 "summary": "Aggregate statistics for partners (warehouse:stats, client_credentials)",

@@ -1,4 +1,5 @@
-"""A browser's part of the authorization-code flow, driven through the aiohttp test client."""
+"""A browser's part of the authorization-code flow, driven through the aiohttp test client (or a
+``ClientSession`` with a ``base_url``, as the benchmark does against servers of its own)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 
 from auth_server.pkce import s256
 
 REDIRECT_URI = "https://printer.example/callback"
+
+Http = TestClient | ClientSession
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def authorize_params(
     return params
 
 
-async def sign_in(http: TestClient, username: str, password: str, return_to: str = "") -> int:
+async def sign_in(http: Http, username: str, password: str, return_to: str = "") -> int:
     """Open the login page and submit it; return the status of the submission."""
     page = await http.get("/login", params={"return_to": return_to} if return_to else None)
     html = await page.text()
@@ -81,7 +85,7 @@ async def sign_in(http: TestClient, username: str, password: str, return_to: str
 
 
 async def obtain_code(
-    http: TestClient, params: dict[str, str], username: str, password: str, *, decision: str = "allow"
+    http: Http, params: dict[str, str], username: str, password: str, *, decision: str = "allow"
 ) -> dict[str, str]:
     """Run /authorize as a user would (log in, consent if asked); return the redirect's query."""
     response = await http.get(f"/oauth2/authorize?{urlencode(params)}", allow_redirects=False)

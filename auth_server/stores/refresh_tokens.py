@@ -101,17 +101,23 @@ class RefreshTokenStore:
     ) -> tuple[str, uuid.UUID]:
         """Start a new family for a fresh grant; return its first refresh token and the family id."""
         token, family_id = new_token(), uuid.uuid4()
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO refresh_token_families (family_id, client_id, subject, scope, auth_time)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                family_id,
-                client_id,
-                subject,
-                list(scope),
-                auth_time,
-            )
-            await self._insert(conn, token, family_id, access)
+        # one statement, so one round trip and atomic: the family and its first token
+        await self._pool.execute(
+            "WITH family AS ("
+            " INSERT INTO refresh_token_families (family_id, client_id, subject, scope, auth_time)"
+            " VALUES ($1, $2, $3, $4, $5))"
+            " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
+            " VALUES ($6, $1, now() + $7::interval, $8, $9)",
+            family_id,
+            client_id,
+            subject,
+            list(scope),
+            auth_time,
+            digest(token),
+            self._ttl,
+            access.jti,
+            access.expires_at,
+        )
         return token, family_id
 
     async def _insert(
