@@ -58,6 +58,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.cleanup_ctx.append(resources)
     if isinstance(source, JWKSKeySource):
         app.cleanup_ctx.append(source.cleanup_ctx)
+        app[observability.HEALTH].checks["jwks"] = source.ready  # ready only when tokens can be checked
     app.router.add_get("/openapi.json", openapi.endpoint(openapi.resource_document()))
     app.router.add_get("/api/photos", photos.list_photos)
     app.router.add_post("/api/photos", photos.upload_photo)

@@ -7,8 +7,10 @@ migration exactly once; every file runs in its own transaction together with its
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -103,6 +105,25 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection whose return to the pool never fails the request.
+
+    When PostgreSQL goes away just after a transaction committed, handing the connection back can
+    raise; the work is done, and the caller must get its answer (a client that never sees its
+    rotated refresh token would retry, and the retry would read as reuse). asyncpg drops such a
+    connection itself, so it is only logged here.
+    """
+    conn = await pool.acquire()
+    try:
+        yield conn
+    finally:
+        try:
+            await pool.release(conn)
+        except Exception as exc:
+            log.warning("a database connection broke on its way back to the pool: %r", exc)
 
 
 async def pending_migrations(dsn: str, schema: str, package: str) -> list[str]:

@@ -28,6 +28,7 @@ class OAuthError(Exception):
 
     error: ClassVar[str] = "invalid_request"
     status: ClassVar[int] = 400
+    close_connection: ClassVar[bool] = False  # the rest of the request cannot be trusted to follow
 
     def __init__(self, description: str, *, retry_after: int | None = None) -> None:
         description = _describable(description)
@@ -109,9 +110,7 @@ class RequestTimeout(InvalidRequest):
     """The body trickled in too slowly (slow-loris): 408, and the connection is closed."""
 
     status = 408
-
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), "Connection": "close"}
+    close_connection = True
 
 
 class BearerError(OAuthError):
@@ -167,6 +166,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,  # Postgres restarting
     asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InternalClientError,  # asyncpg's protocol state when the server vanished mid-operation
     ConnectionError,
     TimeoutError,
     socket.gaierror,  # the service's host name does not resolve
@@ -234,5 +234,9 @@ async def _render(
         observe(error)
     route_handler = getattr(request.match_info, "handler", None)
     if html is not None and getattr(route_handler, "__tessera_html__", False):
-        return await html(request, error)
-    return json_error(error)
+        response = await html(request, error)
+    else:
+        response = json_error(error)
+    if error.close_connection:
+        response.force_close()
+    return response

@@ -60,7 +60,9 @@ class JWKSKeySource(KeySource):
       :attr:`cleanup_ctx` or :meth:`run`), so they never go stale while traffic flows;
     * an unknown ``kid`` triggers a refetch at most once per ``min_refetch_interval`` seconds, so a
       rotation is picked up at once while a flood of forged kids cannot hammer the issuer;
-    * when the issuer is unreachable, the keys already cached keep working.
+    * when the issuer is unreachable, the keys already cached keep working; while none are held
+      yet (the issuer was not up when this process started), a fetch is retried every second;
+    * :meth:`ready` says whether tokens can be validated at all (for ``/readyz``).
     """
 
     issuer: str
@@ -73,6 +75,14 @@ class JWKSKeySource(KeySource):
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     fetches: int = field(default=0, init=False)
+    RETRY_WITHOUT_KEYS = 1.0
+
+    async def ready(self) -> None:
+        """Raise unless keys are held (fetching them first if there are none yet)."""
+        if not self._keys:
+            await self.refresh()
+        if not self._keys:
+            raise RuntimeError(f"no verification keys from {self.issuer} yet")
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         found = self._keys.get(kid)
@@ -94,6 +104,8 @@ class JWKSKeySource(KeySource):
             try:
                 self._keys = await self._fetch()
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+                if not self._keys:  # nothing to validate with: try again soon, not in 10 s
+                    self._fetched_at -= max(0.0, self.min_refetch_interval - self.RETRY_WITHOUT_KEYS)
                 log.warning(
                     "could not refresh the JWKS of %s: %r; keeping %d cached key(s)",
                     self.issuer,

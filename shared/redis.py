@@ -19,9 +19,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
+
+def _options() -> dict[str, Any]:
+    """Connection options of every deployment shape.
+
+    A pooled connection that Redis closed (a restart, a failover) fails its next command with a
+    ConnectionError however long it sat idle; that command is retried once on a new connection, so
+    one restart does not cost a 503 per pooled connection for minutes afterwards. Only connection
+    errors are retried, never timeouts (a timed-out command may have run). A retried command ran
+    at most once in all but a server dying mid-reply; Tessera's commands are idempotent there,
+    except the code redemption, which then reads as a replay and fails safe (invalid_grant).
+    """
+    return {
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        "retry": Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+    }
 
 
 def create_redis(url: str) -> Any:
@@ -29,7 +47,7 @@ def create_redis(url: str) -> Any:
     parts = urlsplit(url)
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
         plain = url.replace("+cluster", "", 1)
-        return RedisCluster.from_url(plain, decode_responses=False, **_OPTIONS)
+        return RedisCluster.from_url(plain, decode_responses=False, **_options())
     if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
         hosts = []
         for host in (parts.netloc.rpartition("@")[2]).split(","):
@@ -37,7 +55,7 @@ def create_redis(url: str) -> Any:
             hosts.append((name, int(port or 26379)))
         service = parts.path.strip("/") or "mymaster"
         options = dict(parse_qsl(parts.query))
-        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 5}, **_OPTIONS)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 5}, **_options())  # type: ignore[no-untyped-call]
         master = sentinel.master_for(
             service,
             password=parts.password,
@@ -54,7 +72,7 @@ def create_redis(url: str) -> Any:
 
         master.aclose = aclose
         return master
-    return Redis.from_url(url, decode_responses=False, health_check_interval=15, **_OPTIONS)
+    return Redis.from_url(url, decode_responses=False, health_check_interval=15, **_options())
 
 
 class Keys:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from auth_server.crypto import digest, new_token
+from shared import db
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ class RefreshTokenStore:
         The access token's scope is the requested one (or the family's) within what the client
         may still have; asking for more than the family was granted is refused before rotating.
         """
-        async with self._pool.acquire() as conn:
+        async with db.connection(self._pool) as conn:
             async with conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
@@ -229,7 +230,7 @@ class RefreshTokenStore:
     ) -> tuple[IssuedAccess, ...]:
         """Revoke every token of a family; return its access tokens that are still live."""
         if conn is None:
-            async with self._pool.acquire() as fresh:
+            async with db.connection(self._pool) as fresh:
                 return await self.revoke_family(family_id, reason, conn=fresh)
         async with conn.transaction():
             await conn.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlencode
@@ -11,7 +13,9 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from auth_server.app import create_app
-from tests.conftest import ClientFactory, make_settings
+from auth_server.stores.rate_limits import Limit, RateLimitStore
+from shared.redis import Keys
+from tests.conftest import ClientFactory, free_port, make_settings
 from tests.flow import authorize_params, basic
 from tests.services import Services
 
@@ -85,3 +89,46 @@ async def test_authorize_and_login_per_ip(
     first = await http.post("/login", data={"username": "a", "password": "b"}, allow_redirects=False)
     second = await http.post("/login", data={"username": "a", "password": "b"}, allow_redirects=False)
     assert first.status == 400 and second.status == 429
+
+
+async def _clear_of_a_window_boundary() -> None:
+    """Counts live in one-minute windows: start well inside one, so a test never straddles two."""
+    into = time.time() % RateLimitStore.WINDOW
+    if into > RateLimitStore.WINDOW - 3:
+        await asyncio.sleep(RateLimitStore.WINDOW - into + 0.1)
+
+
+async def test_replicas_share_one_budget(backing: Services) -> None:
+    """Each replica batches its counts; what one has sent, another sees at its first check."""
+    prefix = f"tessera-test-rate-{uuid.uuid4().hex[:8]}:"
+    redis = Redis.from_url(backing.redis_url)
+    first = RateLimitStore(redis, Keys(prefix), sync_interval=0.05)
+    second = RateLimitStore(redis, Keys(prefix), sync_interval=0.05)
+    budget = Limit("token-client", "client-1", 5)
+    try:
+        await _clear_of_a_window_boundary()
+        assert [await first.exceeded(budget) for _ in range(5)] == [None] * 5
+        assert await first.exceeded(budget) is not None  # its own count decides at once
+        await asyncio.sleep(0.3)  # the first replica has sent its counts
+        wait = await second.exceeded(budget)
+        assert wait is not None and 0 < wait <= 61
+    finally:
+        await first.close()
+        await second.close()
+        async for key in redis.scan_iter(match=f"{prefix}*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_limits_fail_open_to_local_counts_while_redis_is_away() -> None:
+    """No Redis: requests are not refused for it; each replica still enforces the limit alone."""
+    unreachable = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    store = RateLimitStore(unreachable, Keys("tessera-test-away:"), sync_interval=0.05)
+    budget = Limit("token-ip", "192.0.2.1", 2)
+    try:
+        await _clear_of_a_window_boundary()
+        assert [await store.exceeded(budget) for _ in range(2)] == [None, None]
+        assert await store.exceeded(budget) is not None
+    finally:
+        await store.close()
+        await unreachable.aclose()

@@ -7,13 +7,16 @@ import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from auth_server.app import create_app
 from auth_server.stores.users import User
+from shared.redis import create_redis
 from tests.conftest import PASSWORD, ClientFactory, free_port, make_settings
 from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code, query_of
 from tests.integration.test_redis_deployments import _redis_server
@@ -116,3 +119,29 @@ async def test_redis_outage_gives_503_and_recovers_without_restart(
         headers=basic(client.client_id, secret),
     )
     assert response.status == 200, await response.text()
+
+
+async def test_pooled_connections_survive_a_redis_restart(redis_process: RedisProcess) -> None:
+    """Every connection pooled before a restart is dead after it; none may cost a request a 503."""
+    client = create_redis(f"redis://127.0.0.1:{redis_process.port}/0")
+    try:
+        await _until(lambda: _answers(client))
+        await asyncio.gather(*(client.set(f"k{i}", b"v") for i in range(30)))  # 30 pooled connections
+        redis_process.stop()
+        redis_process.start()
+        fresh = create_redis(f"redis://127.0.0.1:{redis_process.port}/0")
+        try:
+            await _until(lambda: _answers(fresh))
+        finally:
+            await fresh.aclose()
+        answers = await asyncio.gather(*(client.get(f"k{i}") for i in range(30)), return_exceptions=True)
+        assert [a for a in answers if isinstance(a, BaseException)] == []
+    finally:
+        await client.aclose()
+
+
+async def _answers(client: Any) -> bool:
+    try:
+        return bool(await client.ping())
+    except (ConnectionError, OSError, RedisConnectionError):
+        return False
