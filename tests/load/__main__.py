@@ -1,0 +1,53 @@
+"""``python -m tests.load``: the benchmark suite (not part of the test run). See tests/load/bench.py."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.load.bench import Options, main
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+
+def options(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.load",
+        description="Benchmark Tessera beside its limits and oidc-provider; prints a table, writes JSON.",
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run (10)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each scenario; the median is kept (3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument(
+        "--memory-tokens", type=int, default=1_000_000, help="tokens to issue before reading RSS (1000000)"
+    )
+    parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider (no Node.js here)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 s per scenario, once, 16 connections, no file"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        return Options(
+            seconds=1,
+            runs=1,
+            connections=16,
+            memory_tokens=2000,
+            peer=not args.no_peer,
+            output=None,
+            quick=True,
+        )
+    return Options(
+        seconds=args.seconds,
+        runs=args.runs,
+        connections=args.connections,
+        memory_tokens=args.memory_tokens,
+        peer=not args.no_peer,
+        output=args.output,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(options(sys.argv[1:]))))

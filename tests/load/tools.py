@@ -1,0 +1,55 @@
+"""The load generator and the peer, installed by the benchmark itself when missing.
+
+wrk comes from Debian's packages; panva's oidc-provider from the npm registry, at the version
+pinned in ``peer/package-lock.json`` (``npm ci``), with the machine's Node.js.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+PEER = Path(__file__).parent / "peer"
+
+
+class ToolMissing(RuntimeError):
+    pass
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        raise ToolMissing(f"{' '.join(packages)} missing: sudo apt-get install -y {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "-qq", *packages]
+    if subprocess.run(command, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
+        subprocess.run(command, env=env, check=True, capture_output=True)
+
+
+def ensure_wrk() -> str:
+    if shutil.which("wrk") is None:
+        print("installing wrk from Debian's packages", flush=True)
+        _apt_install("wrk")
+    path = shutil.which("wrk")
+    if path is None:
+        raise ToolMissing("wrk is not on PATH after installing it")
+    return path
+
+
+def ensure_peer() -> list[str]:
+    """The command that starts oidc-provider (``node server.mjs``), installing it first if needed."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("installing Node.js and npm from Debian's packages", flush=True)
+        _apt_install("nodejs", "npm")
+    if not (PEER / "node_modules" / "oidc-provider").is_dir():
+        print("installing oidc-provider from the npm registry (npm ci)", flush=True)
+        subprocess.run(
+            ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=PEER,
+            check=True,
+        )
+    node = shutil.which("node")
+    assert node is not None
+    return [node, str(PEER / "server.mjs")]
