@@ -27,7 +27,7 @@ async def consent(request: web.Request) -> web.Response:
     decision = form.get("consent")
     if decision not in ("allow", "deny"):
         raise InvalidRequest("consent must be allow or deny.")
-    pending = await registry.authorization_requests.take(form.get("request_id", ""))
+    pending = await registry.authorization_requests.take(form.get("request_id", ""), session.user_id)
     if pending is None or pending.user_id != session.user_id:
         raise InvalidRequest("This authorization request has expired or was already answered; start again.")
     client = await registry.clients.get(pending.client_id)

@@ -35,15 +35,20 @@ class AuthorizationRequestStore:
         self._keys = keys
         self._ttl = ttl
 
+    def _key(self, request_id: str, user_id: str) -> str:
+        # the owner is part of the key: a submission by anyone else finds nothing and removes nothing
+        return self._keys("authz-request", hexdigest(f"{user_id}:{request_id}"))
+
     async def put(self, request: AuthorizationRequest) -> str:
         request_id = new_token()
         await self._redis.set(
-            self._keys("authz-request", hexdigest(request_id)), json.dumps(asdict(request)), ex=self._ttl
+            self._key(request_id, request.user_id), json.dumps(asdict(request)), ex=self._ttl
         )
         return request_id
 
-    async def take(self, request_id: str) -> AuthorizationRequest | None:
-        raw = await self._redis.getdel(self._keys("authz-request", hexdigest(request_id)))
+    async def take(self, request_id: str, user_id: str) -> AuthorizationRequest | None:
+        """The pending request, once, and only for the user it was made for."""
+        raw = await self._redis.getdel(self._key(request_id, user_id))
         if raw is None:
             return None
         data = json.loads(raw)

@@ -56,8 +56,13 @@ async def test_sigterm_drains_and_exits_zero(database_url: str, backing: Service
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{auth_port}/readyz") as response:
                 assert response.status == 200
-            async with session.get(f"http://127.0.0.1:{resource_port}/readyz") as response:
-                assert response.status == 200
+            # ready once it holds the issuer's keys: polled, as an orchestrator's readiness probe does
+            for _ in range(100):
+                async with session.get(f"http://127.0.0.1:{resource_port}/readyz") as response:
+                    if response.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+            assert response.status == 200, await response.text()
             async with session.get(
                 f"http://127.0.0.1:{auth_port}/.well-known/oauth-authorization-server"
             ) as r:
