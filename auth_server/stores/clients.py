@@ -74,7 +74,7 @@ class ClientStore:
             "INSERT INTO clients (client_id, client_name, secret_hash, redirect_uris, grant_types, scope,"
             " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING {_COLUMNS}",
-            new_token()[:22],
+            _new_client_id(),
             name,
             None if secret is None else digest(secret),
             redirect_uris,
@@ -178,3 +178,11 @@ class ClientStore:
                 await asyncio.sleep(1)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _new_client_id() -> str:
+    """22 URL-safe random characters (132 bits) that never begin with "-": a command line would
+    take such an id for an option (``tessera client delete -abc``)."""
+    while (candidate := new_token()[:22]).startswith("-"):
+        pass
+    return candidate
