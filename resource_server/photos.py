@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from aiohttp import BodyPartReader, web
 
 from resource_server.store import Photo, PhotoStore
@@ -185,8 +186,10 @@ async def delete_photo(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     """Whom the token speaks for: validated locally, no database (the cheapest protected call)."""
     token = claims(request)
-    return web.json_response(
-        {"sub": token["sub"], "client_id": token["client_id"], "scope": token.get("scope", "")},
+    body = {"sub": token["sub"], "client_id": token["client_id"], "scope": token.get("scope", "")}
+    return web.Response(
+        body=orjson.dumps(body),
+        content_type="application/json",
         headers={"Cache-Control": "private, no-store"},
     )
 

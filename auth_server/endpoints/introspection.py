@@ -6,10 +6,10 @@ is ``{"active": false}`` and nothing else (§2.2). ``token_type_hint`` only orde
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from auth_server import paths
@@ -38,7 +38,7 @@ async def introspect(request: web.Request) -> web.Response:
     else:
         answer = await _access(registry, token) or await _refresh(registry, token)
     return web.Response(
-        body=json.dumps(answer or INACTIVE).encode(), content_type="application/json", headers=NO_STORE
+        body=orjson.dumps(answer or INACTIVE), content_type="application/json", headers=NO_STORE
     )
 
 

@@ -121,19 +121,6 @@ class RefreshTokenStore:
         )
         return token, family_id
 
-    async def _insert(
-        self, conn: asyncpg.Connection, token: str, family_id: uuid.UUID, access: IssuedAccess
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
-            " VALUES ($1, $2, now() + $3::interval, $4, $5)",
-            digest(token),
-            family_id,
-            self._ttl,
-            access.jti,
-            access.expires_at,
-        )
-
     async def rotate(
         self,
         token: str,
@@ -209,12 +196,19 @@ class RefreshTokenStore:
                 return None
             retired = _accesses([unseen])
         successor = new_token()
-        await self._insert(conn, successor, row["family_id"], access)
+        # the successor and the link to it in one statement: one round trip fewer per rotation
         await conn.execute(
-            "UPDATE refresh_tokens SET successor = $2,"
+            "WITH successor AS ("
+            " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
+            " VALUES ($2, $3, now() + $4::interval, $5, $6))"
+            " UPDATE refresh_tokens SET successor = $2,"
             " rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE token_hash = $1",
             digest(token),
             digest(successor),
+            row["family_id"],
+            self._ttl,
+            access.jti,
+            access.expires_at,
         )
         grant = RefreshGrant(
             family_id=row["family_id"],
