@@ -38,7 +38,8 @@ async def auth_process(
             "TESSERA_SHUTDOWN_GRACE": "5",
             **{f"TESSERA_{name.upper()}": value for name, value in settings.items()},
         }
-        process = subprocess.Popen(
+        process = await asyncio.to_thread(
+            subprocess.Popen,
             [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), *args],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -120,6 +121,10 @@ async def _trickle_a_body(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     assert await asyncio.wait_for(_closed(reader), 15)
 
 
+def _alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").glob("*/children") for c in task.read_text().split()]
 
@@ -139,5 +144,4 @@ async def test_workers_share_one_port_and_stop_together(auth_process: Callable[.
                 assert response.status == 200
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 20) == 0
-    for pid in workers:  # reaped by the parent before it exited
-        assert not Path(f"/proc/{pid}").exists()
+    assert not await asyncio.to_thread(_alive, workers)  # reaped by the parent before it exited
