@@ -240,6 +240,13 @@ async def cmd_keys_list(args: argparse.Namespace) -> None:
     _print([dataclasses.asdict(s) for s in statuses])
 
 
+async def cmd_purge(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        tokens, families = await registry.refresh_tokens.purge_expired(batch=args.batch)
+    _print({"refresh_tokens_deleted": tokens, "families_deleted": families})
+
+
 def _listener(args: argparse.Namespace, settings: Settings | ResourceSettings) -> serving.Listener:
     return serving.Listener(
         host=args.host or settings.host,
@@ -351,6 +358,10 @@ def parser() -> argparse.ArgumentParser:
     user_create.add_argument("--username", required=True)
     user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     user_create.set_defaults(run=cmd_user_create)
+
+    purge = sub.add_parser("purge", help="delete expired refresh tokens and empty families (run daily)")
+    purge.add_argument("--batch", type=int, default=10_000, help="rows per transaction (10000)")
+    purge.set_defaults(run=cmd_purge)
 
     key = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     rotate = key.add_parser("rotate", help="publish a new key; it signs after the pre-publication period")

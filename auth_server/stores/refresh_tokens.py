@@ -219,6 +219,33 @@ class RefreshTokenStore:
         )
         return Rotated(grant, successor, scope, retired)
 
+    async def purge_expired(self, batch: int = 10_000) -> tuple[int, int]:
+        """Delete expired refresh tokens, then the families left with none; (tokens, families).
+
+        In batches, each its own short transaction, skipping rows a rotation holds locked. A spent
+        token is kept until it expires, so reuse detection covers every token still usable.
+        """
+        tokens = families = 0
+        while True:
+            row = await self._pool.fetchrow(
+                "WITH doomed AS (SELECT token_hash FROM refresh_tokens WHERE expires_at < now()"
+                "  ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED),"
+                " gone AS (DELETE FROM refresh_tokens t USING doomed d WHERE t.token_hash = d.token_hash"
+                "  RETURNING t.family_id)"
+                " SELECT count(*) AS n, coalesce(array_agg(DISTINCT family_id), '{}') AS families FROM gone",
+                batch,
+            )
+            tokens += row["n"]
+            if row["families"]:
+                status = await self._pool.execute(
+                    "DELETE FROM refresh_token_families f WHERE f.family_id = ANY($1::uuid[])"
+                    " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.family_id)",
+                    row["families"],
+                )
+                families += int(status.split()[-1])  # "DELETE n"
+            if row["n"] < batch:
+                return tokens, families
+
     async def revoke_family(
         self, family_id: uuid.UUID, reason: str, *, conn: asyncpg.Connection | None = None
     ) -> tuple[IssuedAccess, ...]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
@@ -13,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from auth_server.app import create_app
 from auth_server.registry import Registry
 from auth_server.settings import Settings
+from auth_server.stores.refresh_tokens import IssuedAccess
 from auth_server.stores.users import User
 from tests.conftest import PASSWORD, ClientFactory, make_settings
 from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code
@@ -175,3 +178,37 @@ async def test_grace_period_ends_once_the_successor_is_used(
     # the client evidently received `second`, so presenting `first` again is a reuse, grace or not
     status, body = await _refresh(http, client.client_id, secret, first["refresh_token"])
     assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_purge_removes_expired_tokens_and_empty_families_only(
+    registry: Registry, new_client: ClientFactory, database_url: str
+) -> None:
+    """``tessera purge``: expired tokens go, then the families left empty; live chains stay whole."""
+    client, _ = await new_client(grant_types=["password", "refresh_token"])
+    access = IssuedAccess("purge-jti", datetime.now(UTC))
+    store = registry.refresh_tokens
+    issued = [
+        await store.issue(
+            client_id=client.client_id, subject="s", scope=("photos:read",), auth_time=None, access=access
+        )
+        for _ in range(3)
+    ]
+    (dead, _), (dead_too, _), (live, live_family) = issued
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE tessera_auth.refresh_tokens SET expires_at = now() - interval '1 second'"
+            " WHERE family_id = ANY($1::uuid[])",
+            [issued[0][1], issued[1][1]],
+        )
+        tokens, families = await store.purge_expired(batch=1)  # several batches of one
+        assert (tokens, families) >= (2, 2)
+        left = await conn.fetch(
+            "SELECT family_id FROM tessera_auth.refresh_token_families WHERE family_id = ANY($1::uuid[])",
+            [family for _, family in issued],
+        )
+        assert [row["family_id"] for row in left] == [live_family]
+    finally:
+        await conn.close()
+    assert await store.describe(live) is not None
+    assert await store.describe(dead) is None and await store.describe(dead_too) is None

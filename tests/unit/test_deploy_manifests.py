@@ -55,6 +55,7 @@ def test_every_server_has_probes_limits_autoscaling_and_a_disruption_budget() ->
         secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
         assert {"TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_DATABASE_URL", "TESSERA_REDIS_URL"} <= secrets
     assert ("Job", "tessera-migrate") in kinds and ("Ingress", "tessera") in kinds
+    assert ("CronJob", "tessera-purge") in kinds
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
