@@ -243,8 +243,15 @@ async def cmd_keys_list(args: argparse.Namespace) -> None:
 async def cmd_purge(args: argparse.Namespace) -> None:
     settings = auth_settings()
     async with open_registry(settings) as registry:
-        tokens, families = await registry.refresh_tokens.purge_expired(batch=args.batch)
-    _print({"refresh_tokens_deleted": tokens, "families_deleted": families})
+        families = await registry.refresh_tokens.purge_expired(batch=args.batch)
+    _print({"families_deleted": families})
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _listener(args: argparse.Namespace, settings: Settings | ResourceSettings) -> serving.Listener:
@@ -359,8 +366,8 @@ def parser() -> argparse.ArgumentParser:
     user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     user_create.set_defaults(run=cmd_user_create)
 
-    purge = sub.add_parser("purge", help="delete expired refresh tokens and empty families (run daily)")
-    purge.add_argument("--batch", type=int, default=10_000, help="rows per transaction (10000)")
+    purge = sub.add_parser("purge", help="delete refresh-token families no token of which works (run daily)")
+    purge.add_argument("--batch", type=_positive, default=10_000, help="families per statement (10000)")
     purge.set_defaults(run=cmd_purge)
 
     key = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -219,32 +219,38 @@ class RefreshTokenStore:
         )
         return Rotated(grant, successor, scope, retired)
 
-    async def purge_expired(self, batch: int = 10_000) -> tuple[int, int]:
-        """Delete expired refresh tokens, then the families left with none; (tokens, families).
+    async def purge_expired(self, batch: int = 10_000) -> int:
+        """Delete the families none of whose tokens can be used any more; return how many.
 
-        In batches, each its own short transaction, skipping rows a rotation holds locked. A spent
-        token is kept until it expires, so reuse detection covers every token still usable.
+        A family goes whole (its tokens by ``ON DELETE CASCADE``) and only once its every token has
+        expired, so reuse detection stays intact while any token of it, the attacker's included,
+        still works: a spent token is never deleted from a family that is still alive. Families
+        are walked in creation order, ``batch`` at a time, each batch its own short statement.
         """
-        tokens = families = 0
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        deleted, after = 0, (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
         while True:
             row = await self._pool.fetchrow(
-                "WITH doomed AS (SELECT token_hash FROM refresh_tokens WHERE expires_at < now()"
-                "  ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED),"
-                " gone AS (DELETE FROM refresh_tokens t USING doomed d WHERE t.token_hash = d.token_hash"
-                "  RETURNING t.family_id)"
-                " SELECT count(*) AS n, coalesce(array_agg(DISTINCT family_id), '{}') AS families FROM gone",
+                "WITH page AS ("
+                "  SELECT family_id, created_at FROM refresh_token_families"
+                "  WHERE (created_at, family_id) > ($1, $2) ORDER BY created_at, family_id LIMIT $3),"
+                " dead AS ("
+                "  SELECT p.family_id FROM page p WHERE NOT EXISTS ("
+                "   SELECT 1 FROM refresh_tokens t"
+                "   WHERE t.family_id = p.family_id AND t.expires_at > now())),"
+                " gone AS (DELETE FROM refresh_token_families f USING dead d"
+                "  WHERE f.family_id = d.family_id RETURNING 1)"
+                " SELECT (SELECT count(*) FROM page) AS seen, (SELECT count(*) FROM gone) AS gone,"
+                " (SELECT created_at FROM page ORDER BY created_at DESC, family_id DESC LIMIT 1) AS last_at,"
+                " (SELECT family_id FROM page ORDER BY created_at DESC, family_id DESC LIMIT 1) AS last_id",
+                *after,
                 batch,
             )
-            tokens += row["n"]
-            if row["families"]:
-                status = await self._pool.execute(
-                    "DELETE FROM refresh_token_families f WHERE f.family_id = ANY($1::uuid[])"
-                    " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.family_id)",
-                    row["families"],
-                )
-                families += int(status.split()[-1])  # "DELETE n"
-            if row["n"] < batch:
-                return tokens, families
+            deleted += int(row["gone"])
+            if row["seen"] < batch:
+                return deleted
+            after = (row["last_at"], row["last_id"])
 
     async def revoke_family(
         self, family_id: uuid.UUID, reason: str, *, conn: asyncpg.Connection | None = None

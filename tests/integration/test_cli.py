@@ -41,7 +41,7 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
     assert migrate.returncode == 0, migrate.stderr
     assert "001_initial.sql" in migrate.stdout
     assert "applied 0 migration" in _tessera(env, "migrate").stdout
-    assert _json(_tessera(env, "purge")) == {"refresh_tokens_deleted": 0, "families_deleted": 0}
+    assert _json(_tessera(env, "purge")) == {"families_deleted": 0}
 
     created = _json(
         _tessera(

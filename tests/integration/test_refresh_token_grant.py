@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from auth_server.app import create_app
+from auth_server.crypto import digest
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from auth_server.stores.refresh_tokens import IssuedAccess
+from auth_server.stores.refresh_tokens import IssuedAccess, Refused, Rejection, Rotated
 from auth_server.stores.users import User
 from tests.conftest import PASSWORD, ClientFactory, make_settings
 from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code
@@ -180,35 +182,50 @@ async def test_grace_period_ends_once_the_successor_is_used(
     assert (status, body["error"]) == (400, "invalid_grant")
 
 
-async def test_purge_removes_expired_tokens_and_empty_families_only(
+async def test_purge_removes_dead_families_and_keeps_reuse_detection(
     registry: Registry, new_client: ClientFactory, database_url: str
 ) -> None:
-    """``tessera purge``: expired tokens go, then the families left empty; live chains stay whole."""
+    """``tessera purge`` deletes a family only when none of its tokens works any more. A stolen token
+    rotated on by the attacker keeps its family alive, so the victim's old token still reads as
+    reuse (RFC 9700 §4.14.2) however long ago it expired."""
     client, _ = await new_client(grant_types=["password", "refresh_token"])
-    access = IssuedAccess("purge-jti", datetime.now(UTC))
     store = registry.refresh_tokens
-    issued = [
-        await store.issue(
-            client_id=client.client_id, subject="s", scope=("photos:read",), auth_time=None, access=access
+
+    def access() -> IssuedAccess:
+        return IssuedAccess(uuid.uuid4().hex, datetime.now(UTC))
+
+    async def family() -> tuple[str, uuid.UUID]:
+        return await store.issue(
+            client_id=client.client_id, subject="s", scope=("photos:read",), auth_time=None, access=access()
         )
-        for _ in range(3)
-    ]
-    (dead, _), (dead_too, _), (live, live_family) = issued
+
+    (dead, dead_family), (stolen, stolen_family), (live, live_family) = [await family() for _ in range(3)]
+    rotated = await store.rotate(
+        stolen, client_id=client.client_id, access=access(), requested_scope=None, client_scope=client.scope
+    )
+    assert isinstance(rotated, Rotated)  # the attacker's successor: alive
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
             "UPDATE tessera_auth.refresh_tokens SET expires_at = now() - interval '1 second'"
-            " WHERE family_id = ANY($1::uuid[])",
-            [issued[0][1], issued[1][1]],
+            " WHERE family_id = $1 OR token_hash = $2",
+            dead_family,
+            digest(stolen),
         )
-        tokens, families = await store.purge_expired(batch=1)  # several batches of one
-        assert (tokens, families) >= (2, 2)
-        left = await conn.fetch(
-            "SELECT family_id FROM tessera_auth.refresh_token_families WHERE family_id = ANY($1::uuid[])",
-            [family for _, family in issued],
-        )
-        assert [row["family_id"] for row in left] == [live_family]
+        assert await store.purge_expired(batch=1) >= 1  # several batches of one family
+        left = {
+            row["family_id"]
+            for row in await conn.fetch(
+                "SELECT family_id FROM tessera_auth.refresh_token_families WHERE family_id = ANY($1::uuid[])",
+                [dead_family, stolen_family, live_family],
+            )
+        }
     finally:
         await conn.close()
-    assert await store.describe(live) is not None
-    assert await store.describe(dead) is None and await store.describe(dead_too) is None
+    assert left == {stolen_family, live_family}
+    assert await store.describe(live) is not None and await store.describe(dead) is None
+    replay = await store.rotate(
+        stolen, client_id=client.client_id, access=access(), requested_scope=None, client_scope=client.scope
+    )
+    assert isinstance(replay, Refused) and replay.reason is Rejection.REUSED
+    assert not (await store.describe(rotated.refresh_token)).active  # type: ignore[union-attr]
