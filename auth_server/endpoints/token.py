@@ -16,7 +16,14 @@ from auth_server.grants import GRANTS
 from auth_server.grants.common import TokenRequest
 from auth_server.rate_limits import limit
 from auth_server.stores.rate_limits import Limit
-from shared.errors import NO_STORE, InvalidRequest, OAuthError, UnauthorizedClient, UnsupportedGrantType
+from shared.errors import (
+    NO_STORE,
+    InvalidRequest,
+    OAuthError,
+    TooManyRequests,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from shared.http import client_ip, read_form
 from shared.observability import METRICS
 
@@ -26,6 +33,9 @@ async def token(request: web.Request) -> web.Response:
     form = await read_form(request)
     ip = client_ip(request)
     per_ip = Limit("token-ip", ip, registry.settings.rate_token_per_ip)
+    wait = registry.rate_limits.known_exceeded(per_ip)  # shed an over-limit IP before any work
+    if wait is not None:
+        raise TooManyRequests("Too many requests; retry later.", retry_after=wait)
     try:
         client = await authenticate_client(
             registry, request.headers, form, registry.settings.endpoint(paths.TOKEN)

@@ -9,10 +9,15 @@ tens of microseconds on each pipeline), so counts are batched:
   seconds in one pipeline, learning the global totals from the replies;
 - a decision is the last global total Redis reported plus this replica's counts not yet sent.
 
-So N replicas may together admit at most what each admits in one sync interval beyond a limit
-(at 100 ms and 1,000 requests/s per replica, 100 each). ``sync_interval`` 0 makes every check one
-round trip, exact. A limit of 0 is off. While Redis is away, limits apply per replica (they fail
-open to local counting rather than refuse everything), and the counts are sent when it returns.
+Batching is only for high limits, and only far from them. A limit below ``BATCHED_FROM`` per
+minute (the login and /authorize guards against credential stuffing) is counted exactly, a round
+trip each time; so is any counter a replica knows to be past ``EXACT_NEAR`` of its limit. Replicas
+batching together can overshoot only by what they admit between two syncs while each still
+believes the counter below that mark. ``sync_interval`` 0 makes every check exact. A limit of 0
+is off.
+
+While Redis is away, limits apply per replica (they fail open to local counting rather than
+refuse everything), and the counts are sent when it returns.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Limit:
 
 class RateLimitStore:
     WINDOW = 60
+    BATCHED_FROM = 6000  # per minute: lower limits are security guards, counted exactly
+    EXACT_NEAR = 0.8  # past this share of a limit, every request is a round trip again
 
     def __init__(self, redis: Redis, keys: Keys, sync_interval: float = 0.1) -> None:
         self._redis = redis
@@ -61,19 +68,42 @@ class RateLimitStore:
         if window != self._window:  # last window's counts decide nothing any more
             self._window, self._totals, self._pending = window, {}, {}
         keys = [self._keys(f"rate-{limit.name}", f"{limit.key}:{window}") for limit in active]
-        exact = self._sync_interval <= 0
-        synchronous = keys if exact else [key for key in keys if key not in self._totals]
-        if synchronous and not await self._send({key: 1 for key in synchronous}):
-            synchronous = []  # Redis is away: count here, send later
+        synchronous = [key for key, limit in zip(keys, active, strict=True) if self._exact(key, limit)]
+        # a counter going exact takes its unsent counts along, so Redis holds all of this replica's
+        counts = {key: 1 + self._pending.pop(key, 0) for key in synchronous}
+        if counts and not await self._send(counts):
+            for key, count in counts.items():  # Redis is away: count here, send later
+                self._pending[key] = self._pending.get(key, 0) + count - 1
+            synchronous = []
         for key in keys:
             if key not in synchronous:
                 self._pending[key] = self._pending.get(key, 0) + 1
-        if not exact:
+        if self._pending:
             self._schedule_flush()
         if any(
             self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute
             for key, limit in zip(keys, active, strict=True)
         ):
+            return max(1, int((window + 1) * self.WINDOW - now) + 1)
+        return None
+
+    def _exact(self, key: str, limit: Limit) -> bool:
+        """Whether this request must be counted in Redis now rather than in the next batch."""
+        if self._sync_interval <= 0 or limit.per_minute < self.BATCHED_FROM or key not in self._totals:
+            return True
+        return self._totals[key] + self._pending.get(key, 0) >= limit.per_minute * self.EXACT_NEAR
+
+    def known_exceeded(self, limit: Limit) -> int | None:
+        """Seconds to wait if this replica already knows ``limit`` is exceeded; counts nothing and
+        asks Redis nothing (a free check before costly work, such as authenticating a client)."""
+        if limit.per_minute <= 0:
+            return None
+        now = time.time()
+        window = int(now // self.WINDOW)
+        if window != self._window:
+            return None
+        key = self._keys(f"rate-{limit.name}", f"{limit.key}:{window}")
+        if self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute:
             return max(1, int((window + 1) * self.WINDOW - now) + 1)
         return None
 

@@ -132,3 +132,49 @@ async def test_limits_fail_open_to_local_counts_while_redis_is_away() -> None:
     finally:
         await store.close()
         await unreachable.aclose()
+
+
+async def test_security_limits_are_exact_across_replicas(backing: Services) -> None:
+    """A login-sized limit is never batched: four replicas bursting at once admit exactly the limit."""
+    prefix = f"tessera-test-rate-{uuid.uuid4().hex[:8]}:"
+    redis = Redis.from_url(backing.redis_url)
+    stores = [RateLimitStore(redis, Keys(prefix), sync_interval=0.1) for _ in range(4)]
+    budget = Limit("login-ip", "198.51.100.7", 120)
+    try:
+        await _clear_of_a_window_boundary()
+        answers = [await store.exceeded(budget) for _ in range(200) for store in stores]
+        assert sum(answer is None for answer in answers) == 120
+    finally:
+        for store in stores:
+            await store.close()
+        async for key in redis.scan_iter(match=f"{prefix}*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_high_limits_are_batched_far_from_them_and_exact_near_them(backing: Services) -> None:
+    """A token-sized limit is counted locally while far below it, then exactly: two replicas
+    together admit the limit and not one request more."""
+    prefix = f"tessera-test-rate-{uuid.uuid4().hex[:8]}:"
+    redis = Redis.from_url(backing.redis_url)
+    first = RateLimitStore(redis, Keys(prefix), sync_interval=0.05)
+    second = RateLimitStore(redis, Keys(prefix), sync_interval=0.05)
+    budget = Limit("token-client", "client-1", 6000)
+    try:
+        await _clear_of_a_window_boundary()
+        admitted = 0
+        for _ in range(4000):
+            admitted += await first.exceeded(budget) is None
+        await asyncio.sleep(0.3)  # the batch reaches Redis
+        key = Keys(prefix)("rate-token-client", f"client-1:{int(time.time() // RateLimitStore.WINDOW)}")
+        assert int(await redis.get(key) or 0) == 4000  # 4,000 counted, in a handful of round trips
+        for _ in range(2500):
+            for store in (first, second):
+                admitted += await store.exceeded(budget) is None
+        assert admitted == 6000
+    finally:
+        await first.close()
+        await second.close()
+        async for key in redis.scan_iter(match=f"{prefix}*"):
+            await redis.delete(key)
+        await redis.aclose()
