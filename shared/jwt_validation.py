@@ -78,9 +78,7 @@ class JWKSKeySource(KeySource):
     RETRY_WITHOUT_KEYS = 1.0
 
     async def ready(self) -> None:
-        """Raise unless keys are held (fetching them first if there are none yet)."""
-        if not self._keys:
-            await self.refresh()
+        """Raise unless keys are held (the background task fetches them; this only looks)."""
         if not self._keys:
             raise RuntimeError(f"no verification keys from {self.issuer} yet")
 
@@ -100,12 +98,17 @@ class JWKSKeySource(KeySource):
                 and time.monotonic() - self._fetched_at < self.min_refetch_interval
             ):
                 return  # another caller just did
-            self._fetched_at = time.monotonic()
+            started = time.monotonic()
+            # without keys, the next try may come a second later rather than min_refetch_interval
+            self._fetched_at = (
+                started
+                if self._keys
+                else started - max(0.0, self.min_refetch_interval - self.RETRY_WITHOUT_KEYS)
+            )
             try:
                 self._keys = await self._fetch()
+                self._fetched_at = started
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-                if not self._keys:  # nothing to validate with: try again soon, not in 10 s
-                    self._fetched_at -= max(0.0, self.min_refetch_interval - self.RETRY_WITHOUT_KEYS)
                 log.warning(
                     "could not refresh the JWKS of %s: %r; keeping %d cached key(s)",
                     self.issuer,
@@ -155,13 +158,14 @@ class JWKSKeySource(KeySource):
         return keys
 
     async def run(self) -> None:
-        """Refresh forever (a background task)."""
+        """Refresh forever (a background task): every ``refresh_interval``, or every second while
+        no key is held yet (the issuer was not up when this process started)."""
         while True:
             try:
                 await self.refresh()
             except Exception:
                 log.exception("refreshing the JWKS of %s failed", self.issuer)
-            await asyncio.sleep(self.refresh_interval)
+            await asyncio.sleep(self.refresh_interval if self._keys else self.RETRY_WITHOUT_KEYS)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -50,8 +52,25 @@ async def _freeze_startup_objects(app: web.Application) -> None:
 
 
 def run_one(app: web.Application, listener: Listener, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM/SIGINT, then give in-flight requests ``shutdown_grace`` seconds."""
+    """Serve until SIGTERM/SIGINT, then give in-flight requests ``shutdown_grace`` seconds.
+
+    Only the first signal counts: under ``--workers`` a worker may get the same stop twice (from
+    the supervisor, and straight from a terminal or systemd signalling the whole group), and a
+    second one must not cut the drain short.
+    """
     app.on_startup.append(_freeze_startup_objects)
+    loop = _event_loop()
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise web.GracefulExit()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: aiohttp's own handling applies
+            loop.add_signal_handler(signum, stop)
     web.run_app(
         app,
         host=listener.host,
@@ -61,7 +80,8 @@ def run_one(app: web.Application, listener: Listener, reuse_port: bool = False) 
         access_log=None,
         shutdown_timeout=listener.shutdown_grace,
         keepalive_timeout=listener.header_timeout,
-        loop=_event_loop(),
+        handle_signals=False,
+        loop=loop,
     )
 
 
@@ -72,19 +92,41 @@ def serve(factory: Callable[[], web.Application], listener: Listener, banner: st
         run_one(factory(), listener)
         return
     children: list[int] = []
+    supervisor = os.getpid()
     for _ in range(listener.workers):
         pid = os.fork()
         if pid == 0:  # a worker: its own app, loop and connections
-            code = 0
-            try:
-                run_one(factory(), listener, reuse_port=True)
-            except BaseException:
-                code = 1
-                raise
-            finally:
-                os._exit(code)
+            raise SystemExit(_worker(factory, listener, supervisor))
         children.append(pid)
     raise SystemExit(_supervise(children))
+
+
+def _worker(factory: Callable[[], web.Application], listener: Listener, supervisor: int) -> int:
+    _die_with_the_supervisor(supervisor)
+    code = 0
+    try:
+        run_one(factory(), listener, reuse_port=True)
+    except BaseException:
+        code = 1
+        traceback.print_exc()  # os._exit below would swallow it: say why this worker failed
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+    return code  # pragma: no cover - os._exit never returns
+
+
+def _die_with_the_supervisor(supervisor: int) -> None:
+    """Linux: stop when the supervisor dies (even by SIGKILL), so no orphan keeps the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != supervisor:  # it died before the line above ran
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _supervise(children: list[int]) -> int:

@@ -145,3 +145,65 @@ async def test_workers_share_one_port_and_stop_together(auth_process: Callable[.
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 20) == 0
     assert not await asyncio.to_thread(_alive, workers)  # reaped by the parent before it exited
+
+
+async def test_workers_stopped_by_a_signal_to_the_whole_group_exit_cleanly(
+    database_url: str, backing: Services, redis_prefix: str
+) -> None:
+    """Ctrl-C or systemd signal every process of the group: each worker takes its first signal
+    only, drains once, and the supervisor exits 0."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
+        "TESSERA_DATABASE_URL": database_url,
+        "TESSERA_REDIS_URL": backing.redis_url,
+        "TESSERA_REDIS_PREFIX": redis_prefix,
+        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+        "TESSERA_SHUTDOWN_GRACE": "5",
+    }
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        await asyncio.to_thread(_wait_healthy, port, process)
+        for _ in range(50):
+            if len(_children(process.pid)) == 2:
+                break
+            await asyncio.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)  # and a second signal, straight to every worker too
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+async def test_a_worker_that_cannot_start_says_why(empty_database: str, backing: Services) -> None:
+    """A worker failing at start-up (here: migrations not applied) prints its reason, exit non-zero."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
+        "TESSERA_DATABASE_URL": empty_database,
+        "TESSERA_REDIS_URL": backing.redis_url,
+        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "tessera migrate" in done.stderr, done.stderr[-2000:]
