@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from auth_server import keys, paths
+from auth_server import crypto, keys, paths
 from auth_server.appkeys import REGISTRY
 from auth_server.endpoints.authorize import authorize
 from auth_server.endpoints.consent import consent
@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[TRUSTED_PROXIES] = settings.trusted_proxies
     app[BODY_TIMEOUT] = float(settings.body_timeout)
+    crypto.HASHING.configure(settings.hashing_threads)
     metrics = observability.install(app, "auth")
     app.middlewares.append(
         error_middleware(html=error_page, observe=lambda e: metrics.oauth_errors.labels(e.error).inc())

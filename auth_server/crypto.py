@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -61,25 +63,58 @@ def _verify(stored: str | None, password: str) -> bool:
 
 
 def _yield_to_the_event_loop() -> None:
-    """Hashing threads run at a lower priority (nice 10, this thread only): under a login storm the
-    logins queue, while every other request keeps its latency."""
+    """Hashing threads run at a lower priority (nice 5, this thread only): under a login storm the
+    logins take about a quarter of a busy core, and every other request keeps its latency."""
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity, bounded by a cgroup CPU quota (a container's
+    limit, which affinity does not show: a 1-CPU pod on a 16-core node sees 16)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
-# One hashing thread per usable core: more would only wait for the same cores, 19 MiB each.
-_HASHING = ThreadPoolExecutor(
-    max_workers=_cores(), thread_name_prefix="argon2", initializer=_yield_to_the_event_loop
-)
+class _HashingThreads:
+    """The argon2id threads: one per usable core by default. More would only queue for the same
+    cores, each holding 19 MiB while it hashes, so a login storm cannot run a pod out of memory."""
+
+    def __init__(self) -> None:
+        self.size = 0  # 0: usable_cores()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def configure(self, size: int) -> None:
+        if size == self.size:
+            return
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        self.size = size
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.size or usable_cores(),
+                thread_name_prefix="argon2",
+                initializer=_yield_to_the_event_loop,
+            )
+        return self._executor
+
+
+HASHING = _HashingThreads()
 
 
 async def verify_password(stored: str | None, password: str) -> bool:
     """Check ``password`` against an argon2id hash in a hashing thread; ``None`` costs the same and fails."""
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, _verify, stored, password)
+    return await asyncio.get_running_loop().run_in_executor(HASHING.executor, _verify, stored, password)
 
 
 class KeyEncryption:

@@ -45,6 +45,8 @@ TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after 
 TESSERA_HEADER_TIMEOUT              seconds a connection may take to send a request's headers,
                                     and may stay idle between requests (30): slow-loris guard
 TESSERA_BODY_TIMEOUT                seconds a request body may take to arrive (10)
+TESSERA_HASHING_THREADS             argon2id threads per process (0: one per usable core, a
+                                    container's CPU quota counted; each holds 19 MiB while hashing)
 TESSERA_WORKERS                     server processes sharing the port with SO_REUSEPORT (1);
                                     ``--workers`` on the command line wins
 TESSERA_HOST / TESSERA_PORT         listen address (127.0.0.1 / 8000)
@@ -114,6 +116,7 @@ class Settings:
     header_timeout: int = 30
     body_timeout: int = 10
     workers: int = 1
+    hashing_threads: int = 0
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -208,6 +211,7 @@ class Settings:
             header_timeout=env.integer("HEADER_TIMEOUT", 30, minimum=1, maximum=3600),
             body_timeout=env.integer("BODY_TIMEOUT", 10, minimum=1, maximum=3600),
             workers=env.integer("WORKERS", 1, minimum=1, maximum=256),
+            hashing_threads=env.integer("HASHING_THREADS", 0, maximum=256),
             host=env.string("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8000, maximum=65535),
         )
