@@ -18,10 +18,10 @@ _CHUNK = 4096
 
 class _RandomPool:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
+        self._lock = threading.Lock()  # a fresh one in a forked child: never inherited held
         self._buffer = b""
         self._position = 0
 

@@ -31,7 +31,8 @@ def _options() -> dict[str, Any]:
     A pooled connection that Redis closed (a restart, a failover) fails its next command with a
     ConnectionError however long it sat idle; that command is retried once on a new connection, so
     one restart does not cost a 503 per pooled connection for minutes afterwards. Only connection
-    errors are retried, never timeouts (a timed-out command may have run). A retried command ran
+    errors are retried, not timeouts (a timed-out command may have run), except by redis-py's
+    cluster client, which retries its own list of errors, timeouts included. A retried command ran
     at most once in all but a server dying mid-reply; Tessera's commands are idempotent there,
     except the code redemption, which then reads as a replay and fails safe (invalid_grant).
     """

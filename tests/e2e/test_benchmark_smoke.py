@@ -3,6 +3,7 @@ numbers are only meaningful from ``python -m tests.load`` on a quiet machine).""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,14 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(900)
-def test_benchmark_runs_every_scenario_quickly(backing: Services) -> None:
+def test_benchmark_runs_every_scenario_quickly(backing: Services, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "TESSERA_TEST_DATABASE_URL": backing.admin_database_url,
         "TESSERA_TEST_REDIS_URL": backing.redis_url,
     }
+    results = tmp_path / "results.json"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.load", "--quick"],
+        [sys.executable, "-m", "tests.load", "--quick", "--output", str(results)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -32,6 +34,8 @@ def test_benchmark_runs_every_scenario_quickly(backing: Services) -> None:
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-4000:]
+    measured = json.loads(results.read_text())
+    scenarios = measured["scenarios"]
     for scenario in (
         "bare-form-sign",
         "client_credentials",
@@ -39,13 +43,18 @@ def test_benchmark_runs_every_scenario_quickly(backing: Services) -> None:
         "refresh_rotation",
         "sso_flow",
         "introspection",
+        "introspection_distinct",
         "password_argon2id",
         "bare-hello",
         "resource_cached",
         "resource_uncached",
+        "cc_8_connections",
         "cc_during_login_storm",
         "client_credentials_2_workers",
-        "locust_mixed",
     ):
-        assert scenario in report, f"{scenario} missing from the report:\n{report[-4000:]}"
-    assert "target (issue 6)" in report
+        runs = scenarios[scenario]["median"]
+        assert runs["units_per_s"] > 0 and scenarios[scenario]["unexpected_responses"] == 0, scenario
+    assert measured["extra"]["locust_mixed"]["requests"] > 0
+    assert measured["extra"]["locust_mixed"]["failures"] == 0
+    assert measured["extra"]["memory"]["rss_mib"] > 0
+    assert measured["unexpected_responses"] == 0

@@ -24,11 +24,15 @@ def options(argv: list[str]) -> Options:
         "--memory-tokens", type=int, default=1_000_000, help="tokens to issue before reading RSS (1000000)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider (no Node.js here)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
+    parser.add_argument("--output", type=Path, help=f"results file ({RESULTS}; none with --quick)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 s per scenario, once, 16 connections, no file"
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 s per scenario, once, 16 connections (only --no-peer and --output apply)",
     )
     args = parser.parse_args(argv)
+    if args.runs < 1 or args.seconds <= 0 or args.connections < 1 or args.memory_tokens < 0:
+        parser.error("--runs and --connections must be at least 1, --seconds positive")
     if args.quick:
         return Options(
             seconds=1,
@@ -36,7 +40,7 @@ def options(argv: list[str]) -> Options:
             connections=16,
             memory_tokens=2000,
             peer=not args.no_peer,
-            output=None,
+            output=args.output,
             quick=True,
         )
     return Options(
@@ -45,7 +49,7 @@ def options(argv: list[str]) -> Options:
         connections=args.connections,
         memory_tokens=args.memory_tokens,
         peer=not args.no_peer,
-        output=args.output,
+        output=args.output or RESULTS,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 
 import jwt
 import orjson
@@ -19,6 +18,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared import serving
+from shared.ids import random_id
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 HEADERS = {"kid": "bare", "typ": "at+jwt"}
@@ -35,9 +35,10 @@ async def form_sign(request: web.Request) -> web.Response:
         "scope": str(form.get("scope", "")),
         "iat": now,
         "exp": now + 600,
-        "jti": uuid.uuid4().hex,
+        "jti": random_id(),
     }
-    token = jwt.encode(claims, KEY, algorithm="ES256", headers=HEADERS)
+    # the fastest way PyJWT offers, as Tessera signs: orjson for the payload, then the JWS layer
+    token = jwt.api_jws.encode(orjson.dumps(claims), KEY, algorithm="ES256", headers=HEADERS)
     body = {"access_token": token, "token_type": "Bearer", "expires_in": 600}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 

@@ -6,6 +6,7 @@ pinned in ``peer/package-lock.json`` (``npm ci``), with the machine's Node.js.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,12 +39,23 @@ def ensure_wrk() -> str:
     return path
 
 
+NODE_AT_LEAST = (20, 19)  # oidc-provider 9 calls URL.parse and crypto.hash
+
+
 def ensure_peer() -> list[str]:
     """The command that starts oidc-provider (``node server.mjs``), installing it first if needed."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         print("installing Node.js and npm from Debian's packages", flush=True)
         _apt_install("nodejs", "npm")
-    if not (PEER / "node_modules" / "oidc-provider").is_dir():
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    found = tuple(int(part) for part in version.lstrip("v").split(".")[:2] if part.isdigit())
+    if found < NODE_AT_LEAST:
+        wanted = ".".join(map(str, NODE_AT_LEAST))
+        raise ToolMissing(
+            f"oidc-provider needs Node.js {wanted} or newer, this machine has {version or 'none'}"
+            " (Debian 12 ships 18: install Node 20 or 22, or run with --no-peer)"
+        )
+    if _installed_peer_version() != _locked_peer_version():
         print("installing oidc-provider from the npm registry (npm ci)", flush=True)
         subprocess.run(
             ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -53,3 +65,18 @@ def ensure_peer() -> list[str]:
     node = shutil.which("node")
     assert node is not None
     return [node, str(PEER / "server.mjs")]
+
+
+def _locked_peer_version() -> str | None:
+    lock = json.loads((PEER / "package-lock.json").read_text())
+    entry = lock.get("packages", {}).get("node_modules/oidc-provider", {})
+    return entry.get("version") if isinstance(entry, dict) else None
+
+
+def _installed_peer_version() -> str | None:
+    try:
+        installed = json.loads((PEER / "node_modules" / "oidc-provider" / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    version = installed.get("version")
+    return version if isinstance(version, str) else None

@@ -18,7 +18,7 @@ class WrkResult:
     requests: int
     seconds: float
     flows: int  # completed units: tokens, rotations, SSO flows, API answers
-    statuses: dict[int, int]
+    statuses: dict[str, int]  # "200", "302", … and "302-without-code" from the SSO script
     socket_errors: int
     timeouts: int
     p50_ms: float
@@ -36,7 +36,8 @@ class WrkResult:
 
     def unexpected(self, expected: frozenset[int]) -> int:
         """Responses outside ``expected``, plus socket errors and timeouts."""
-        odd = sum(count for status, count in self.statuses.items() if status not in expected)
+        wanted = {str(status) for status in expected}
+        odd = sum(count for status, count in self.statuses.items() if status not in wanted)
         return odd + self.socket_errors + self.timeouts
 
 
@@ -49,7 +50,7 @@ def parse(output: str) -> WrkResult:
         requests=raw["requests"],
         seconds=raw["duration_us"] / 1e6,
         flows=raw["flows"],
-        statuses={int(status): count for status, count in raw["statuses"].items()},
+        statuses={str(status): count for status, count in raw["statuses"].items()},
         socket_errors=raw["socket_errors"],
         timeouts=raw["timeouts"],
         p50_ms=raw["p50_us"] / 1000,
@@ -90,7 +91,12 @@ async def run(
     process = await asyncio.create_subprocess_exec(
         *command, cwd=LUA, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    out, _ = await process.communicate()
+    try:
+        out, _ = await process.communicate()
+    except asyncio.CancelledError:  # the run was abandoned: wrk must not keep loading the server
+        process.kill()
+        await process.wait()
+        raise
     text = out.decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"wrk failed ({process.returncode}):\n{text[-2000:]}")

@@ -22,11 +22,16 @@ function request()
 end
 
 function response(status, headers, body)
-  track(status)
   if status == 302 then
     local code = (headers["Location"] or headers["location"] or ""):match("[?&]code=([^&]+)")
-    if code then table.insert(codes, code) end
-  elseif status == 200 then
-    flows = flows + 1
+    if code then
+      table.insert(codes, code)
+      track(status)
+    else
+      track("302-without-code")  -- to /login (session lost) or an error redirect: unexpected
+    end
+    return
   end
+  track(status)
+  if status == 200 then flows = flows + 1 end
 end
