@@ -698,7 +698,7 @@ class Bench:
         """Issue tokens until ``memory_tokens`` have been issued by the process, then read its RSS."""
         target = self.options.memory_tokens
         issued = await self.issued(auth.url)
-        started = time.monotonic()
+        started, rss_before, issued_before = time.monotonic(), processes.rss_bytes(auth.pid), issued
         while issued < target:
             result = await wrk.run(
                 auth.url,
@@ -717,6 +717,8 @@ class Bench:
                 flush=True,
             )
         self.extra["memory"] = {
+            "rss_mib_when_the_phase_began": round(rss_before / 2**20, 1),
+            "tokens_issued_when_the_phase_began": issued_before,
             "tokens_issued": issued,
             "rss_mib": round(processes.rss_bytes(auth.pid) / 2**20, 1),
             "seconds": round(time.monotonic() - started, 1),
