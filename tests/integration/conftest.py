@@ -1,18 +1,24 @@
-"""Fixtures of the integration tests that drive real servers from synchronous (Hypothesis) code."""
+"""Fixtures of the integration tests: real servers driven from synchronous (Hypothesis) code, and
+a PostgreSQL of a test's own for the tests that stop it."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from auth_server.app import create_app
+from auth_server.appkeys import REGISTRY
+from auth_server.registry import Registry
 from resource_server.app import create_app as create_resource_app
 from resource_server.settings import ResourceSettings
+from shared import embedded
 from tests.conftest import free_port, make_settings
 from tests.services import Services
 
@@ -59,3 +65,18 @@ def servers(database_url: str, backing: Services) -> Iterator[tuple[str, str]]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[Path]:
+    """A PostgreSQL of this test's own (embedded), so stopping it disturbs nothing else."""
+    try:
+        yield tmp_path
+    finally:
+        embedded.stop(tmp_path)
+
+
+def registry_of(http: TestClient) -> Registry:
+    app: web.Application | None = http.app
+    assert app is not None
+    return app[REGISTRY]

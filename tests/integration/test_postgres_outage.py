@@ -4,33 +4,21 @@ pool reconnects by itself; a refresh-token family is never left half-rotated (on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
-from auth_server.appkeys import REGISTRY
 from auth_server.crypto import hash_password
-from auth_server.registry import Registry
 from shared import db, embedded
 from tests.conftest import PASSWORD, make_settings
 from tests.flow import basic
+from tests.integration.conftest import registry_of
 from tests.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[Path]:
-    """A PostgreSQL of this test's own (embedded), so stopping it disturbs nothing else."""
-    try:
-        yield tmp_path
-    finally:
-        embedded.stop(tmp_path)
 
 
 async def test_postgres_restart_gives_503_then_recovers(
@@ -39,7 +27,7 @@ async def test_postgres_restart_gives_503_then_recovers(
     url = await asyncio.to_thread(embedded.postgres_url, own_postgres, "outage")
     await db.migrate(url, SCHEMA, MIGRATIONS)
     http = await aiohttp_client(create_app(make_settings(url, backing.redis_url, redis_prefix)))
-    registry = _registry(http)
+    registry = registry_of(http)
     client, secret = await registry.clients.create(
         name="App",
         redirect_uris=[],
@@ -82,9 +70,3 @@ async def test_postgres_restart_gives_503_then_recovers(
     finally:
         await conn.close()
     assert (families, live) == (1, 1)
-
-
-def _registry(http: TestClient) -> Registry:
-    app: web.Application | None = http.app
-    assert app is not None
-    return app[REGISTRY]

@@ -16,23 +16,21 @@ import asyncio
 import enum
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
-from auth_server.appkeys import REGISTRY
 from auth_server.crypto import digest, hash_password
 from auth_server.registry import Registry
 from shared import db, embedded
 from tests.conftest import PASSWORD, make_settings
 from tests.flow import basic
+from tests.integration.conftest import registry_of
 from tests.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
@@ -118,22 +116,13 @@ class Load:
         return [a for a in self.answers if not a.clean and not a.allowed_refusal]
 
 
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[Path]:
-    """A PostgreSQL of this test's own (embedded), so stopping it disturbs nothing else."""
-    try:
-        yield tmp_path
-    finally:
-        embedded.stop(tmp_path)
-
-
 async def test_postgres_restart_under_load_loses_nothing(
     aiohttp_client: Factory, own_postgres: Path, backing: Services, redis_prefix: str
 ) -> None:
     url = await asyncio.to_thread(embedded.postgres_url, own_postgres, "under_load")
     await db.migrate(url, SCHEMA, MIGRATIONS)
     http = await aiohttp_client(create_app(make_settings(url, backing.redis_url, redis_prefix)))
-    password_auth, partner_auth, username = await _seed(_registry(http))
+    password_auth, partner_auth, username = await _seed(registry_of(http))
     load = Load(http)
 
     workers = [
@@ -322,9 +311,3 @@ async def _until(check: Callable[[], bool], what: str, seconds: float = STEP_DEA
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def _registry(http: TestClient) -> Registry:
-    app: web.Application | None = http.app
-    assert app is not None
-    return app[REGISTRY]

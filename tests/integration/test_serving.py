@@ -19,6 +19,22 @@ from tests.integration.test_process_lifecycle import _wait_healthy
 from tests.services import Services
 
 
+def _environment(
+    port: int, database_url: str, redis_url: str, prefix: str, **settings: str
+) -> dict[str, str]:
+    """What ``tessera auth-server`` on ``port`` reads; ``settings`` are extra TESSERA_* values."""
+    return {
+        **os.environ,
+        "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
+        "TESSERA_DATABASE_URL": database_url,
+        "TESSERA_REDIS_URL": redis_url,
+        "TESSERA_REDIS_PREFIX": prefix,
+        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+        "TESSERA_SHUTDOWN_GRACE": "5",
+        **{f"TESSERA_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
 @pytest.fixture
 async def auth_process(
     database_url: str, backing: Services, redis_prefix: str
@@ -28,16 +44,7 @@ async def auth_process(
 
     async def start(*args: str, **settings: str) -> tuple[int, subprocess.Popen[bytes]]:
         port = free_port()
-        env = {
-            **os.environ,
-            "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
-            "TESSERA_DATABASE_URL": database_url,
-            "TESSERA_REDIS_URL": backing.redis_url,
-            "TESSERA_REDIS_PREFIX": redis_prefix,
-            "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
-            "TESSERA_SHUTDOWN_GRACE": "5",
-            **{f"TESSERA_{name.upper()}": value for name, value in settings.items()},
-        }
+        env = _environment(port, database_url, backing.redis_url, redis_prefix, **settings)
         process = await asyncio.to_thread(
             subprocess.Popen,
             [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), *args],
@@ -153,15 +160,7 @@ async def test_workers_stopped_by_a_signal_to_the_whole_group_exit_cleanly(
     """Ctrl-C or systemd signal every process of the group: each worker takes its first signal
     only, drains once, and the supervisor exits 0."""
     port = free_port()
-    env = {
-        **os.environ,
-        "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
-        "TESSERA_DATABASE_URL": database_url,
-        "TESSERA_REDIS_URL": backing.redis_url,
-        "TESSERA_REDIS_PREFIX": redis_prefix,
-        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
-        "TESSERA_SHUTDOWN_GRACE": "5",
-    }
+    env = _environment(port, database_url, backing.redis_url, redis_prefix)
     process = await asyncio.to_thread(
         subprocess.Popen,
         [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), "--workers", "2"],
@@ -190,13 +189,7 @@ async def test_workers_stopped_by_a_signal_to_the_whole_group_exit_cleanly(
 async def test_a_worker_that_cannot_start_says_why(empty_database: str, backing: Services) -> None:
     """A worker failing at start-up (here: migrations not applied) prints its reason, exit non-zero."""
     port = free_port()
-    env = {
-        **os.environ,
-        "TESSERA_ISSUER": f"http://127.0.0.1:{port}",
-        "TESSERA_DATABASE_URL": empty_database,
-        "TESSERA_REDIS_URL": backing.redis_url,
-        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
-    }
+    env = _environment(port, empty_database, backing.redis_url, "tessera-test-unused:")
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "auth_server.cli", "auth-server", "--port", str(port), "--workers", "2"],
