@@ -43,7 +43,7 @@ async def token(request: web.Request) -> web.Response:
     except OAuthError:
         await limit(registry, per_ip)  # failures count against the IP, and a 429 wins over them
         raise
-    # both budgets in one Redis round trip: this is the hot path of every grant
+    # both budgets counted together (in the next batch, or in one round trip when exact)
     await limit(
         registry, per_ip, Limit("token-client", client.client_id, registry.settings.rate_token_per_client)
     )
