@@ -67,7 +67,7 @@ class RateLimitStore:
         window = int(now // self.WINDOW)
         if window != self._window:  # last window's counts decide nothing any more
             self._window, self._totals, self._pending = window, {}, {}
-        keys = [self._keys(f"rate-{limit.name}", f"{limit.key}:{window}") for limit in active]
+        keys = [self._key(limit, window) for limit in active]
         synchronous = [key for key, limit in zip(keys, active, strict=True) if self._exact(key, limit)]
         # a counter going exact takes its unsent counts along, so Redis holds all of this replica's
         counts = {key: 1 + self._pending.pop(key, 0) for key in synchronous}
@@ -87,6 +87,9 @@ class RateLimitStore:
             return max(1, int((window + 1) * self.WINDOW - now) + 1)
         return None
 
+    def _key(self, limit: Limit, window: int) -> str:
+        return self._keys(f"rate-{limit.name}", f"{limit.key}:{window}")
+
     def _exact(self, key: str, limit: Limit) -> bool:
         """Whether this request must be counted in Redis now rather than in the next batch."""
         if self._sync_interval <= 0 or limit.per_minute < self.BATCHED_FROM or key not in self._totals:
@@ -102,7 +105,7 @@ class RateLimitStore:
         window = int(now // self.WINDOW)
         if window != self._window:
             return None
-        key = self._keys(f"rate-{limit.name}", f"{limit.key}:{window}")
+        key = self._key(limit, window)
         if self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute:
             return max(1, int((window + 1) * self.WINDOW - now) + 1)
         return None

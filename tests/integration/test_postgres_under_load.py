@@ -31,6 +31,7 @@ from shared import db, embedded
 from tests.conftest import PASSWORD, make_settings
 from tests.flow import basic
 from tests.integration.conftest import registry_of
+from tests.refresh_families import family_shapes, held_tokens
 from tests.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
@@ -260,15 +261,7 @@ async def _client_credentials(load: Load, auth: dict[str, str]) -> None:
 
 async def _assert_no_half_rotated_family(conn: asyncpg.Connection, families: list[Family]) -> None:
     """Every family: exactly one unused token, every used one pointing at a successor in the family."""
-    rows = await conn.fetch(
-        f"SELECT f.family_id, f.revoked_reason,"
-        f" count(t.token_hash) FILTER (WHERE t.rotated_at IS NULL) AS unused,"
-        f" count(t.token_hash) FILTER (WHERE t.rotated_at IS NOT NULL AND NOT EXISTS ("
-        f"   SELECT 1 FROM {SCHEMA}.refresh_tokens s"
-        f"   WHERE s.token_hash = t.successor AND s.family_id = t.family_id)) AS dangling"
-        f" FROM {SCHEMA}.refresh_token_families f"
-        f" LEFT JOIN {SCHEMA}.refresh_tokens t USING (family_id) GROUP BY f.family_id, f.revoked_reason"
-    )
+    rows = await family_shapes(conn)
     assert len(rows) >= len(families)  # more when a password grant committed but its answer was lost
     half = [dict(r) for r in rows if r["unused"] != 1 or r["dangling"] != 0]
     assert not half, f"half-rotated families: {half[:5]}"
@@ -280,12 +273,7 @@ async def _assert_no_half_rotated_family(conn: asyncpg.Connection, families: lis
 
 async def _assert_held_tokens_match_the_database(conn: asyncpg.Connection, families: list[Family]) -> None:
     """The last token each worker received is unused in a live family, or its family is revoked."""
-    rows = await conn.fetch(
-        f"SELECT t.token_hash, t.rotated_at, f.revoked_reason FROM {SCHEMA}.refresh_tokens t"
-        f" JOIN {SCHEMA}.refresh_token_families f USING (family_id) WHERE t.token_hash = ANY($1::bytea[])",
-        [digest(f.token) for f in families],
-    )
-    found = {r["token_hash"]: r for r in rows}
+    found = await held_tokens(conn, (f.token for f in families))
     expected_reason = {Held.LIVE: None, Held.REVOKED: REVOKED_BY_CLIENT, Held.REUSED: REVOKED_FOR_REUSE}
     for family in families:
         if family.held is Held.REFUSED:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from auth_server.app import SCHEMA
 from auth_server.crypto import digest
+from tests.refresh_families import family_shapes, held_tokens
 from tests.soak.driver import Outcome, Sample
 from tests.soak.flows import Family, Flows, Held
 from tests.soak.load import Outage
@@ -69,15 +69,7 @@ async def database(database_url: str, families: list[Family]) -> list[Check]:
 
 
 async def _no_half_rotated_family(conn: asyncpg.Connection, families: list[Family]) -> Check:
-    rows = await conn.fetch(
-        f"SELECT f.family_id, f.revoked_reason,"
-        f" count(t.token_hash) FILTER (WHERE t.rotated_at IS NULL) AS unused,"
-        f" count(t.token_hash) FILTER (WHERE t.rotated_at IS NOT NULL AND NOT EXISTS ("
-        f"   SELECT 1 FROM {SCHEMA}.refresh_tokens s"
-        f"   WHERE s.token_hash = t.successor AND s.family_id = t.family_id)) AS dangling"
-        f" FROM {SCHEMA}.refresh_token_families f"
-        f" LEFT JOIN {SCHEMA}.refresh_tokens t USING (family_id) GROUP BY f.family_id, f.revoked_reason"
-    )
+    rows = await family_shapes(conn)
     problems: Counter[str] = Counter()
     for row in rows:
         if row["unused"] != 1 or row["dangling"]:
@@ -95,12 +87,7 @@ async def _no_half_rotated_family(conn: asyncpg.Connection, families: list[Famil
 
 
 async def _held_tokens(conn: asyncpg.Connection, families: list[Family]) -> Check:
-    rows = await conn.fetch(
-        f"SELECT t.token_hash, t.rotated_at, f.revoked_reason FROM {SCHEMA}.refresh_tokens t"
-        f" JOIN {SCHEMA}.refresh_token_families f USING (family_id) WHERE t.token_hash = ANY($1::bytea[])",
-        [digest(f.token) for f in families],
-    )
-    found = {r["token_hash"]: r for r in rows}
+    found = await held_tokens(conn, (f.token for f in families))
     problems: Counter[str] = Counter()
     for family in families:
         row = found.get(digest(family.token))

@@ -39,8 +39,19 @@ function share(items, n)
   return mine
 end
 
+-- requests prepared in init, sent in turn (one per token of a file, say)
+prepared, next_prepared = {}, 1
+
+function next_in_turn()
+  local req = prepared[next_prepared]
+  next_prepared = next_prepared % #prepared + 1
+  return req
+end
+
+-- the default: a 200 is one unit done (a token, an answer); refresh and sso count their own
 function response(status, headers, body)
   track(status)
+  if status == 200 then flows = flows + 1 end
 end
 
 function done(summary, latency, requests)

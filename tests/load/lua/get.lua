@@ -11,8 +11,3 @@ end
 function request()
   return req
 end
-
-function response(status, headers, body)
-  track(status)
-  if status == 200 then flows = flows + 1 end
-end
