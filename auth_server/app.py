@@ -17,6 +17,7 @@ from auth_server.endpoints.jwks import jwks
 from auth_server.endpoints.login import login, login_page, logout
 from auth_server.endpoints.metadata import metadata
 from auth_server.endpoints.revocation import revoke
+from auth_server.endpoints.revocation_list import endpoint as revocation_list
 from auth_server.endpoints.token import token
 from auth_server.pages import error_page
 from auth_server.registry import Registry
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[TRUSTED_PROXIES] = settings.trusted_proxies
     app[BODY_TIMEOUT] = float(settings.body_timeout)
-    crypto.HASHING.configure(settings.hashing_threads)
+    crypto.HASHING.configure(settings.hashing_threads, settings.hashing_queue)
     metrics = observability.install(app, "auth")
     app.middlewares.append(
         error_middleware(html=error_page, observe=lambda e: metrics.oauth_errors.labels(e.error).inc())
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(paths.TOKEN, token)
     app.router.add_post(paths.REVOKE, revoke)
     app.router.add_post(paths.INTROSPECT, introspect)
+    app.router.add_get(paths.REVOCATION_LIST, revocation_list())
     app.router.add_get(paths.LOGIN, login_page)
     app.router.add_post(paths.LOGIN, login)
     app.router.add_post(paths.LOGOUT, logout)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from auth_server import keys, signing
+from auth_server import keys, signing, usernames
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
 from auth_server.clients import (
     AUTH_METHODS,
@@ -99,6 +99,9 @@ async def cmd_migrate(args: argparse.Namespace) -> None:
         settings = auth_settings()
         assert settings.database_url is not None
         applied = await db.migrate(settings.database_url, SCHEMA, MIGRATIONS)
+        if "005_hardening.sql" in applied:
+            async with open_registry(settings) as registry:
+                await registry.users.recanonicalize()
         print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
     if args.only in (None, "resource"):
         resource = resource_settings()
@@ -140,6 +143,8 @@ async def cmd_client_create(args: argparse.Namespace) -> None:
             known_scopes=set(settings.scopes),
             jwks=jwks,
             jwks_uri=args.jwks_uri,
+            require_pkce=not args.pkce_optional,
+            development=settings.development,
         )
     except RegistrationError as error:
         raise CommandError(str(error)) from None
@@ -160,6 +165,8 @@ async def cmd_client_create(args: argparse.Namespace) -> None:
             allow_introspection=args.allow_introspection,
             jwks=jwks,
             jwks_uri=args.jwks_uri,
+            require_pkce=not args.pkce_optional,
+            first_party=args.first_party,
         )
     registration = client.registration(secret)
     if args.json:
@@ -203,6 +210,24 @@ async def cmd_client_rotate_secret(args: argparse.Namespace) -> None:
     _print({"client_id": args.client_id, "client_secret": secret})
 
 
+async def cmd_client_update(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    require_pkce = None if args.pkce is None else args.pkce == "required"
+    first_party = None if args.first_party is None else args.first_party == "yes"
+    async with open_registry(settings) as registry:
+        client = await registry.clients.load(args.client_id)
+        if client is None:
+            raise CommandError(f"no client {args.client_id!r}")
+        if require_pkce is False and client.is_public:
+            raise CommandError("a public client must use PKCE (RFC 9700 §2.1.1)")
+        updated = await registry.clients.update(
+            args.client_id, require_pkce=require_pkce, first_party=first_party
+        )
+    if updated is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(updated.registration())
+
+
 async def cmd_user_create(args: argparse.Namespace) -> None:
     settings = auth_settings()
     if args.password_stdin:
@@ -213,8 +238,9 @@ async def cmd_user_create(args: argparse.Namespace) -> None:
             raise CommandError("passwords differ")
     if len(password) < 8:
         raise CommandError("password must be at least 8 characters")
-    if not args.username.strip() or len(args.username) > 200:
-        raise CommandError("username must be 1 to 200 characters")
+    problem = usernames.problem(args.username)
+    if problem is not None:
+        raise CommandError(problem)
     async with open_registry(settings) as registry:
         try:
             user = await registry.users.create(
@@ -233,11 +259,34 @@ async def cmd_keys_rotate(args: argparse.Namespace) -> None:
 
 
 async def cmd_keys_list(args: argparse.Namespace) -> None:
+    """Each key's state, and the id of the key-encryption key that wraps it (null: unrecorded)."""
     settings = auth_settings()
     async with open_registry(settings) as registry:
-        await keys.reload(registry)
+        records = await registry.keys.all()
+        try:
+            registry.keyring.load(records)
+        except signing.SigningKeyUnavailable as error:
+            raise CommandError(str(error)) from None
         statuses = registry.keyring.statuses(datetime.now(UTC))
-    _print([dataclasses.asdict(s) for s in statuses])
+    kek_ids = {r.kid: r.kek_id for r in records}
+    _print([{**dataclasses.asdict(s), "kek_id": kek_ids[s.kid]} for s in statuses])
+
+
+async def cmd_keys_rewrap(args: argparse.Namespace) -> None:
+    """Re-encrypt every private signing key under the current key-encryption key."""
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        try:
+            report = await keys.rewrap(registry)
+        except signing.SigningKeyUnavailable as error:
+            raise CommandError(f"{error}. Nothing was changed.") from None
+    _print(dataclasses.asdict(report))
+    print(
+        f"rewrapped {len(report.rewrapped)} signing key(s) under key-encryption key {report.kek_id};"
+        f" {len(report.unchanged)} already under it. TESSERA_KEY_ENCRYPTION_KEYS_PREVIOUS is no longer"
+        " needed by this database (backups taken before now still need the old key).",
+        file=sys.stderr,
+    )
 
 
 async def cmd_purge(args: argparse.Namespace) -> None:
@@ -348,8 +397,23 @@ def parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--jwks-file", help="a JSON file with the client's public JWKS (private_key_jwt)")
     create.add_argument("--jwks-uri", help="where the client publishes its JWKS (private_key_jwt)")
+    create.add_argument(
+        "--pkce-optional",
+        action="store_true",
+        help="let this confidential client use the code grant without PKCE (discouraged; never public)",
+    )
+    create.add_argument(
+        "--first-party",
+        action="store_true",
+        help="the provider's own app: a remembered consent answers even for a public client",
+    )
     create.add_argument("--json", action="store_true", help="print RFC 7591 client metadata as JSON")
     create.set_defaults(run=cmd_client_create)
+    update = client.add_parser("update", help="change an operator setting of a client")
+    update.add_argument("client_id")
+    update.add_argument("--pkce", choices=["required", "optional"], help="PKCE for the code grant")
+    update.add_argument("--first-party", choices=["yes", "no"], help="remembered consent for public clients")
+    update.set_defaults(run=cmd_client_update)
     client.add_parser("list").set_defaults(run=cmd_client_list)
     for name, run in (
         ("show", cmd_client_show),
@@ -377,7 +441,12 @@ def parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--alg", choices=signing.ALGORITHMS)
     rotate.set_defaults(run=cmd_keys_rotate)
-    key.add_parser("list").set_defaults(run=cmd_keys_list)
+    key.add_parser("list", help="every key, its state and its key-encryption key id").set_defaults(
+        run=cmd_keys_list
+    )
+    key.add_parser(
+        "rewrap", help="re-encrypt every private key under the current TESSERA_KEY_ENCRYPTION_KEY"
+    ).set_defaults(run=cmd_keys_rewrap)
     return top
 
 

@@ -25,6 +25,7 @@ from auth_server import paths
 from auth_server.clients import Client
 from auth_server.crypto import digest, digest_matches, hexdigest
 from auth_server.registry import Registry
+from auth_server.settings import Settings
 from shared.errors import InvalidClient, InvalidRequest
 from shared.http import has_control_characters
 
@@ -121,12 +122,24 @@ async def authenticate_client(
     return client
 
 
+def audiences(settings: Settings, endpoint: str) -> tuple[str, ...]:
+    """The ``aud`` an assertion may carry: the issuer, as a single string (the audience-injection fix
+    of draft-ietf-oauth-rfc7523bis: an assertion made for another server, or listing several
+    audiences, is never accepted). ``TESSERA_ASSERTION_AUDIENCE_COMPAT=on`` also accepts the token
+    endpoint and the endpoint called, for clients built before that fix — still a single string."""
+    if settings.assertion_audience_compat:
+        return (settings.issuer, settings.endpoint(paths.TOKEN), endpoint)
+    return (settings.issuer,)
+
+
 async def _verify_assertion(registry: Registry, client: Client, assertion: str, endpoint: str) -> None:
     """RFC 7523 §3: signature by a registered key, iss = sub = client_id, our audience, short-lived, once."""
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
         raise InvalidClient("client_assertion is not a well-formed JWT.") from None
+    if "crit" in header:  # RFC 7515 §4.1.11: Tessera understands no extension, so none may be critical
+        raise InvalidClient("client_assertion has a critical header extension that is not understood.")
     alg = header.get("alg")
     if alg not in ASSERTION_ALGS:
         raise InvalidClient(f"client_assertion must be signed with one of {', '.join(ASSERTION_ALGS)}.")
@@ -134,19 +147,19 @@ async def _verify_assertion(registry: Registry, client: Client, assertion: str, 
     if key is None:
         raise InvalidClient(BAD_CREDENTIALS)
     settings = registry.settings
-    audiences = [settings.issuer, settings.endpoint(paths.TOKEN), endpoint]
     try:
         claims: dict[str, Any] = jwt.decode(
             assertion,
             key,
             algorithms=[alg],
-            audience=audiences,
             issuer=client.client_id,
             leeway=LEEWAY,
-            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_aud": False},
         )
     except jwt.PyJWTError:
         raise InvalidClient(BAD_CREDENTIALS) from None
+    if claims["aud"] not in audiences(settings, endpoint):
+        raise InvalidClient(BAD_CREDENTIALS)
     if claims["sub"] != client.client_id or not isinstance(claims["jti"], str):
         raise InvalidClient(BAD_CREDENTIALS)
     remaining = int(claims["exp"]) - int(time.time())

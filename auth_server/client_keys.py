@@ -3,37 +3,41 @@
 Fetched key sets are cached for five minutes; an unknown ``kid`` triggers a refetch at most once
 per 30 seconds per URI, so a client can rotate keys without re-registering, and a flood of
 assertions with made-up kids cannot turn Tessera into a request amplifier.
+
+Every fetch goes through :class:`shared.fetch.Fetcher`: https only, public addresses only (checked
+on the resolved addresses, which are the ones connected to), no redirects, at most 64 KiB within
+5 seconds. Private and loopback targets (and plain http) are allowed only for a development
+issuer (``allow_private``, from ``Settings.development``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 
-import aiohttp
 import jwt
 
 from auth_server.clients import Client
+from shared.fetch import Fetcher, FetchError
 
 log = logging.getLogger("tessera.client_keys")
 
 CACHE_SECONDS = 300.0
 REFETCH_INTERVAL = 30.0
 MAX_JWKS_BYTES = 64 * 1024
+FETCH_TIMEOUT = 5.0
 
 
 class ClientKeys:
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, *, allow_private: bool = False) -> None:
+        self._fetcher = Fetcher(allow_private=allow_private, max_bytes=MAX_JWKS_BYTES, timeout=FETCH_TIMEOUT)
         self._cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._fetcher.close()
 
     async def find(self, client: Client, kid: str | None, alg: str) -> jwt.PyJWK | None:
         """The client's key for this ``kid`` (or its only key when no kid is given)."""
@@ -68,25 +72,17 @@ class ClientKeys:
             return keys
 
     async def _fetch(self, uri: str) -> list[dict[str, Any]] | None:
-        """The key set at ``uri``, or ``None`` if it cannot be had."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        """The key set at ``uri``, or ``None`` if it cannot be had (refused, failed, or malformed)."""
         try:
-            async with self._session.get(uri, allow_redirects=False) as response:
-                if response.status != 200:
-                    log.warning("client jwks_uri %s answered %s", uri, response.status)
-                    return None
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(8192):
-                    body.extend(chunk)
-                    if len(body) > MAX_JWKS_BYTES:
-                        log.warning("client jwks_uri %s returned more than %s bytes", uri, MAX_JWKS_BYTES)
-                        return None
-            keys = json.loads(bytes(body)).get("keys", [])
-            return [k for k in keys if isinstance(k, dict)]
-        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
-            log.warning("could not fetch client jwks_uri %s: %r", uri, exc)
+            document = await self._fetcher.fetch_json(uri)
+        except FetchError as error:
+            log.warning("client jwks_uri not used: %s", error)
             return None
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(keys, list):
+            log.warning("client jwks_uri %s did not return an object with a keys array", uri)
+            return None
+        return [k for k in keys if isinstance(k, dict)]
 
 
 def _select(keys: list[dict[str, Any]], kid: str | None, alg: str) -> jwt.PyJWK | None:

@@ -8,9 +8,12 @@ for public (native) clients.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from shared.fetch import KINDS, PRIVATE_KINDS, FetchRefused, address_kind, host_address
 
 # grant_type values this server implements; a client may only be registered for these.
 GRANT_TYPES = ("authorization_code", "refresh_token", "implicit", "password", "client_credentials")
@@ -21,6 +24,13 @@ RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "none")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Tessera issues 22-character URL-safe ids; anything unlike an id is refused before any lookup.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def plausible_client_id(value: str) -> bool:
+    """Whether ``value`` could name a client at all (so that it is worth a lookup or a cache entry)."""
+    return _CLIENT_ID.fullmatch(value) is not None
 
 
 class RegistrationError(ValueError):
@@ -39,10 +49,23 @@ class Client:
     allow_introspection: bool = False
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    # the code grant without PKCE: only where an operator relaxed it for a confidential client
+    require_pkce: bool = True
+    # operated by the provider itself: a remembered consent may answer without asking again
+    first_party: bool = False
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"  # noqa: S105 - the auth method named none
+
+    def remembers_consent(self, response_type: str) -> bool:
+        """Whether a consent the user gave before may answer a new request without a page.
+
+        Not for a public client, nor for the implicit grant: anyone can send a public client's id,
+        and its redirect URI may be claimed by another app (a private-use scheme, RFC 8252 §8.6),
+        so the user must see each request (RFC 6749 §10.2) — unless the operator marked the
+        client first-party."""
+        return self.first_party or (not self.is_public and response_type == "code")
 
     @property
     def response_types(self) -> tuple[str, ...]:
@@ -62,6 +85,8 @@ class Client:
             "scope": " ".join(self.scope),
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "allow_introspection": self.allow_introspection,
+            "require_pkce": self.require_pkce,
+            "first_party": self.first_party,
         }
         if self.jwks is not None:
             out["jwks"] = self.jwks
@@ -83,7 +108,11 @@ def validate_registration(
     known_scopes: set[str],
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    require_pkce: bool = True,
+    development: bool | None = None,
 ) -> None:
+    """``development``: whether the issuer is a local development one (``Settings.development``),
+    which decides the ``jwks_uri`` hosts accepted (:func:`check_jwks_uri`); callers should pass it."""
     if not name.strip():
         raise RegistrationError("client name must not be empty")
     if auth_method not in AUTH_METHODS:
@@ -97,13 +126,15 @@ def validate_registration(
         raise RegistrationError("refresh_token needs a grant that issues refresh tokens")
     if "client_credentials" in grant_types and auth_method == "none":
         raise RegistrationError("client_credentials is for confidential clients only")
+    if not require_pkce and auth_method == "none":
+        raise RegistrationError("a public client must use PKCE (RFC 9700 §2.1.1)")
     if auth_method == "private_key_jwt":
         if (jwks is None) == (jwks_uri is None):
             raise RegistrationError("private_key_jwt needs exactly one of a JWKS or a jwks_uri")
         if jwks is not None:
             check_jwks(jwks)
         if jwks_uri is not None:
-            check_jwks_uri(jwks_uri)
+            check_jwks_uri(jwks_uri, development=development)
     elif jwks is not None or jwks_uri is not None:
         raise RegistrationError("a JWKS is only used with the private_key_jwt auth method")
     redirecting = any(g in RESPONSE_TYPE_GRANTS.values() for g in grant_types)
@@ -154,8 +185,40 @@ def check_jwks(jwks: dict[str, Any]) -> None:
             raise RegistrationError("the JWKS must hold public keys only")
 
 
-def check_jwks_uri(uri: str) -> None:
+def check_jwks_uri(uri: str, *, development: bool | None = None) -> None:
+    """Early feedback on a ``jwks_uri``; the real guard is :mod:`shared.fetch` at every fetch, which
+    checks the addresses a name resolves to when it connects (a name can change its answer).
+
+    * ``development=False`` (a production issuer): https only, and the host must not be a loopback
+      name (``localhost``, ``*.localhost``, RFC 6761 §6.3) nor an IP literal outside the public
+      unicast space (loopback, private, link-local, CGNAT, multicast, reserved...).
+    * ``development=True`` (an http://localhost issuer): https, or http on a loopback host;
+      private and loopback IP literals are fine, link-local, multicast and reserved ones are not.
+    * ``None`` (the caller did not say): as in production, except that the loopback hosts stay
+      allowed (http too), as before this rule existed; a production fetch refuses them anyway.
+    """
     parts = urlsplit(uri)
-    loopback_http = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-    if not (parts.scheme == "https" and parts.hostname) and not loopback_http:
+    host = (parts.hostname or "").rstrip(".")
+    loopback_http = parts.scheme == "http" and host in LOOPBACK_HOSTS and development is not False
+    if not (parts.scheme == "https" and host) and not loopback_http:
+        if development is False:
+            raise RegistrationError(f"jwks_uri {uri!r} must be https")
         raise RegistrationError(f"jwks_uri {uri!r} must be https (http only on a loopback host)")
+    if development is False and (host == "localhost" or host.endswith(".localhost")):
+        raise RegistrationError(f"jwks_uri {uri!r}: {host} is a loopback name; use a public https URL")
+    try:
+        address = host_address(host)
+    except FetchRefused as error:
+        raise RegistrationError(f"jwks_uri {uri!r}: {error}") from None
+    if address is None:
+        return
+    kind = address_kind(address)
+    allowed = (
+        kind == "public"
+        or (development is True and kind in PRIVATE_KINDS)
+        or (development is None and kind == "loopback")
+    )
+    if not allowed:
+        raise RegistrationError(
+            f"jwks_uri {uri!r}: {address} is {KINDS[kind]}; Tessera fetches keys only from public addresses"
+        )

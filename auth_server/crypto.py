@@ -4,7 +4,8 @@
   SHA-256 digest is stored, and digests are compared in constant time. (High-entropy secrets need
   no slow KDF — a bcrypt'd client secret is why other servers cap at ~100 tokens/s.)
 * User passwords are hashed with argon2id at OWASP's recommended parameters, off the event loop.
-* Private signing keys are encrypted at rest with AES-256-GCM under the key-encryption key.
+* Private signing keys are encrypted at rest with AES-256-GCM under the key-encryption key (KEK);
+  older KEKs may be kept for decryption only, while ``tessera keys rewrap`` moves keys off them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TOKEN_BYTES = 32  # 256 bits
@@ -96,15 +99,38 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _malloc_trim()
 
 
+class HashingBusy(Exception):
+    """Every place for a password check is taken (see :meth:`_HashingThreads.admit`)."""
+
+
 class _HashingThreads:
     """The argon2id threads: one per usable core by default. More would only queue for the same
     cores, each holding 19 MiB while it hashes, so a login storm cannot run a pod out of memory."""
 
     def __init__(self) -> None:
         self.size = 0  # 0: usable_cores()
+        self.queue_per_thread = 64
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._admitted = 0  # password checks admitted and not finished (event loop only)
+
+    @property
+    def capacity(self) -> int:
+        """How many password checks may be admitted at once: the rest are refused, not queued."""
+        return (self.size or usable_cores()) * self.queue_per_thread
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place for one password check, or raise :class:`HashingBusy` when every place is
+        taken: a login storm gets a quick refusal with Retry-After, never an unbounded wait."""
+        if self._admitted >= self.capacity:
+            raise HashingBusy()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
 
     def verify(self, stored: str | None, password: str) -> bool:
         """One verification in a hashing thread. The last one of a burst hands the freed hashing
@@ -121,7 +147,8 @@ class _HashingThreads:
             if idle and _MALLOC_TRIM is not None:
                 _MALLOC_TRIM(0)
 
-    def configure(self, size: int) -> None:
+    def configure(self, size: int, queue_per_thread: int = 64) -> None:
+        self.queue_per_thread = queue_per_thread
         if size == self.size:
             return
         if self._executor is not None:
@@ -150,18 +177,91 @@ async def verify_password(stored: str | None, password: str) -> bool:
     )
 
 
+class UnwrapError(InvalidTag):
+    """No configured key-encryption key opens a blob. ``reason`` says why, naming KEKs by id only."""
+
+    def __init__(self, context: str, reason: str) -> None:
+        super().__init__(f"cannot decrypt {context!r}: {reason}")
+        self.context = context
+        self.reason = reason
+
+
+class Wrapped(NamedTuple):
+    """A blob encrypted by :meth:`KeyEncryption.encrypt`, and the id of the KEK that encrypted it."""
+
+    blob: bytes
+    kek_id: str
+
+
+def kek_id_of(key: bytes) -> str:
+    """A key-encryption key's version id: short, stable, and safe to store and print.
+
+    An HMAC keyed by the KEK over a fixed label (a key check value), not a plain hash of the key:
+    keyed and domain-separated, it identifies the key here and matches no digest or fingerprint
+    that any other tool computes of the same 32 bytes.
+    """
+    return hmac.new(key, b"tessera-kek-id", hashlib.sha256).hexdigest()[:16]
+
+
 class KeyEncryption:
-    """AES-256-GCM with the key id bound as associated data (a blob cannot be moved to another key)."""
+    """A keyring of key-encryption keys: AES-256-GCM with the key id bound as associated data (a
+    blob cannot be moved to another key).
+
+    The current KEK encrypts everything new; previous ones only decrypt, so that every replica can
+    read keys wrapped under either KEK while ``tessera keys rewrap`` moves them to the current one.
+    Each blob's KEK is named by the ``kek_id`` stored beside it; ``None`` (a row from before ids
+    were recorded) means "whichever configured KEK opens it", the current one tried first.
+    """
 
     NONCE_BYTES = 12
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, current: bytes, previous: Sequence[bytes] = ()) -> None:
+        self._keys: dict[str, AESGCM] = {kek_id_of(current): AESGCM(current)}
+        for key in previous:
+            self._keys.setdefault(kek_id_of(key), AESGCM(key))
+        self.current_id = kek_id_of(current)
 
-    def encrypt(self, plaintext: bytes, context: str) -> bytes:
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every configured KEK's id, the current one first."""
+        return tuple(self._keys)
+
+    def encrypt(self, plaintext: bytes, context: str) -> Wrapped:
         nonce = os.urandom(self.NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, context.encode())
+        blob = nonce + self._keys[self.current_id].encrypt(nonce, plaintext, context.encode())
+        return Wrapped(blob, self.current_id)
 
-    def decrypt(self, blob: bytes, context: str) -> bytes:
+    def unwrap(self, blob: bytes, context: str, kek_id: str | None = None) -> tuple[bytes, str]:
+        """The plaintext and the id of the KEK that opened it: the one ``kek_id`` names, or with
+        ``None`` each configured KEK in turn. Raises :class:`UnwrapError` if none does."""
         nonce, ciphertext = blob[: self.NONCE_BYTES], blob[self.NONCE_BYTES :]
-        return self._aead.decrypt(nonce, ciphertext, context.encode())
+        if kek_id is not None:
+            aead = self._keys.get(kek_id)
+            if aead is None:
+                raise UnwrapError(
+                    context,
+                    f"it is wrapped under key-encryption key {kek_id}, which is not configured"
+                    f" (configured: {self._describe()})",
+                )
+            try:
+                return aead.decrypt(nonce, ciphertext, context.encode()), kek_id
+            except InvalidTag:
+                raise UnwrapError(
+                    context,
+                    f"it does not authenticate under its key-encryption key {kek_id}: altered, or"
+                    " moved from another key",
+                ) from None
+        for candidate, aead in self._keys.items():
+            try:
+                return aead.decrypt(nonce, ciphertext, context.encode()), candidate
+            except InvalidTag:
+                continue
+        raise UnwrapError(
+            context, f"none of the configured key-encryption keys ({self._describe()}) opens it"
+        )
+
+    def decrypt(self, blob: bytes, context: str, kek_id: str | None = None) -> bytes:
+        return self.unwrap(blob, context, kek_id)[0]
+
+    def _describe(self) -> str:
+        return ", ".join(f"{i} (current)" if i == self.current_id else i for i in self._keys)

@@ -1,9 +1,13 @@
-"""Key lifecycle operations: the first key, rotation, and each replica's periodic reload."""
+"""Key lifecycle operations: the first key, rotation, each replica's periodic reload, and moving
+every private key to the current key-encryption key (``tessera keys rewrap``)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auth_server import signing
@@ -35,6 +39,58 @@ async def rotate(
     )
     log.info("rotated signing keys: kid=%s activates at %s", record.kid, record.activates_at.isoformat())
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapReport:
+    kek_id: str  # the current key-encryption key, which now wraps every signing key
+    rewrapped: tuple[str, ...]  # kids re-encrypted by this run
+    unchanged: tuple[str, ...]  # kids already recorded under the current KEK
+    rewrapped_from: dict[str, int]  # the KEK id that opened each rewrapped key -> how many
+
+
+async def rewrap(registry: Registry) -> RewrapReport:
+    """Re-encrypt every private signing key under the current key-encryption key, in one transaction.
+
+    Each key is opened with whichever configured KEK wraps it (its recorded ``kek_id``, or any for
+    keys from before ids were recorded), re-encrypted under the current KEK and recorded with its
+    id. Keys already recorded under the current KEK are checked to open, and left alone, so a rerun
+    changes nothing. If any key cannot be decrypted, :class:`signing.SigningKeyUnavailable` names it
+    and nothing is changed.
+    """
+    kek = registry.kek
+    opened_by: dict[str, str] = {}
+
+    def rewrap_one(record: KeyRecord) -> KeyRecord | None:
+        der, opener = signing.unwrap(kek, record)
+        if record.kek_id == kek.current_id:
+            return None
+        opened_by[record.kid] = opener
+        wrapped = kek.encrypt(der, record.kid)
+        return dataclasses.replace(record, private_key_encrypted=wrapped.blob, kek_id=wrapped.kek_id)
+
+    results = await registry.keys.rewrap_all(rewrap_one)
+    report = RewrapReport(
+        kek_id=kek.current_id,
+        rewrapped=tuple(old.kid for old, new in results if new is not None),
+        unchanged=tuple(old.kid for old, new in results if new is None),
+        rewrapped_from=dict(Counter(opened_by.values())),
+    )
+    if report.rewrapped:
+        await registry.audit.record(
+            "keys.rewrapped",
+            kek_id=report.kek_id,
+            count=len(report.rewrapped),
+            kids=list(report.rewrapped),
+            rewrapped_from=report.rewrapped_from,
+        )
+    log.info(
+        "rewrapped %d signing key(s) under key-encryption key %s (%d already under it)",
+        len(report.rewrapped),
+        report.kek_id,
+        len(report.unchanged),
+    )
+    return report
 
 
 async def reload(registry: Registry) -> None:

@@ -1,12 +1,16 @@
 """Server-rendered HTML: templates, the session cookie, and the headers every page carries.
 
-Pages work without JavaScript and allow none (CSP ``default-src 'none'``); they cannot be framed
-(``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), leak nothing through Referer, and are never cached.
+Pages work without JavaScript and allow none (CSP ``default-src 'none'``); their forms post only to
+this server (``form-action 'self'``); they cannot be framed (``X-Frame-Options: DENY``,
+``frame-ancestors 'none'``), nor held by the window that opened them
+(``Cross-Origin-Opener-Policy``), leak nothing through Referer, and are never cached.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -21,19 +25,46 @@ _templates = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none';"
+    " base-uri 'none'; form-action 'self'"
+)
+
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
-    " frame-ancestors 'none'; base-uri 'none'",
+    # form-action: a form posts only here (markup injected into a page cannot send what the user
+    # types elsewhere); render() adds the one origin a form's answer may redirect on to
+    "Content-Security-Policy": _CSP,
+    # no window that opened a page of ours keeps a handle on it (tabnabbing, XS-Leaks)
+    "Cross-Origin-Opener-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     **NO_STORE,
 }
 
+# what may stand in a CSP source: an origin of a registered redirect URI, or a private-use scheme
+_SOURCE = re.compile(
+    r"[a-z][a-z0-9+.-]*:(//[A-Za-z0-9.\-]+(:[0-9]{1,5})?|//\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)?"
+)
 
-def render(template: str, *, status: int = 200, **context: Any) -> web.Response:
+
+def form_target(redirect_uri: str) -> str | None:
+    """The CSP source of a verified redirect URI: browsers apply ``form-action`` to every redirect
+    that follows a form's submission, so a consent (or login) form whose answer ends at the client
+    must name the client's origin (``https://host:port``, or ``scheme:`` for a native app)."""
+    parts = urlsplit(redirect_uri)
+    source = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+    return source if _SOURCE.fullmatch(source) else None
+
+
+def render(template: str, *, status: int = 200, form_to: str | None = None, **context: Any) -> web.Response:
+    """A page; ``form_to`` is a verified redirect URI its form's answer may lead to."""
     html = _templates.get_template(template).render(**context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=PAGE_HEADERS)
+    headers = PAGE_HEADERS
+    source = None if form_to is None else form_target(form_to)
+    if source is not None:
+        headers = {**PAGE_HEADERS, "Content-Security-Policy": f"{_CSP} {source}"}
+    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
 
 
 async def error_page(request: web.Request, error: OAuthError) -> web.Response:

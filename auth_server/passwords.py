@@ -1,16 +1,22 @@
 """Checking a user's password, shared by the login page and the password grant.
 
-argon2id runs in a worker thread and costs the same whether or not the user exists; both
-outcomes look identical to the caller. Repeated failures lock the username and the client IP out
-for a window (see :mod:`auth_server.stores.login_attempts`). The password is never logged.
+In order: a place in the argon2id queue (refused at once when full), an attempt reserved in the
+lockout buckets (refused while locked out; see :mod:`auth_server.stores.login_attempts`), then the
+check, in a worker thread, costing the same whether or not the user exists, then the outcome
+settled in the buckets. Both outcomes look the
+same to the caller and go to the audit trail; the password is never logged.
 """
 
 from __future__ import annotations
 
-from auth_server.crypto import verify_password
+from auth_server.crypto import HASHING, HashingBusy, verify_password
 from auth_server.registry import Registry
-from auth_server.stores.login_attempts import Lockout
+from auth_server.stores.login_attempts import Busy, Lockout
 from auth_server.stores.users import User
+from auth_server.usernames import MAX_LENGTH
+
+MAX_PASSWORD_LENGTH = 1024
+BUSY_RETRY_AFTER = 1  # seconds: a full queue drains in about that
 
 
 class LockedOut(Exception):
@@ -19,17 +25,43 @@ class LockedOut(Exception):
         self.retry_after = lockout.retry_after
 
 
-async def check_credentials(registry: Registry, username: str, password: str, ip: str) -> User | None:
-    """The user whose password this is, or ``None``; raises :class:`LockedOut` while locked out."""
-    if not username or not password or len(username) > 200 or len(password) > 1024:
+class TooBusy(Exception):
+    """No place for this check now (the hashing queue, or the attempts in flight for this user or
+    address, are full): answered at once with 503 and ``Retry-After``, never an unbounded wait."""
+
+
+async def check_credentials(
+    registry: Registry, username: str, password: str, ip: str, *, via: str, client_id: str | None = None
+) -> User | None:
+    """The user whose password this is, or ``None``.
+
+    Raises :class:`LockedOut` while locked out and :class:`TooBusy` when no place is free; ``via``
+    names the way in, for the audit trail.
+    """
+    if not username or not password or len(username) > MAX_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
         return None
-    lockout = await registry.login_attempts.lockout(username, ip)
-    if lockout is not None:
-        raise LockedOut(lockout)
-    user = await registry.users.by_username(username)
-    if await verify_password(None if user is None else user.password_hash, password) and user is not None:
-        await registry.login_attempts.succeeded(username)
+    try:
+        with HASHING.admit():
+            attempt = await registry.login_attempts.reserve(username, ip)
+            if isinstance(attempt, Lockout):
+                raise LockedOut(attempt)
+            try:
+                user = await registry.users.by_username(username)
+                verified = await verify_password(None if user is None else user.password_hash, password)
+            except BaseException:
+                await registry.login_attempts.settle(attempt, succeeded=None)  # no outcome: hand it back
+                raise
+    except (HashingBusy, Busy):
+        raise TooBusy() from None
+    subject = None if user is None else user.subject
+    if verified and user is not None:
+        await registry.login_attempts.settle(attempt, succeeded=True)
+        await registry.audit.record("login.succeeded", client_id=client_id, subject=subject, ip=ip, via=via)
         return user
-    if await registry.login_attempts.failed(username, ip):
-        await registry.audit.record("login.locked_out", ip=ip, username=username)
+    locks_out = await registry.login_attempts.settle(attempt, succeeded=False)
+    await registry.audit.record("login.failed", client_id=client_id, subject=subject, ip=ip, via=via)
+    if locks_out:
+        await registry.audit.record(
+            "login.locked_out", client_id=client_id, subject=subject, ip=ip, username=username, via=via
+        )
     return None

@@ -5,6 +5,7 @@ TOKEN = "/oauth2/token"  # noqa: S105 - a path, not a secret
 JWKS = "/oauth2/jwks"
 REVOKE = "/oauth2/revoke"
 INTROSPECT = "/oauth2/introspect"
+REVOCATION_LIST = "/oauth2/revoked"  # Tessera's list of revoked access tokens (not an RFC)
 METADATA = "/.well-known/oauth-authorization-server"
 LOGIN = "/login"
 LOGOUT = "/logout"

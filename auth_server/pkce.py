@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 
+from auth_server.clients import Client
 from shared.errors import InvalidGrant, InvalidRequest
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -21,11 +22,16 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-def check_challenge(challenge: str | None, method: str | None) -> None:
-    """At /authorize: a challenge, when sent, must be a well-formed S256 challenge."""
+def check_challenge(client: Client, challenge: str | None, method: str | None) -> None:
+    """At /authorize: a well-formed S256 challenge, required of every client (OAuth 2.1, RFC 9700
+    §2.1.1) but a confidential one an operator has relaxed it for; never of a public one."""
     if challenge is None:
         if method is not None:
             raise InvalidRequest("code_challenge_method was sent without code_challenge.")
+        if client.is_public:
+            raise InvalidRequest("Public clients must use PKCE: send code_challenge with method S256.")
+        if client.require_pkce:
+            raise InvalidRequest("This client must use PKCE: send code_challenge with method S256.")
         return
     if method != "S256":
         raise InvalidRequest("code_challenge_method must be S256 (plain is not supported).")

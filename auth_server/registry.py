@@ -53,7 +53,7 @@ class Registry:
     def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Registry:
         keys = Keys(settings.redis_prefix)
         audit = AuditLog(pool)
-        kek = KeyEncryption(settings.key_encryption_key)
+        kek = KeyEncryption(settings.key_encryption_key, settings.key_encryption_keys_previous)
         keyring = KeyRing(kek, settings.access_token_ttl)
         return cls(
             settings=settings,
@@ -61,7 +61,10 @@ class Registry:
             users=UserStore(pool),
             consents=ConsentStore(pool),
             refresh_tokens=RefreshTokenStore(
-                pool, ttl=settings.refresh_token_ttl, grace_period=settings.refresh_grace_period
+                pool,
+                ttl=settings.refresh_token_ttl,
+                grace_period=settings.refresh_grace_period,
+                family_lifetime=settings.refresh_family_lifetime,
             ),
             keys=KeyStore(pool),
             codes=CodeStore(
@@ -79,11 +82,12 @@ class Registry:
                 per_username=settings.login_max_failures,
                 per_ip=settings.login_max_failures_per_ip,
                 window=settings.login_lockout_window,
+                known_ttl=settings.login_known_address_ttl,
             ),
             assertion_jtis=UsedJtiStore(redis, keys),
             rate_limits=RateLimitStore(redis, keys, sync_interval=settings.rate_sync_ms / 1000),
             audit=audit,
-            client_keys=ClientKeys(),
+            client_keys=ClientKeys(allow_private=settings.development),
             keyring=keyring,
             kek=kek,
             access_tokens=AccessTokenIssuer(

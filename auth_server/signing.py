@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from auth_server.crypto import KeyEncryption
+from auth_server.crypto import KeyEncryption, UnwrapError
 from auth_server.stores.keys import KeyRecord
 
 ALGORITHMS = ("ES256", "RS256")
@@ -56,13 +56,32 @@ def generate(alg: str, kek: KeyEncryption, activates_at: datetime) -> KeyRecord:
     der = private.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    wrapped = kek.encrypt(der, kid)
     return KeyRecord(
         kid=kid,
         alg=alg,
         public_jwk=jwk,
-        private_key_encrypted=kek.encrypt(der, kid),
+        private_key_encrypted=wrapped.blob,
         activates_at=activates_at,
+        kek_id=wrapped.kek_id,
     )
+
+
+class SigningKeyUnavailable(RuntimeError):
+    """A stored private key that no configured key-encryption key opens. The message names the
+    key, the KEK ids involved and the settings to fix; it never holds key material."""
+
+
+def unwrap(kek: KeyEncryption, record: KeyRecord) -> tuple[bytes, str]:
+    """A stored key's private DER, and the id of the key-encryption key that opened it."""
+    try:
+        return kek.unwrap(record.private_key_encrypted, record.kid, record.kek_id)
+    except UnwrapError as error:
+        raise SigningKeyUnavailable(
+            f"signing key {record.kid} cannot be decrypted: {error.reason}. Configure the"
+            " key-encryption key it was wrapped under, as TESSERA_KEY_ENCRYPTION_KEY or in"
+            " TESSERA_KEY_ENCRYPTION_KEYS_PREVIOUS"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +111,14 @@ class KeyRing:
         self._keys: tuple[SigningKey, ...] = ()
 
     def load(self, records: list[KeyRecord]) -> None:
+        """Hold exactly these keys; raises :class:`SigningKeyUnavailable` (and keeps the keys it
+        held) if one cannot be decrypted. A key already held is not decrypted again."""
         known = {k.kid: k for k in self._keys}
         keys = []
         for record in sorted(records, key=lambda r: (r.activates_at, r.kid)):
             key = known.get(record.kid)
             if key is None:
-                der = self._kek.decrypt(record.private_key_encrypted, record.kid)
+                der, _ = unwrap(self._kek, record)
                 private = serialization.load_der_private_key(der, password=None)
                 if not isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
                     raise ValueError(f"signing key {record.kid} is neither EC nor RSA")

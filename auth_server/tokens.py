@@ -100,6 +100,8 @@ class AccessTokenIssuer:
         key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
         if key is None or header.get("typ") != "at+jwt" or header.get("alg") != key.alg:
             return None
+        if "crit" in header:  # RFC 7515 §4.1.11: Tessera signs with no extension and understands none
+            return None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

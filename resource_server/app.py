@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from resource_server import photos
 from resource_server.settings import ResourceSettings
@@ -12,7 +13,7 @@ from resource_server.store import PhotoStore
 from shared import db, observability, openapi
 from shared.errors import error_middleware
 from shared.http import BODY_TIMEOUT
-from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, TokenValidator
+from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, RevocationList, TokenValidator
 
 SCHEMA = "tessera_photos"
 MIGRATIONS = "resource_server.migrations"
@@ -32,6 +33,11 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         refresh_interval=settings.jwks_refresh_interval,
         min_refetch_interval=settings.jwks_min_refetch_interval,
     )
+    revocations = (
+        RevocationList(settings.issuer, refresh_interval=settings.revocation_refresh_interval)
+        if settings.revocation_check
+        else None
+    )
     app[VALIDATOR] = TokenValidator(
         issuer=settings.issuer,
         audience=settings.audience,
@@ -39,6 +45,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         algorithms=settings.algorithms,
         leeway=settings.leeway,
         cache_size=settings.token_cache_size,
+        revocations=revocations,
     )
     app[photos.MAX_BYTES] = settings.max_photo_bytes
 
@@ -59,6 +66,11 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     if isinstance(source, JWKSKeySource):
         app.cleanup_ctx.append(source.cleanup_ctx)
         app[observability.HEALTH].checks["jwks"] = source.ready  # ready only when tokens can be checked
+    if revocations is not None:
+        # never a readiness check: while the issuer is down its keys still validate tokens, and the
+        # last list fetched keeps applying (fail open); alert on the age instead
+        app.cleanup_ctx.append(revocations.cleanup_ctx)
+        _watch_revocations(metrics, revocations)
     app.router.add_get("/openapi.json", openapi.endpoint(openapi.resource_document()))
     app.router.add_get("/api/photos", photos.list_photos)
     app.router.add_post("/api/photos", photos.upload_photo)
@@ -68,3 +80,22 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app.router.add_get("/api/me", photos.me)
     app.router.add_get("/api/stats", photos.stats)
     return app
+
+
+def _watch_revocations(metrics: observability.Metrics, revocations: RevocationList) -> None:
+    """Report the revocation list's staleness and size at every scrape."""
+
+    def age() -> float:
+        seconds = revocations.age
+        return float("inf") if seconds is None else seconds
+
+    Gauge(
+        "tessera_revocation_list_age_seconds",
+        "Seconds since the issuer last confirmed the revocation list (+Inf: never fetched)",
+        registry=metrics.registry,
+    ).set_function(age)
+    Gauge(
+        "tessera_revocation_list_entries",
+        "Revoked access tokens (jti) held from the issuer's revocation list",
+        registry=metrics.registry,
+    ).set_function(lambda: revocations.size)

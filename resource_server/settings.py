@@ -11,6 +11,11 @@ TESSERA_TOKEN_ALGORITHMS            accepted signing algorithms (ES256,RS256)
 TESSERA_TOKEN_LEEWAY                clock leeway in seconds for exp/nbf/iat (30)
 TESSERA_JWKS_REFRESH_INTERVAL       background JWKS refresh, seconds (300)
 TESSERA_JWKS_MIN_REFETCH_INTERVAL   least seconds between refetches on an unknown kid (10)
+TESSERA_REVOCATION_CHECK            on: refuse tokens the issuer has revoked, from its revocation
+                                    list (tessera_revocation_list_uri), pulled in the background;
+                                    off: a revoked token is accepted until it expires (on)
+TESSERA_REVOCATION_REFRESH_INTERVAL seconds between pulls of the revocation list; a revocation
+                                    takes effect here within about this + 1 s (5)
 TESSERA_MAX_PHOTO_BYTES             largest upload (5242880)
 TESSERA_TOKEN_CACHE_SIZE            verified tokens kept (by SHA-256) until they expire (10000; 0 = off)
 TESSERA_SHUTDOWN_GRACE              seconds in-flight requests may finish after SIGTERM (30)
@@ -41,6 +46,8 @@ class ResourceSettings:
     leeway: int = 30
     jwks_refresh_interval: int = 300
     jwks_min_refetch_interval: int = 10
+    revocation_check: bool = True
+    revocation_refresh_interval: float = 5.0
     max_photo_bytes: int = 5 * 1024 * 1024
     token_cache_size: int = 10_000
     dev_data_dir: Path = Path(".tessera")
@@ -75,6 +82,8 @@ class ResourceSettings:
             leeway=env.integer("TOKEN_LEEWAY", 30, maximum=300),
             jwks_refresh_interval=env.integer("JWKS_REFRESH_INTERVAL", 300, minimum=5),
             jwks_min_refetch_interval=env.integer("JWKS_MIN_REFETCH_INTERVAL", 10),
+            revocation_check=env.choice("REVOCATION_CHECK", "on", ("on", "off")) == "on",
+            revocation_refresh_interval=env.integer("REVOCATION_REFRESH_INTERVAL", 5, minimum=1, maximum=300),
             max_photo_bytes=env.integer("MAX_PHOTO_BYTES", 5 * 1024 * 1024, minimum=1024),
             token_cache_size=env.integer("TOKEN_CACHE_SIZE", 10_000, maximum=10_000_000),
             dev_data_dir=Path(env.string("DEV_DATA_DIR", ".tessera")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import parse_qsl
@@ -16,6 +17,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from shared.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+
+log = logging.getLogger("tessera.http")
 
 FORM = "application/x-www-form-urlencoded"
 # Seconds a request body may take to arrive; each app sets its own (TESSERA_BODY_TIMEOUT).
@@ -96,12 +99,50 @@ def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     return any(ip in network for network in proxies)
 
 
+def address_bucket(address: str) -> str:
+    """Whose budget an address spends in per-address limits and lockouts: an IPv4 address itself,
+    an IPv6 address's /64 (one subscriber usually holds a whole /64, RFC 6177, and picks addresses
+    in it at will), an IPv4-mapped IPv6 address as the IPv4 address it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class _UntrustedForwarding:
+    """Says once per process that a peer sends X-Forwarded-For without being trusted: behind a
+    gateway that is not in TESSERA_TRUSTED_PROXIES, every client shares the gateway's address in
+    rate limits and lockouts (and in the audit trail)."""
+
+    warned = False
+
+    def warn(self, peer: str) -> None:
+        self.warned = True
+        log.warning(
+            "X-Forwarded-For arrives from %s, which is not a trusted proxy: every client behind it shares"
+            " its address in rate limits and lockouts. If %s is your gateway, add it to"
+            " TESSERA_TRUSTED_PROXIES (see deploy/README.md).",
+            peer,
+            peer,
+        )
+
+
+_untrusted_forwarding = _UntrustedForwarding()
+
+
 def client_ip(request: web.Request) -> str:
     """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest untrusted
     hop of ``X-Forwarded-For`` (read right to left). From anyone else the header is ignored."""
     peer = request.remote or "unknown"
     proxies: tuple[Network, ...] = request.app.get(TRUSTED_PROXIES, ())
     if not proxies or not _trusted(peer, proxies):
+        if not _untrusted_forwarding.warned and "X-Forwarded-For" in request.headers:
+            _untrusted_forwarding.warn(peer)
         return peer
     hops = [h.strip() for header in request.headers.getall("X-Forwarded-For", []) for h in header.split(",")]
     for hop in reversed([h for h in hops if h]):

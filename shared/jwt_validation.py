@@ -15,14 +15,24 @@ Framework-free core, plus a thin aiohttp layer at the bottom::
 What is checked: the signature, with the configured algorithms only (never ``none``, never HMAC, so
 a public key can never be used as an HMAC secret); ``typ`` = ``at+jwt``; ``iss``; ``aud``; ``exp``,
 ``nbf`` and ``iat`` with a small leeway; the required claims. ``jku``, ``x5u`` and other key-locating
-headers are ignored: keys come only from the issuer's JWKS. Validation needs no call to the
+headers are ignored: keys come only from the issuer's JWKS. A token with a ``crit`` header is
+refused: Tessera understands no JWS extension (RFC 7515 §4.1.11). Validation needs no call to the
 authorization server once its keys are cached, so resource servers keep working while it is down.
+
+Revocation (opt-in): ``TokenValidator(..., revocations=RevocationList(issuer))`` refuses a token
+whose ``jti`` the issuer has revoked (RFC 7009, refresh-token reuse, code replay). The list is
+pulled every few seconds from the issuer's ``tessera_revocation_list_uri``, so a revocation takes
+effect within about ``refresh_interval`` + 1 s; it is checked on every request, cached tokens
+included. If the issuer cannot be reached, the last list fetched keeps being used (fail open) and
+:attr:`RevocationList.age` grows: alert on it. Without a revocation list, a token stays valid here
+until its ``exp`` (10 minutes by default), whatever happens to it at the issuer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -35,6 +45,7 @@ import jwt
 from aiohttp import web
 
 from shared.errors import InsufficientScope, InvalidRequest, InvalidToken
+from shared.fetch import Fetcher
 from shared.http import has_control_characters
 from shared.token_cache import VerifiedTokens, fingerprint
 
@@ -70,10 +81,11 @@ class JWKSKeySource(KeySource):
     refresh_interval: float = 300.0
     min_refetch_interval: float = 10.0
     timeout: float = 5.0
+    max_bytes: int = 256 * 1024  # per document (the metadata, the JWKS)
     _keys: dict[str, jwt.PyJWK] = field(default_factory=dict, init=False)
     _fetched_at: float | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    _fetcher: Fetcher | None = field(default=None, init=False)
     fetches: int = field(default=0, init=False)
     RETRY_WITHOUT_KEYS = 1.0
 
@@ -117,12 +129,13 @@ class JWKSKeySource(KeySource):
                 )
 
     async def _fetch(self) -> dict[str, jwt.PyJWK]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        if self._fetcher is None:
+            # shared.fetch's guard (size, time, no redirects, no link-local or multicast targets);
+            # private addresses allowed: the operator configured this issuer, and in a cluster it
+            # lives on one. Its FetchError is an aiohttp.ClientError, which refresh() handles.
+            self._fetcher = Fetcher(allow_private=True, max_bytes=self.max_bytes, timeout=self.timeout)
         if self.jwks_uri is None:
-            async with self._session.get(metadata_url(self.issuer)) as response:
-                response.raise_for_status()
-                metadata = await response.json(content_type=None)
+            metadata = await self._fetcher.fetch_json(metadata_url(self.issuer))
             if not isinstance(metadata, dict) or not isinstance(metadata.get("jwks_uri"), str):
                 raise ValueError("the issuer's metadata is not an object with a jwks_uri")
             if metadata.get("issuer") != self.issuer:
@@ -130,9 +143,7 @@ class JWKSKeySource(KeySource):
                     f"metadata names issuer {metadata.get('issuer')!r}, expected {self.issuer!r}"
                 )
             self.jwks_uri = str(metadata["jwks_uri"])
-        async with self._session.get(self.jwks_uri) as response:
-            response.raise_for_status()
-            document = await response.json(content_type=None)
+        document = await self._fetcher.fetch_json(self.jwks_uri)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("the JWKS is not an object with a keys array")  # keep the cached keys
         self.fetches += 1
@@ -168,9 +179,9 @@ class JWKSKeySource(KeySource):
             await asyncio.sleep(self.refresh_interval if self._keys else self.RETRY_WITHOUT_KEYS)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._fetcher is not None:
+            await self._fetcher.close()
+            self._fetcher = None
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(keys.cleanup_ctx)``: first fetch at start, refresh in background."""
@@ -185,8 +196,152 @@ class JWKSKeySource(KeySource):
             await self.close()
 
 
+@dataclass
+class RevocationList:
+    """The issuer's revoked access tokens (their ``jti``), pulled like a short-lived CRL.
+
+    * the list is fetched from ``url`` (default: the ``tessera_revocation_list_uri`` of the issuer's
+      RFC 8414 metadata) every ``refresh_interval`` seconds in the background (start it with
+      :attr:`cleanup_ctx` or :meth:`run`); an unchanged list costs a ``304`` (ETag), no body;
+    * :meth:`is_revoked` is a set lookup: it is called on every request;
+    * a document over ``max_entries`` entries or ``max_bytes`` bytes, or malformed, or naming
+      another issuer, is refused whole, like a failed fetch;
+    * fail open: when a fetch fails, the last good list stays in use and a warning is logged;
+      :attr:`age` says how old the list is (``None`` before the first good fetch), for alerts.
+    """
+
+    issuer: str
+    url: str | None = None
+    refresh_interval: float = 5.0
+    timeout: float = 5.0
+    max_entries: int = 1_000_000
+    max_bytes: int = 64 * 1024 * 1024
+    _revoked: frozenset[str] = field(default_factory=frozenset, init=False)
+    _etag: str | None = field(default=None, init=False)
+    _current_at: float | None = field(default=None, init=False)  # monotonic: last 200 or 304
+    _warned_at: float | None = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _fetcher: Fetcher | None = field(default=None, init=False)
+    fetches: int = field(default=0, init=False)  # documents downloaded (not 304s)
+    failures: int = field(default=0, init=False)
+    WARN_EVERY = 60.0  # seconds between repeated warnings while fetches keep failing
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    @property
+    def size(self) -> int:
+        return len(self._revoked)
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the issuer last confirmed the list (a download or a 304); None: never."""
+        return None if self._current_at is None else time.monotonic() - self._current_at
+
+    async def refresh(self) -> bool:
+        """Fetch the list now (one fetch at a time); on failure keep the last one. True if current."""
+        async with self._lock:
+            started = time.monotonic()
+            try:
+                revoked = await self._download()
+            except (
+                aiohttp.ClientError,
+                TimeoutError,
+                ValueError,
+                KeyError,
+                TypeError,
+                RecursionError,
+            ) as exc:
+                self.failures += 1
+                if self._warned_at is None or started - self._warned_at >= self.WARN_EVERY:
+                    self._warned_at = started
+                    age = self.age
+                    log.warning(
+                        "could not refresh the revocation list of %s: %r; keeping %d revoked jti(s) "
+                        "(%s): revocations made since then are not seen",
+                        self.issuer,
+                        exc,
+                        len(self._revoked),
+                        "never fetched" if age is None else f"{age:.0f} s old",
+                    )
+                return False
+            if revoked is not None:
+                self._revoked = revoked
+            self._current_at = started
+            if self._warned_at is not None:
+                self._warned_at = None
+                log.info("the revocation list of %s is current again", self.issuer)
+            return True
+
+    async def _download(self) -> frozenset[str] | None:
+        """The new list, or None when the one held is still current (304)."""
+        if self._fetcher is None:
+            # shared.fetch's guard, as for the JWKS: size and time limits, no redirects; private
+            # addresses allowed (the operator configured this issuer, often on the same network)
+            self._fetcher = Fetcher(allow_private=True, max_bytes=self.max_bytes, timeout=self.timeout)
+        if self.url is None:
+            metadata = await self._fetcher.fetch_json(metadata_url(self.issuer))
+            if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
+                raise ValueError("the issuer's metadata is not an object naming this issuer")
+            url = metadata.get("tessera_revocation_list_uri")
+            if not isinstance(url, str):
+                raise ValueError("the issuer's metadata names no tessera_revocation_list_uri")
+            self.url = url
+        conditional = {} if self._etag is None else {"If-None-Match": self._etag}
+        fetched = await self._fetcher.get(self.url, headers=conditional)
+        if fetched.status == 304:
+            return None
+        body, etag = fetched.body, fetched.headers.get("ETag")
+        document = json.loads(body)
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+            raise ValueError("the revocation list is not an object naming this issuer")
+        entries = document.get("revoked")
+        if not isinstance(entries, list):
+            raise ValueError("the revocation list has no revoked array")
+        if len(entries) > self.max_entries:
+            raise ValueError(f"the revocation list has more than {self.max_entries} entries")
+        revoked = frozenset(entry["jti"] for entry in entries)
+        if not all(isinstance(jti, str) for jti in revoked):
+            raise ValueError("the revocation list has a jti that is not a string")
+        self.fetches += 1
+        self._etag = etag
+        return revoked
+
+    async def run(self) -> None:
+        """Refresh forever (a background task), every ``refresh_interval`` seconds, the first
+        time after one interval (:attr:`cleanup_ctx` fetches once before starting it)."""
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("refreshing the revocation list of %s failed", self.issuer)
+
+    async def close(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.close()
+            self._fetcher = None
+
+    async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """``app.cleanup_ctx.append(revocations.cleanup_ctx)``: first fetch at start (a failure
+        does not stop the start), then refresh in the background."""
+        await self.refresh()
+        task = asyncio.create_task(self.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.close()
+
+
 class TokenValidator:
-    """Validates access tokens locally; caches verified tokens (by hash, bounded) until they expire."""
+    """Validates access tokens locally; caches verified tokens (by hash, bounded) until they expire.
+
+    With ``revocations``, every token's ``jti`` is looked up in that list on every call, whether
+    its signature was verified now or earlier (the verified-token cache never hides a revocation).
+    """
 
     def __init__(
         self,
@@ -198,10 +353,13 @@ class TokenValidator:
         leeway: int = 30,
         required_claims: tuple[str, ...] = REQUIRED_CLAIMS,
         cache_size: int = 10_000,
+        revocations: RevocationList | None = None,
     ) -> None:
         bad = FORBIDDEN_ALGORITHMS.intersection(algorithms)
         if bad:
             raise ValueError(f"algorithms {sorted(bad)} must never be accepted for access tokens")
+        if revocations is not None and "jti" not in required_claims:
+            raise ValueError("a revocation list can only be checked when the jti claim is required")
         self.issuer = issuer
         self.audience = audience
         self.keys = keys
@@ -209,17 +367,23 @@ class TokenValidator:
         self.leeway = leeway
         self.required_claims = required_claims
         self._verified = VerifiedTokens(cache_size)
+        self.revocations = revocations
 
     async def validate(self, token: str) -> dict[str, Any]:
         """The token's claims, or :class:`InvalidToken` saying what is wrong."""
         if self._verified.size <= 0:
-            return await self._validate(token)
-        key = fingerprint(token)
-        cached = self._verified.get(key)
-        if cached is not None:
-            return cached
-        claims = await self._validate(token)
-        self._verified.put(key, claims, until=float(claims["exp"]) + self.leeway)
+            claims = await self._validate(token)
+        else:
+            key = fingerprint(token)
+            cached = self._verified.get(key)
+            if cached is None:
+                claims = await self._validate(token)
+                self._verified.put(key, claims, until=float(claims["exp"]) + self.leeway)
+            else:
+                claims = cached
+        # on every call, after the cache: a revocation must never be cached away
+        if self.revocations is not None and self.revocations.is_revoked(claims["jti"]):
+            raise InvalidToken("The access token has been revoked.")
         return claims
 
     async def _validate(self, token: str) -> dict[str, Any]:
@@ -227,6 +391,8 @@ class TokenValidator:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("The access token is malformed.") from None
+        if "crit" in header:  # RFC 7515 §4.1.11: Tessera understands no extension, so none may be critical
+            raise InvalidToken("The access token has a critical header extension that is not understood.")
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise InvalidToken("The access token is signed with an algorithm that is not accepted.")

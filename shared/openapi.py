@@ -146,6 +146,41 @@ def auth_document() -> dict[str, Any]:
                 },
             }
         ),
+        "/oauth2/revoked": _ops(
+            get={
+                "summary": "Revoked access tokens (jti, exp) for resource servers; Tessera-specific",
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["issuer", "generated_at", "next_update", "revoked"],
+                            "properties": {
+                                "issuer": {"type": "string"},
+                                "generated_at": {"type": "integer"},
+                                "next_update": {"type": "integer"},
+                                "revoked": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["jti", "exp"],
+                                        "properties": {
+                                            "jti": {"type": "string"},
+                                            "exp": {"type": "integer"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                        "the revocation list",
+                    ),
+                    "304": {"description": "unchanged since the ETag sent in If-None-Match"},
+                    **_errors(503),
+                },
+            }
+        ),
         "/login": _ops(
             get={"summary": "Sign-in page", "responses": {"200": html, "303": redirect}},
             post={

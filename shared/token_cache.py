@@ -2,7 +2,8 @@
 costliest step of validating a token, and a client presents the same token many times.
 
 Keyed by the SHA-256 of the token (the cache holds no usable token), bounded, least recently used
-first out. Revocation is not cached here: whoever needs it checks it on every use.
+first out. Revocation is not cached here: whoever needs it checks it on every use, cache hits
+included (``TokenValidator`` with a ``RevocationList``; introspection against Redis).
 """
 
 from __future__ import annotations

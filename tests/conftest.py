@@ -127,13 +127,19 @@ def new_client(registry: Registry) -> ClientFactory:
         scope: str = "photos:read photos:write",
         auth_method: str | None = None,
         name: str = "Photo Printer",
+        require_pkce: bool | None = None,
     ) -> tuple[Client, str | None]:
+        method = auth_method or ("none" if public else "client_secret_basic")
         return await registry.clients.create(
             name=name,
             redirect_uris=redirect_uris or ["https://printer.example/callback"],
             grant_types=grant_types or ["authorization_code", "refresh_token"],
             scope=scope.split(),
-            auth_method=auth_method or ("none" if public else "client_secret_basic"),
+            auth_method=method,
+            # Tessera requires PKCE of every client by default (tests/integration/test_hardening.py);
+            # the tests of other rules run confidential clients with it relaxed, as an operator may,
+            # so that they exercise the code flow both with PKCE and without.
+            require_pkce=method == "none" if require_pkce is None else require_pkce,
         )
 
     return create

@@ -17,11 +17,10 @@ from auth_server import paths, pkce, scopes
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import RESPONSE_TYPE_GRANTS, Client
 from auth_server.pages import current_session, render
-from auth_server.rate_limits import limit
+from auth_server.rate_limits import limit, per_address
 from auth_server.registry import Registry
 from auth_server.stores.authorization_requests import AuthorizationRequest
 from auth_server.stores.codes import CodeGrant
-from auth_server.stores.rate_limits import Limit
 from auth_server.stores.sessions import Session
 from shared.errors import (
     NO_STORE,
@@ -33,7 +32,7 @@ from shared.errors import (
     UnsupportedResponseType,
     html_page,
 )
-from shared.http import client_ip, has_control_characters, query_params
+from shared.http import has_control_characters, query_params
 from shared.observability import METRICS
 
 REDIRECT_HEADERS = {**NO_STORE, "Referrer-Policy": "no-referrer"}
@@ -92,6 +91,18 @@ def _single(request: web.Request, name: str) -> str | None:
     return values[0] if values and values[0] != "" else None
 
 
+def registered_redirect(client: Client, redirect_uri: str | None) -> str:
+    """The redirect URI to answer at: the one named, if registered, or the client's only one."""
+    if redirect_uri is None:
+        if len(client.redirect_uris) != 1:
+            raise InvalidRequest("redirect_uri is required: this client has several registered.")
+        return client.redirect_uris[0]
+    if redirect_uri not in client.redirect_uris:
+        # Exact string comparison, RFC 9700 §4.1.3: no prefixes, no patterns, no normalisation.
+        raise InvalidRequest("redirect_uri is not registered for this client.")
+    return redirect_uri
+
+
 async def verified_redirect(request: web.Request) -> tuple[Client, Redirection]:
     """The client and its redirect URI, or an error page (never a redirect)."""
     registry = request.app[REGISTRY]
@@ -101,19 +112,12 @@ async def verified_redirect(request: web.Request) -> tuple[Client, Redirection]:
     client = await registry.clients.get(client_id)
     if client is None:
         raise InvalidRequest("Unknown client_id.")
-    redirect_uri = _single(request, "redirect_uri")
-    given = redirect_uri is not None
-    if redirect_uri is None:
-        if len(client.redirect_uris) != 1:
-            raise InvalidRequest("redirect_uri is required: this client has several registered.")
-        redirect_uri = client.redirect_uris[0]
-    elif redirect_uri not in client.redirect_uris:
-        # Exact string comparison, RFC 9700 §4.1.3: no prefixes, no patterns, no normalisation.
-        raise InvalidRequest("redirect_uri is not registered for this client.")
+    named = _single(request, "redirect_uri")
+    redirect_uri = registered_redirect(client, named)
     state = _single(request, "state")
     response_type = _single(request, "response_type")
     return client, Redirection.for_response_type(
-        response_type, redirect_uri, state, registry.settings.issuer, given=given
+        response_type, redirect_uri, state, registry.settings.issuer, given=named is not None
     )
 
 
@@ -135,9 +139,7 @@ def validate(
     challenge = None
     if response_type == "code":
         challenge = params.get("code_challenge")
-        pkce.check_challenge(challenge, params.get("code_challenge_method"))
-        if challenge is None and client.is_public:
-            raise InvalidRequest("Public clients must use PKCE: send code_challenge with method S256.")
+        pkce.check_challenge(client, challenge, params.get("code_challenge_method"))
     if challenge is None and redirection.state is None:
         # Without PKCE, state is the client's only CSRF defence (RFC 9700 §2.1): require it.
         raise InvalidRequest("state is required for requests without PKCE.")
@@ -195,7 +197,7 @@ async def issue_response(
 @html_page
 async def authorize(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
-    await limit(registry, Limit("authorize-ip", client_ip(request), registry.settings.rate_authorize_per_ip))
+    await limit(registry, per_address("authorize", request, registry.settings.rate_authorize_per_ip))
     client, redirection = await verified_redirect(request)
     try:
         authz = validate(registry, client, redirection, query_params(request))
@@ -208,8 +210,9 @@ async def authorize(request: web.Request) -> web.Response:
                     **REDIRECT_HEADERS,
                 },
             )
-        granted = await registry.consents.granted(uuid.UUID(session.user_id), client.client_id)
-        if set(authz.scope) <= granted:
+        if client.remembers_consent(authz.response_type) and set(
+            authz.scope
+        ) <= await registry.consents.granted(uuid.UUID(session.user_id), client.client_id):
             return redirection.response(await issue_response(request.app, authz, session))
         request_id = await registry.authorization_requests.put(replace(authz, user_id=session.user_id))
         return render(
@@ -220,6 +223,7 @@ async def authorize(request: web.Request) -> web.Response:
             redirect_host=urlsplit(redirection.redirect_uri).netloc or redirection.redirect_uri,
             csrf=session.csrf,
             request_id=request_id,
+            form_to=redirection.redirect_uri,
         )
     except OAuthError as error:
         return redirection.error(error)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
-from auth_server.client_auth import authenticate_client
+from auth_server.rate_limits import authenticated_client
 from auth_server.registry import Registry
 from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient
 from shared.http import read_form
@@ -25,8 +25,15 @@ INACTIVE: dict[str, Any] = {"active": False}
 async def introspect(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     form = await read_form(request)
-    client = await authenticate_client(
-        registry, request.headers, form, registry.settings.endpoint(paths.INTROSPECT)
+    settings = registry.settings
+    client = await authenticated_client(
+        request,
+        registry,
+        form,
+        name="introspect",
+        endpoint=settings.endpoint(paths.INTROSPECT),
+        per_ip=settings.rate_introspect_per_ip,
+        per_client=settings.rate_introspect_per_client,
     )
     if not client.allow_introspection:
         raise UnauthorizedClient("This client is not allowed to introspect tokens.")

@@ -1,8 +1,10 @@
 """The login page: username and password, checked with argon2id off the event loop.
 
-Every form carries the CSRF token of the visitor's session (anonymous until login); a successful
-login replaces the session with a fresh id and token. ``return_to`` may only lead back to the
-authorization endpoint, so the page cannot be used as an open redirector.
+The login form's CSRF token is a signed double-submit cookie (:mod:`auth_server.login_csrf`): a
+visitor who is not signed in has no session, and viewing the page stores nothing. A successful
+login creates the session, with a fresh id and CSRF token, replacing any session the browser had.
+``return_to`` may only lead back to the authorization endpoint, so the page cannot be used as an
+open redirector.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
-from auth_server import paths
+from auth_server import login_csrf, paths
 from auth_server.appkeys import REGISTRY
+from auth_server.endpoints.authorize import registered_redirect
 from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
-from auth_server.passwords import LockedOut, check_credentials
-from auth_server.rate_limits import limit
-from auth_server.stores.rate_limits import Limit
+from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
+from auth_server.rate_limits import limit, per_address
 from shared.errors import InvalidRequest, html_page
 from shared.http import client_ip, read_form
 
@@ -38,25 +40,42 @@ def safe_return_to(value: str | None) -> str:
     return f"{paths.AUTHORIZE}?{urlencode(query)}"
 
 
+async def _answered_at(request: web.Request, return_to: str) -> str | None:
+    """Where the authorization request the login resumes may answer (the client's verified redirect
+    URI, which the form's CSP must allow: a remembered consent answers right after the login)."""
+    query = dict(parse_qsl(urlsplit(return_to).query))
+    client = await request.app[REGISTRY].clients.get(query.get("client_id", ""))
+    if client is None:
+        return None
+    try:
+        return registered_redirect(client, query.get("redirect_uri"))
+    except InvalidRequest:
+        return None
+
+
 async def _form_page(
-    request: web.Request, *, return_to: str, message: str | None = None, username: str = "", status: int = 200
+    request: web.Request,
+    *,
+    return_to: str,
+    message: str | None = None,
+    username: str = "",
+    status: int = 200,
+    retry_after: int | None = None,
 ) -> web.Response:
-    """The login form with a CSRF token bound to the visitor's (possibly new) session."""
-    registry = request.app[REGISTRY]
-    session = await current_session(request)
-    new_sid = None
-    if session is None:
-        new_sid, session = await registry.sessions.create()
+    """The login form, its CSRF token bound to the visitor's login cookie (nothing is stored)."""
+    nonce, csrf = login_csrf.token(request)
     response = render(
         "login.html",
         status=status,
-        csrf=session.csrf,
+        csrf=csrf,
         return_to=return_to,
         message=message,
         username=username,
+        form_to=await _answered_at(request, return_to),
     )
-    if new_sid is not None:
-        set_session_cookie(request, response, new_sid)
+    login_csrf.set_cookie(request, response, nonce)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -74,23 +93,40 @@ async def login_page(request: web.Request) -> web.Response:
 @html_page
 async def login(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
-    await limit(registry, Limit("login-ip", client_ip(request), registry.settings.rate_login_per_ip))
+    await limit(registry, per_address("login", request, registry.settings.rate_login_per_ip))
     form = await read_form(request)
     return_to = safe_return_to(form.get("return_to"))
-    session = await current_session(request)
-    if session is None or not session.csrf_matches(form.get("csrf_token", "")):
+    presented = form.get("csrf_token", "")
+    session = await current_session(request)  # one signed in already may sign in again (as another)
+    if not login_csrf.matches(request, presented) and (
+        session is None or not session.csrf_matches(presented)
+    ):
         return await _form_page(
             request, return_to=return_to, message="Your session expired. Please sign in again.", status=400
         )
     username, password = form.get("username", ""), form.get("password", "")
     try:
-        user = await check_credentials(registry, username, password, client_ip(request))
+        user = await check_credentials(registry, username, password, client_ip(request), via="login_page")
     except LockedOut as locked:
         minutes = max(1, round(locked.retry_after / 60))
         message = f"Too many failed sign-in attempts. Try again in about {minutes} minute(s)."
-        page = await _form_page(request, return_to=return_to, message=message, username=username, status=429)
-        page.headers["Retry-After"] = str(locked.retry_after)
-        return page
+        return await _form_page(
+            request,
+            return_to=return_to,
+            message=message,
+            username=username,
+            status=429,
+            retry_after=locked.retry_after,
+        )
+    except TooBusy:
+        return await _form_page(
+            request,
+            return_to=return_to,
+            message="Too many people are signing in right now. Please try again in a moment.",
+            username=username,
+            status=503,
+            retry_after=BUSY_RETRY_AFTER,
+        )
     if user is None:
         return await _form_page(
             request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
@@ -100,6 +136,7 @@ async def login(request: web.Request) -> web.Response:
     )
     response = see_other(return_to)
     set_session_cookie(request, response, new_sid)
+    login_csrf.forget(request, response)
     return response
 
 

@@ -22,6 +22,7 @@ def document(settings: Settings) -> dict[str, Any]:
         "scopes_supported": sorted(settings.scopes),
         "revocation_endpoint": settings.endpoint(paths.REVOKE),
         "introspection_endpoint": settings.endpoint(paths.INTROSPECT),
+        "tessera_revocation_list_uri": settings.endpoint(paths.REVOCATION_LIST),  # not an RFC name
         "response_types_supported": list(RESPONSE_TYPE_GRANTS),
         "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": list(GRANT_TYPES),

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
-from auth_server.client_auth import authenticate_client
 from auth_server.clients import Client
+from auth_server.rate_limits import authenticated_client
 from auth_server.registry import Registry
 from shared.errors import NO_STORE, InvalidRequest
 from shared.http import read_form
@@ -24,8 +24,15 @@ from shared.http import read_form
 async def revoke(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     form = await read_form(request)
-    client = await authenticate_client(
-        registry, request.headers, form, registry.settings.endpoint(paths.REVOKE)
+    settings = registry.settings
+    client = await authenticated_client(
+        request,
+        registry,
+        form,
+        name="revoke",
+        endpoint=settings.endpoint(paths.REVOKE),
+        per_ip=settings.rate_revoke_per_ip,
+        per_client=settings.rate_revoke_per_client,
     )
     token = form.get("token")
     if token is None:

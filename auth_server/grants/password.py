@@ -12,9 +12,9 @@ from typing import Any
 from auth_server import scopes
 from auth_server.clients import Client
 from auth_server.grants.common import TokenRequest, issue_tokens
-from auth_server.passwords import LockedOut, check_credentials
+from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
 from auth_server.registry import Registry
-from shared.errors import InvalidGrant, InvalidRequest
+from shared.errors import InvalidGrant, InvalidRequest, TemporarilyUnavailable
 
 
 async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
@@ -23,10 +23,16 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         raise InvalidRequest("The username and password parameters are required.")
     scope = scopes.resolve(scopes.parse(request.get("scope")), client.scope, set(registry.settings.scopes))
     try:
-        user = await check_credentials(registry, username, password, request.client_ip)
+        user = await check_credentials(
+            registry, username, password, request.client_ip, via="password_grant", client_id=client.client_id
+        )
     except LockedOut as locked:
         raise InvalidGrant(
             "Too many failed sign-in attempts; retry later.", retry_after=locked.retry_after
+        ) from None
+    except TooBusy:
+        raise TemporarilyUnavailable(
+            "The server is checking too many passwords; retry shortly.", retry_after=BUSY_RETRY_AFTER
         ) from None
     if user is None:
         raise InvalidGrant("The username or password is incorrect.")

@@ -4,7 +4,9 @@ Client records are read on every token request, so each replica keeps them in me
 made anywhere (CLI, admin, another replica) is published on a Redis channel; every replica's
 listener evicts that client. If the subscription drops, the whole cache is cleared when it comes
 back, and entries also expire after ``ttl`` seconds as a last resort. Unknown ids are cached too
-(briefly), so a flood of made-up client ids does not reach Postgres.
+(briefly), so a flood of made-up client ids does not reach Postgres; ids that cannot be valid are
+refused before any lookup, and the cache is bounded (least recently used out first), so no flood
+of requests can make it grow.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from auth_server.clients import SECRET_METHODS, Client
+from auth_server.clients import SECRET_METHODS, Client, plausible_client_id
 from auth_server.crypto import digest, new_token
 from auth_server.stores.audit import AuditLog
+from shared.lru import ExpiringLRU
 
 log = logging.getLogger("tessera.clients")
 
 _COLUMNS = (
     "client_id, client_name, secret_hash, redirect_uris, grant_types, scope, token_endpoint_auth_method,"
-    " allow_introspection, jwks::text AS jwks, jwks_uri"
+    " allow_introspection, jwks::text AS jwks, jwks_uri, require_pkce, first_party"
 )
 
 
@@ -42,19 +45,29 @@ def _client(row: asyncpg.Record) -> Client:
         allow_introspection=row["allow_introspection"],
         jwks=None if row["jwks"] is None else json.loads(row["jwks"]),
         jwks_uri=row["jwks_uri"],
+        require_pkce=row["require_pkce"],
+        first_party=row["first_party"],
     )
 
 
 class ClientStore:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, channel: str, audit: AuditLog, *, ttl: float = 300.0
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        channel: str,
+        audit: AuditLog,
+        *,
+        ttl: float = 300.0,
+        max_cached: int = 10_000,
     ) -> None:
         self._pool = pool
         self._audit = audit
         self._redis = redis
         self.channel = channel
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Client | None]] = {}
+        # a one-tuple, so that a cached "no such client" differs from "not cached"
+        self.cache: ExpiringLRU[str, tuple[Client | None]] = ExpiringLRU(max_cached)
 
     async def create(
         self,
@@ -67,13 +80,15 @@ class ClientStore:
         allow_introspection: bool = False,
         jwks: dict[str, Any] | None = None,
         jwks_uri: str | None = None,
+        require_pkce: bool = True,
+        first_party: bool = False,
     ) -> tuple[Client, str | None]:
         """Insert a client; return it with its newly generated secret (``None`` unless a secret method)."""
         secret = new_token() if auth_method in SECRET_METHODS else None
         row = await self._pool.fetchrow(
             "INSERT INTO clients (client_id, client_name, secret_hash, redirect_uris, grant_types, scope,"
-            " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING {_COLUMNS}",
+            " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri, require_pkce, first_party)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12) RETURNING {_COLUMNS}",
             _new_client_id(),
             name,
             None if secret is None else digest(secret),
@@ -84,6 +99,8 @@ class ClientStore:
             allow_introspection,
             None if jwks is None else json.dumps(jwks),
             jwks_uri,
+            require_pkce,
+            first_party,
         )
         assert row is not None
         client = _client(row)
@@ -93,26 +110,27 @@ class ClientStore:
             grant_types=list(grant_types),
             auth_method=auth_method,
             scope=list(scope),
+            require_pkce=require_pkce,
+            first_party=first_party,
         )
         await self._changed(client.client_id)
         return client, secret
 
     async def get(self, client_id: str) -> Client | None:
         """The client, from this replica's cache when fresh."""
-        cached = self._cache.get(client_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if not plausible_client_id(client_id):
+            return None  # never looked up, never cached: a made-up id costs nothing to keep
+        cached = self.cache.get(client_id)
+        if cached is not None:
+            return cached[0]
         client = await self.load(client_id)
         ttl = self._ttl if client is not None else min(self._ttl, 5.0)
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[client_id] = (now + ttl, client)
+        self.cache.put(client_id, (client,), until=time.monotonic() + ttl)
         return client
 
     async def load(self, client_id: str) -> Client | None:
         """The client, straight from Postgres."""
-        if len(client_id) > 200:
+        if not plausible_client_id(client_id):
             return None
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1", client_id)
         return None if row is None else _client(row)
@@ -145,15 +163,38 @@ class ClientStore:
         await self._changed(client_id)
         return secret if rotated else None
 
+    async def update(
+        self, client_id: str, *, require_pkce: bool | None = None, first_party: bool | None = None
+    ) -> Client | None:
+        """Change an operator's settings of a client (``None`` leaves one as it is)."""
+        row = await self._pool.fetchrow(
+            "UPDATE clients SET require_pkce = coalesce($2, require_pkce),"
+            " first_party = coalesce($3, first_party), updated_at = now()"
+            # a public client never goes without PKCE
+            " WHERE client_id = $1 AND (coalesce($2, true) OR token_endpoint_auth_method <> 'none')"
+            f" RETURNING {_COLUMNS}",
+            client_id,
+            require_pkce,
+            first_party,
+        )
+        if row is None:
+            return None
+        changes: dict[str, Any] = {"require_pkce": require_pkce, "first_party": first_party}
+        await self._audit.record(
+            "client.updated", client_id=client_id, **{k: v for k, v in changes.items() if v is not None}
+        )
+        await self._changed(client_id)
+        return _client(row)
+
     async def _changed(self, client_id: str) -> None:
-        self._cache.pop(client_id, None)
+        self.cache.pop(client_id)
         await self._redis.publish(self.channel, client_id.encode())
 
     def evict(self, client_id: str | None = None) -> None:
         if client_id is None:
-            self._cache.clear()
+            self.cache.clear()
         else:
-            self._cache.pop(client_id, None)
+            self.cache.pop(client_id)
 
     async def follow_changes(self, stop: asyncio.Event) -> None:
         """Evict clients changed anywhere until ``stop`` is set; reconnect after outages.

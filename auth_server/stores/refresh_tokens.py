@@ -85,11 +85,20 @@ class Refused:
     revoked_access: tuple[IssuedAccess, ...] = ()
 
 
+# When a family ends: its own bound, or (families from before it was recorded) its start plus the
+# configured lifetime, passed as the query's $2.
+_FAMILY_ENDS = "coalesce(f.expires_at, f.created_at + $2::interval)"
+
+
 class RefreshTokenStore:
-    def __init__(self, pool: asyncpg.Pool, *, ttl: int, grace_period: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, ttl: int, grace_period: int, family_lifetime: int = 30 * 24 * 3600
+    ) -> None:
         self._pool = pool
         self._ttl = timedelta(seconds=ttl)
         self._grace = timedelta(seconds=grace_period)
+        # however often a family is used, it ends this long after its grant (then: sign in again)
+        self._lifetime = timedelta(seconds=family_lifetime)
 
     async def issue(
         self,
@@ -105,10 +114,11 @@ class RefreshTokenStore:
         # one statement, so one round trip and atomic: the family and its first token
         await self._pool.execute(
             "WITH family AS ("
-            " INSERT INTO refresh_token_families (family_id, client_id, subject, scope, auth_time)"
-            " VALUES ($1, $2, $3, $4, $5))"
+            " INSERT INTO refresh_token_families"
+            " (family_id, client_id, subject, scope, auth_time, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, now() + $10::interval))"
             " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
-            " VALUES ($6, $1, now() + $7::interval, $8, $9)",
+            " VALUES ($6, $1, now() + least($7::interval, $10::interval), $8, $9)",
             family_id,
             client_id,
             subject,
@@ -118,6 +128,7 @@ class RefreshTokenStore:
             self._ttl,
             access.jti,
             access.expires_at,
+            self._lifetime,
         )
         return token, family_id
 
@@ -139,12 +150,14 @@ class RefreshTokenStore:
             async with conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
-                    " f.scope, f.auth_time, f.revoked_at, clock_timestamp() AS now"
+                    " f.scope, f.auth_time, f.revoked_at, clock_timestamp() AS now,"
+                    f" {_FAMILY_ENDS} AS family_expires_at"
                     " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id)"
                     # The share lock on the family makes a concurrent revoke_family wait for this
                     # rotation, so the access token issued here is on the list it deny-lists.
                     " WHERE t.token_hash = $1 FOR UPDATE OF t FOR SHARE OF f",
                     digest(token),
+                    self._lifetime,
                 )
                 if row is None:
                     return Refused(Rejection.UNKNOWN)
@@ -175,7 +188,7 @@ class RefreshTokenStore:
         in_grace: bool,
     ) -> Rotated | Refused | None:
         """Rotate a locked row; ``None`` when a grace-period retry turns out to be a reuse."""
-        if row["expires_at"] <= row["now"]:
+        if min(row["expires_at"], row["family_expires_at"]) <= row["now"]:
             return Refused(Rejection.EXPIRED)
         granted = tuple(row["scope"])
         if requested_scope is not None and not set(requested_scope) <= set(granted):
@@ -200,7 +213,7 @@ class RefreshTokenStore:
         await conn.execute(
             "WITH successor AS ("
             " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
-            " VALUES ($2, $3, now() + $4::interval, $5, $6))"
+            " VALUES ($2, $3, least(now() + $4::interval, $7), $5, $6))"
             " UPDATE refresh_tokens SET successor = $2,"
             " rotated_at = coalesce(rotated_at, clock_timestamp()) WHERE token_hash = $1",
             digest(token),
@@ -209,6 +222,7 @@ class RefreshTokenStore:
             self._ttl,
             access.jti,
             access.expires_at,
+            row["family_expires_at"],
         )
         grant = RefreshGrant(
             family_id=row["family_id"],
@@ -276,10 +290,12 @@ class RefreshTokenStore:
     async def describe(self, token: str) -> RefreshTokenInfo | None:
         """What a refresh token is, and whether it can still be used (for introspection, revocation)."""
         row = await self._pool.fetchrow(
-            "SELECT t.family_id, t.created_at, t.expires_at, t.rotated_at, f.client_id, f.subject, f.scope,"
-            " f.auth_time, f.revoked_at, clock_timestamp() AS now"
+            "SELECT t.family_id, t.created_at, least(t.expires_at, " + _FAMILY_ENDS + ") AS expires_at,"
+            " t.rotated_at, f.client_id, f.subject, f.scope, f.auth_time, f.revoked_at,"
+            " clock_timestamp() AS now"
             " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id) WHERE t.token_hash = $1",
             digest(token),
+            self._lifetime,
         )
         if row is None:
             return None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from auth_server.usernames import canonical
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -31,10 +33,11 @@ class UserStore:
     async def create(self, username: str, password_hash: str) -> User:
         try:
             row = await self._pool.fetchrow(
-                "INSERT INTO users (user_id, username, password_hash) VALUES ($1, $2, $3)"
-                " RETURNING user_id, username, password_hash",
+                "INSERT INTO users (user_id, username, username_canonical, password_hash)"
+                " VALUES ($1, $2, $3, $4) RETURNING user_id, username, password_hash",
                 uuid.uuid4(),
                 username,
+                canonical(username),
                 password_hash,
             )
         except asyncpg.UniqueViolationError:
@@ -43,10 +46,26 @@ class UserStore:
         return User(**dict(row))
 
     async def by_username(self, username: str) -> User | None:
+        """The user whose name has the same canonical form (:mod:`auth_server.usernames`)."""
         row = await self._pool.fetchrow(
-            "SELECT user_id, username, password_hash FROM users WHERE lower(username) = lower($1)", username
+            "SELECT user_id, username, password_hash FROM users WHERE username_canonical = $1",
+            canonical(username),
         )
         return None if row is None else User(**dict(row))
+
+    async def recanonicalize(self) -> int:
+        """Recompute every stored canonical name (after the SQL backfill of migration 005, which
+        can only approximate it); return how many changed."""
+        changed = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch("SELECT user_id, username, username_canonical FROM users FOR UPDATE"):
+                name = canonical(row["username"])
+                if name != row["username_canonical"]:
+                    await conn.execute(
+                        "UPDATE users SET username_canonical = $2 WHERE user_id = $1", row["user_id"], name
+                    )
+                    changed += 1
+        return changed
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         row = await self._pool.fetchrow(

@@ -262,18 +262,24 @@ async def test_implicit_grant_hands_the_token_to_the_page_and_never_to_a_server(
     assert abs(claims["auth_time"] - time.time()) < 60  # the sign-in a moment ago
     assert await refresh_families(database_url, client.client_id) == 0  # nothing to refresh it with
 
-    # Consent is remembered: the same request again is answered by /oauth2/authorize itself.
+    # The implicit grant asks again every time (issue 11: RFC 6749 §10.2, RFC 8252 §8.6): the same
+    # request shows the consent page, signed in already, and the token comes after Allow.
     browser.documents.clear()
     again_state = new_state()
     again = await page.goto(authorization_url(live_server, client.client_id, spa.redirect_uri, again_state))
-    assert again is not None
+    assert again is not None and again.status == 200
+    await expect(page.locator("#client-name")).to_have_text(CLIENT_NAME)
+    async with page.expect_response(
+        lambda r: r.request.method == "POST" and urlsplit(r.url).path == "/consent"
+    ) as answered_again:
+        await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_url(lambda u: u.startswith(f"{spa.redirect_uri}#"))
     assert browser.trail() == [
-        ("GET", f"{live_server.url}/oauth2/authorize", 302),
+        ("GET", f"{live_server.url}/oauth2/authorize", 200),
+        ("POST", f"{live_server.url}/consent", 303),
         ("GET", spa.redirect_uri, 200),
     ]
-    [direct] = browser.redirects_to(f"{spa.redirect_uri}#")
-    assert urlsplit(direct.url).path == "/oauth2/authorize"
-    await assert_redirect_not_cached_nor_referred(direct)
+    await assert_redirect_not_cached_nor_referred(await answered_again.value)
     got_again = await seen_by_script(page, spa)
     assert set(got_again) == TOKEN_PARAMS
     assert got_again["state"] == again_state

@@ -23,6 +23,8 @@ def _session_cookie(http: TestClient) -> str | None:
 
 async def test_login_replaces_the_session_id(http: TestClient, user: User) -> None:
     await http.get("/login")
+    assert _session_cookie(http) is None  # the login page itself creates no session (issue 11)
+    assert await sign_in(http, user.username, PASSWORD) == 303
     before = _session_cookie(http)
     assert before
     assert await sign_in(http, user.username, PASSWORD) == 303
@@ -32,24 +34,48 @@ async def test_login_replaces_the_session_id(http: TestClient, user: User) -> No
     assert "signed in as" in page and user.username in page
 
 
-async def test_session_cookie_flags_in_development(http: TestClient) -> None:
-    response = await http.get("/login")
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("tessera_session=")
+async def test_cookie_flags_in_development(http: TestClient, user: User) -> None:
+    cookie = (await http.get("/login")).headers["Set-Cookie"]
+    assert cookie.startswith("tessera_login=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # only for http://localhost issuers
+    page = await (await http.get("/login")).text()
+    response = await http.post(
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "csrf_token": hidden(page, "csrf_token")},
+        allow_redirects=False,
+    )
+    cookie = response.cookies["tessera_session"].OutputString()
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie
 
 
-async def test_session_cookie_is_secure_for_https_issuers(
+async def test_cookies_are_secure_for_https_issuers(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     database_url: str,
     settings: Settings,
     redis_prefix: str,
+    user: User,
 ) -> None:
     https = make_settings(database_url, settings.redis_url or "", redis_prefix, issuer="https://auth.example")
     http = await aiohttp_client(create_app(https))
-    cookie = (await http.get("/login")).headers["Set-Cookie"]
-    assert cookie.startswith("__Host-tessera_session=")
+    page = await http.get("/login")
+    cookie = page.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-tessera_login=")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    # the test client keeps no Secure cookie over http: send it back by hand, as a browser would
+    response = await http.post(
+        "/login",
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "csrf_token": hidden(await page.text(), "csrf_token"),
+        },
+        headers={"Cookie": f"__Host-tessera_login={page.cookies['__Host-tessera_login'].value}"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    cookie = response.cookies["__Host-tessera_session"].OutputString()
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 

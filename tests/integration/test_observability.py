@@ -15,7 +15,7 @@ from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.observability import RequestIdFilter, json_formatter
 from tests.conftest import PASSWORD, ClientFactory, make_settings
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, obtain_code
+from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, hidden, obtain_code
 
 Factory = Callable[..., Awaitable[TestClient]]
 
@@ -132,8 +132,18 @@ async def test_not_ready_without_redis_and_pages_answer_503(
     response = await http.get("/readyz")
     assert response.status == 503
     assert (await response.json())["checks"]["redis"].startswith("failing")
-    # the login page needs Redis for its session: a clear 503 page, and the process stays up
-    page = await http.get("/login")
+    # the login page itself stores nothing (issue 11), but signing in needs Redis for the lockout
+    # and the session: a clear 503 page, and the process stays up
+    form = await http.get("/login")
+    assert form.status == 200
+    page = await http.post(
+        "/login",
+        data={
+            "username": "someone",
+            "password": "anything",
+            "csrf_token": hidden(await form.text(), "csrf_token"),
+        },
+    )
     assert page.status == 503
     assert "temporarily_unavailable" in await page.text()
     assert (await http.get("/healthz")).status == 200  # alive, just not ready

@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 import auth_server.client_keys
+from auth_server.app import create_app
 from auth_server.clients import Client, RegistrationError, validate_registration
 from auth_server.registry import Registry
+from tests.conftest import make_settings
 from tests.flow import basic
+from tests.services import Services
 
 ISSUER = "http://localhost:8000"
 TOKEN_URL = f"{ISSUER}/oauth2/token"
@@ -105,7 +108,7 @@ def new_key(alg: str = "ES256", kid: str | None = None) -> Key:
 
 
 def claims(
-    client_id: str, *, aud: str | list[str] | _Drop = TOKEN_URL, lifetime: int = 300, **changes: Any
+    client_id: str, *, aud: str | list[str] | _Drop = ISSUER, lifetime: int = 300, **changes: Any
 ) -> dict[str, Any]:
     """A valid assertion's claims for ``client_id``; ``changes`` override them (``DROP`` removes one)."""
     now = int(time.time())
@@ -240,16 +243,43 @@ async def test_issuer_is_a_valid_audience(http: TestClient, registry: Registry) 
     await assert_token_for(response, registry, client)
 
 
-async def test_audience_array_containing_the_token_endpoint(http: TestClient, registry: Registry) -> None:
+@pytest.mark.parametrize(
+    "aud", [["https://someone-else.example", TOKEN_URL], [ISSUER, "https://someone-else.example"], [ISSUER]]
+)
+async def test_an_audience_array_is_refused(http: TestClient, registry: Registry, aud: list[str]) -> None:
+    """The audience-injection fix of the RFC 7523 update: the issuer alone, as a single string."""
     client, key = await partner(registry)
-    aud = ["https://someone-else.example", TOKEN_URL]
     response = await client_credentials(http, key.sign(claims(client.client_id, aud=aud)))
+    await assert_invalid_client(response)
+
+
+@pytest.fixture
+async def compat_http(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    database_url: str,
+    backing: Services,
+    redis_prefix: str,
+) -> TestClient:
+    """The server with TESSERA_ASSERTION_AUDIENCE_COMPAT=on: the endpoint called is an audience too."""
+    settings = make_settings(database_url, backing.redis_url, redis_prefix, assertion_audience_compat="on")
+    return await aiohttp_client(create_app(settings))
+
+
+async def test_token_endpoint_audience_only_with_the_compatibility_switch(
+    http: TestClient, compat_http: TestClient, registry: Registry
+) -> None:
+    client, key = await partner(registry)
+    await assert_invalid_client(
+        await client_credentials(http, key.sign(claims(client.client_id, aud=TOKEN_URL)))
+    )
+    response = await client_credentials(compat_http, key.sign(claims(client.client_id, aud=TOKEN_URL)))
     await assert_token_for(response, registry, client)
 
 
 async def test_revocation_endpoint_audience_at_the_revocation_endpoint(
-    http: TestClient, registry: Registry
+    compat_http: TestClient, registry: Registry
 ) -> None:
+    http = compat_http
     client, key = await partner(registry)
     issued = await client_credentials(http, key.sign(claims(client.client_id)))
     access_token = (await issued.json())["access_token"]
@@ -263,16 +293,18 @@ async def test_revocation_endpoint_audience_at_the_revocation_endpoint(
 
 
 async def test_revocation_audience_is_refused_at_the_token_endpoint(
-    http: TestClient, registry: Registry
+    compat_http: TestClient, registry: Registry
 ) -> None:
+    http = compat_http
     client, key = await partner(registry)
     response = await client_credentials(http, key.sign(claims(client.client_id, aud=REVOKE_URL)))
     await assert_invalid_client(response)
 
 
 async def test_introspection_endpoint_audience_at_the_introspection_endpoint(
-    http: TestClient, registry: Registry
+    compat_http: TestClient, registry: Registry
 ) -> None:
+    http = compat_http
     client, key = await partner(registry, allow_introspection=True)
     issued = await client_credentials(http, key.sign(claims(client.client_id)))
     access_token = (await issued.json())["access_token"]
@@ -294,6 +326,7 @@ async def test_introspection_endpoint_audience_at_the_introspection_endpoint(
     [
         "https://other-server.example/oauth2/token",
         "http://localhost:8000/oauth2/token/",
+        "http://localhost:8000/oauth2/token",
         "http://localhost:8000/",
         "https://localhost:8000/oauth2/token",
         "http://localhost:8000/oauth2/introspect",

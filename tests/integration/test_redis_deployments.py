@@ -18,7 +18,7 @@ from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.redis import create_redis
 from tests.conftest import PASSWORD, ClientFactory, free_port, make_settings
-from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code
+from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code, sign_in
 
 Factory = Callable[..., Awaitable[TestClient]]
 SLOTS = 16384
@@ -212,7 +212,7 @@ def sentinel(tmp_path: Path) -> Iterator[str]:
 
 
 async def test_the_server_works_through_sentinel(
-    aiohttp_client: Factory, sentinel: str, database_url: str, redis_prefix: str
+    aiohttp_client: Factory, sentinel: str, database_url: str, redis_prefix: str, user: User
 ) -> None:
     http = await aiohttp_client(create_app(make_settings(database_url, sentinel, redis_prefix)))
     for _ in range(100):  # the Sentinel needs a moment to learn its master
@@ -221,8 +221,8 @@ async def test_the_server_works_through_sentinel(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("never ready through the Sentinel")
-    page = await http.get("/login")  # a session written to the master the Sentinel names
-    assert page.status == 200
+    # a sign-in: lockout counters and a session written to the master the Sentinel names
+    assert await sign_in(http, user.username, PASSWORD) == 303
     client = create_redis(sentinel)
     try:
         assert [key async for key in client.scan_iter(match=f"{redis_prefix}session:*")]

@@ -271,14 +271,13 @@ async def test_state_is_required_for_clients_not_using_pkce(
 
 async def test_login_csrf_with_another_sessions_token_is_refused(http: TestClient, user: User) -> None:
     """RFC 9700 §4.7, RFC 6749 §10.12: a login form forged with the attacker's own valid CSRF token fails."""
-    # the attacker's session and its genuine token, from the attacker's browser
+    # the attacker's login cookie and its genuine token, from the attacker's browser
     _browse_with(http, None)
     attacker_csrf = hidden(await (await http.get("/login")).text(), "csrf_token")
-    # the victim's browser, with a session of its own
+    # the victim's browser, with a login cookie of its own
     _browse_with(http, None)
     await http.get("/login")
-    victim_sid = _session_id(http)
-    assert victim_sid
+    victim_nonce = next(c.value for c in http.session.cookie_jar if c.key == "tessera_login")
     # the attacker's page posts its own credentials and token from the victim's browser (login CSRF)
     forged = {"username": user.username, "password": PASSWORD, "csrf_token": attacker_csrf}
     for csrf in (attacker_csrf, None):
@@ -286,13 +285,13 @@ async def test_login_csrf_with_another_sessions_token_is_refused(http: TestClien
         response = await http.post("/login", data=data, allow_redirects=False)
         assert response.status == 400
         assert "Location" not in response.headers
-        assert _session_id(http) == victim_sid
-    # a browser with no session at all fares no better
+        assert _session_id(http) is None
+    # a browser with no cookie at all fares no better
     _browse_with(http, None)
     response = await http.post("/login", data=forged, allow_redirects=False)
     assert response.status == 400 and "Location" not in response.headers
-    _browse_with(http, victim_sid)
-    assert "signed in as" not in await (await http.get("/login")).text()
+    assert _session_id(http) is None
+    assert victim_nonce
 
 
 async def test_consent_csrf_with_a_foreign_token_or_request_is_refused(
@@ -621,13 +620,18 @@ async def test_session_fixation_planted_session_id_is_worthless_after_login(
     client, _ = await new_client()
     # a made-up id is never adopted: the server hands out its own
     _browse_with(http, "attacker-chosen-session-id")
-    await http.get("/login")
+    assert await sign_in(http, user.username, PASSWORD) == 303
     assert _session_id(http) not in (None, "attacker-chosen-session-id")
-    # the attacker gets a real anonymous session, and plants its id in the victim's browser
+    # the login page hands out no session at all before login; so the attacker signs in as itself
+    # and plants its own session id in the victim's browser
+    mallory = await registry.users.create(f"mallory-{uuid.uuid4().hex[:8]}", hash_password(PASSWORD))
     _browse_with(http, None)
-    planted_page = await (await http.get("/login")).text()
+    await http.get("/login")
+    assert _session_id(http) is None
+    assert await sign_in(http, mallory.username, PASSWORD) == 303
     planted = _session_id(http)
     assert planted
+    planted_page = await (await http.get("/login")).text()
     _browse_with(http, planted)
     assert await sign_in(http, user.username, PASSWORD) == 303
     fresh = _session_id(http)

@@ -5,7 +5,9 @@ No Docker engine or cluster runs on our CI machines, so these are validated, not
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from shared.http import parse_networks
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.33.0"
@@ -76,3 +80,31 @@ def test_the_image_is_multi_stage_non_root_and_health_checked() -> None:
     final = dockerfile.split(stages[1], 1)[1]
     assert "USER 10001" in final and "HEALTHCHECK" in final
     assert "apt-get" not in final and "gcc" not in final and "COPY --from=build /opt/tessera" in final
+
+
+def _config_map() -> dict[str, str]:
+    (config,) = [doc for name, doc in _k8s_documents() if name == "config.yaml:ConfigMap/tessera-config"]
+    data: dict[str, str] = config["data"]
+    return data
+
+
+def test_shipped_configs_trust_no_broad_proxy_range() -> None:
+    """X-Forwarded-For is believed from the trusted proxies: a broad range (10.0.0.0/8) lets any
+    client whose packets arrive from inside it (SNAT at an ingress or a NodePort) forge its address."""
+    k8s = parse_networks(_config_map()["TESSERA_TRUSTED_PROXIES"])
+    assert all(n.prefixlen >= (24 if n.version == 4 else 64) for n in k8s), k8s
+    assert not any(n.overlaps(ipaddress.ip_network("10.0.0.0/8")) and n.prefixlen <= 8 for n in k8s)
+    # compose pins the gateway's address, and trusts that address alone
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    trusted = parse_networks(compose["x-tessera"]["environment"]["TESSERA_TRUSTED_PROXIES"])
+    gateway = compose["services"]["gateway"]["networks"]["tessera"]["ipv4_address"]
+    assert trusted == (ipaddress.ip_network(gateway),)
+
+
+def test_the_gateway_sends_hsts_for_https_requests() -> None:
+    template = (DEPLOY / "nginx" / "tessera.conf.template").read_text()
+    assert re.search(r"^\s*add_header Strict-Transport-Security \$tessera_hsts always;", template, re.M)
+    assert '"max-age=63072000; includeSubDomains"' in template
+    # an add_header inside a location would silently replace the server-level one there
+    directives = [line for line in template.splitlines() if line.strip().startswith("add_header")]
+    assert len(directives) == 1

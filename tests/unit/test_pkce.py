@@ -5,11 +5,25 @@ from __future__ import annotations
 import pytest
 
 from auth_server import pkce
+from auth_server.clients import Client
 from shared.errors import InvalidGrant, InvalidRequest
 
 # RFC 7636 Appendix B
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def _client(auth_method: str = "client_secret_basic", *, require_pkce: bool = True) -> Client:
+    return Client(
+        client_id="c",
+        client_name="c",
+        secret_hash=None,
+        redirect_uris=(),
+        grant_types=("authorization_code",),
+        scope=(),
+        token_endpoint_auth_method=auth_method,
+        require_pkce=require_pkce,
+    )
 
 
 def test_s256_matches_the_rfc_example() -> None:
@@ -38,9 +52,16 @@ def test_verifier_without_challenge_is_a_downgrade() -> None:
 )
 def test_only_well_formed_s256_challenges_are_accepted(challenge: str | None, method: str | None) -> None:
     with pytest.raises(InvalidRequest):
-        pkce.check_challenge(challenge, method)
+        pkce.check_challenge(_client(), challenge, method)
 
 
 def test_s256_challenge_is_accepted() -> None:
-    pkce.check_challenge(CHALLENGE, "S256")
-    pkce.check_challenge(None, None)
+    pkce.check_challenge(_client(), CHALLENGE, "S256")
+
+
+def test_pkce_is_required_unless_relaxed_for_a_confidential_client() -> None:
+    """Issue 11 defect 9: PKCE by default for every client; relaxed only for a confidential one."""
+    for client in (_client(), _client("none"), _client("none", require_pkce=False)):
+        with pytest.raises(InvalidRequest, match="PKCE"):
+            pkce.check_challenge(client, None, None)
+    pkce.check_challenge(_client(require_pkce=False), None, None)
