@@ -53,7 +53,10 @@ class AccessTokenIssuer:
         client_id: str,
         scope: tuple[str, ...],
         auth_time: int | None = None,
+        grant_id: str | None = None,
     ) -> str:
+        """The signed token. ``grant_id`` names the refresh-token family it is issued from, so that
+        revoking the family revokes it too, with one entry in the revocation list."""
         key = self._keyring.active(datetime.now(UTC))
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -67,6 +70,8 @@ class AccessTokenIssuer:
         }
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if grant_id is not None:
+            claims["grant_id"] = grant_id
         # the JWS layer signs the payload bytes as given: orjson serialises them in a fraction of
         # the time jwt.encode's json.dumps takes (the claims are all str and int, nothing to convert)
         return jwt.api_jws.encode(

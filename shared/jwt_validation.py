@@ -20,7 +20,8 @@ refused: Tessera understands no JWS extension (RFC 7515 §4.1.11). Validation ne
 authorization server once its keys are cached, so resource servers keep working while it is down.
 
 Revocation (opt-in): ``TokenValidator(..., revocations=RevocationList(issuer))`` refuses a token
-whose ``jti`` the issuer has revoked (RFC 7009, refresh-token reuse, code replay). The list is
+whose ``jti``, or whose ``grant_id`` (the refresh-token family it was issued from), the issuer has
+revoked (RFC 7009, refresh-token reuse, code replay). The list is
 pulled every few seconds from the issuer's ``tessera_revocation_list_uri``, so a revocation takes
 effect within about ``refresh_interval`` + 1 s; it is checked on every request, cached tokens
 included. If the issuer cannot be reached, the last list fetched keeps being used (fail open) and
@@ -198,7 +199,8 @@ class JWKSKeySource(KeySource):
 
 @dataclass
 class RevocationList:
-    """The issuer's revoked access tokens (their ``jti``), pulled like a short-lived CRL.
+    """The issuer's revoked access tokens, pulled like a short-lived CRL: single tokens by ``jti``,
+    and whole grants (a refresh-token family, every access token issued from it) by ``grant_id``.
 
     * the list is fetched from ``url`` (default: the ``tessera_revocation_list_uri`` of the issuer's
       RFC 8414 metadata) every ``refresh_interval`` seconds in the background (start it with
@@ -217,6 +219,7 @@ class RevocationList:
     max_entries: int = 1_000_000
     max_bytes: int = 64 * 1024 * 1024
     _revoked: frozenset[str] = field(default_factory=frozenset, init=False)
+    _revoked_grants: frozenset[str] = field(default_factory=frozenset, init=False)
     _etag: str | None = field(default=None, init=False)
     _current_at: float | None = field(default=None, init=False)  # monotonic: last 200 or 304
     _warned_at: float | None = field(default=None, init=False)
@@ -226,12 +229,13 @@ class RevocationList:
     failures: int = field(default=0, init=False)
     WARN_EVERY = 60.0  # seconds between repeated warnings while fetches keep failing
 
-    def is_revoked(self, jti: str) -> bool:
-        return jti in self._revoked
+    def is_revoked(self, jti: str, grant_id: str | None = None) -> bool:
+        """Whether this token, or the grant it was issued from (its ``grant_id``), is revoked."""
+        return jti in self._revoked or (grant_id is not None and grant_id in self._revoked_grants)
 
     @property
     def size(self) -> int:
-        return len(self._revoked)
+        return len(self._revoked) + len(self._revoked_grants)
 
     @property
     def age(self) -> float | None:
@@ -257,23 +261,23 @@ class RevocationList:
                     self._warned_at = started
                     age = self.age
                     log.warning(
-                        "could not refresh the revocation list of %s: %r; keeping %d revoked jti(s) "
+                        "could not refresh the revocation list of %s: %r; keeping %d revoked entries "
                         "(%s): revocations made since then are not seen",
                         self.issuer,
                         exc,
-                        len(self._revoked),
+                        self.size,
                         "never fetched" if age is None else f"{age:.0f} s old",
                     )
                 return False
             if revoked is not None:
-                self._revoked = revoked
+                self._revoked, self._revoked_grants = revoked
             self._current_at = started
             if self._warned_at is not None:
                 self._warned_at = None
                 log.info("the revocation list of %s is current again", self.issuer)
             return True
 
-    async def _download(self) -> frozenset[str] | None:
+    async def _download(self) -> tuple[frozenset[str], frozenset[str]] | None:
         """The new list, or None when the one held is still current (304)."""
         if self._fetcher is None:
             # shared.fetch's guard, as for the JWKS: size and time limits, no redirects; private
@@ -300,12 +304,17 @@ class RevocationList:
             raise ValueError("the revocation list has no revoked array")
         if len(entries) > self.max_entries:
             raise ValueError(f"the revocation list has more than {self.max_entries} entries")
-        revoked = frozenset(entry["jti"] for entry in entries)
-        if not all(isinstance(jti, str) for jti in revoked):
-            raise ValueError("the revocation list has a jti that is not a string")
+        jtis, grants = set(), set()
+        for entry in entries:
+            if "grant_id" in entry:
+                grants.add(entry["grant_id"])
+            else:
+                jtis.add(entry["jti"])
+        if not all(isinstance(value, str) for value in (*jtis, *grants)):
+            raise ValueError("the revocation list has a jti or grant_id that is not a string")
         self.fetches += 1
         self._etag = etag
-        return revoked
+        return frozenset(jtis), frozenset(grants)
 
     async def run(self) -> None:
         """Refresh forever (a background task), every ``refresh_interval`` seconds, the first
@@ -382,7 +391,9 @@ class TokenValidator:
             else:
                 claims = cached
         # on every call, after the cache: a revocation must never be cached away
-        if self.revocations is not None and self.revocations.is_revoked(claims["jti"]):
+        if self.revocations is not None and self.revocations.is_revoked(
+            claims["jti"], claims.get("grant_id")
+        ):
             raise InvalidToken("The access token has been revoked.")
         return claims
 

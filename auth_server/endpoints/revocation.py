@@ -60,5 +60,5 @@ async def _revoke_refresh(registry: Registry, client: Client, token: str) -> boo
         return False
     if info.grant.client_id == client.client_id:
         live = await registry.refresh_tokens.revoke_family(info.grant.family_id, "revoked by the client")
-        await registry.revoked_tokens.revoke_all(live)
+        await registry.revoked_tokens.revoke_grant(info.grant.family_id, live)
     return True

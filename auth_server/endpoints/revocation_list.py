@@ -10,11 +10,13 @@ server may still accept its token::
     {"issuer": "https://auth.example.com",
      "generated_at": 1767225600,          # seconds since the epoch
      "next_update": 1767225601,           # a newer list may exist from then on
-     "revoked": [{"jti": "…", "exp": 1767226000}, …]}    # soonest-expiring first
+     "revoked": [{"jti": "…", "exp": 1767226000},            # one token
+                 {"grant_id": "…", "exp": 1767226100}, …]}    # every token of a grant;
+                                                              # soonest-expiring first
 
-Only ``jti`` and ``exp`` are published: a ``jti`` is a random identifier, not a credential. The
-list holds no more than the tokens revoked within one access-token lifetime plus the largest clock
-leeway (see :mod:`auth_server.stores.revoked_tokens`).
+Only identifiers and expiries are published: a ``jti`` or ``grant_id`` is a random identifier, not
+a credential. The list holds no more than what was revoked within one access-token lifetime plus
+the largest clock leeway, one entry per revocation (see :mod:`auth_server.stores.revoked_tokens`).
 
 Polling is cheap on both sides: the answer carries a weak ``ETag`` over the listed entries, and an
 ``If-None-Match`` naming it gets ``304 Not Modified`` with no body. Each process renders the list
@@ -72,7 +74,7 @@ def endpoint() -> Callable[[web.Request], Awaitable[web.Response]]:
                 return rendered
             at = time.monotonic()
             entries = await registry.revoked_tokens.listed()
-            listed = orjson.dumps([{"jti": jti, "exp": exp} for jti, exp in entries])
+            listed = orjson.dumps([{kind: ident, "exp": exp} for kind, ident, exp in entries])
             now = int(time.time())
             body = orjson.dumps(
                 {

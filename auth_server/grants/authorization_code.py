@@ -15,7 +15,6 @@ from auth_server.clients import Client
 from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
 from auth_server.stores.codes import Issued, Replayed
-from auth_server.stores.refresh_tokens import IssuedAccess
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
 
 
@@ -57,11 +56,8 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
 
 
 async def _revoke(registry: Registry, issued: Issued) -> None:
-    accesses: list[IssuedAccess] = []
     if issued.jti is not None and issued.expires_at is not None:
-        accesses.append(IssuedAccess(issued.jti, issued.expires_at))
+        await registry.revoked_tokens.revoke(issued.jti, issued.expires_at)
     if issued.family_id is not None:
-        accesses.extend(
-            await registry.refresh_tokens.revoke_family(issued.family_id, "authorization code replayed")
-        )
-    await registry.revoked_tokens.revoke_all(accesses)
+        live = await registry.refresh_tokens.revoke_family(issued.family_id, "authorization code replayed")
+        await registry.revoked_tokens.revoke_grant(issued.family_id, live)

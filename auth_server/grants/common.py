@@ -52,7 +52,12 @@ async def issue_tokens(
             access=access.record,
         )
     jwt = registry.access_tokens.sign(
-        access, subject=subject, client_id=client.client_id, scope=scope, auth_time=auth_time
+        access,
+        subject=subject,
+        client_id=client.client_id,
+        scope=scope,
+        auth_time=auth_time,
+        grant_id=None if family_id is None else str(family_id),
     )
     return IssuedTokens(
         token_response(jwt, registry.access_tokens.ttl, scope, refresh_token), access, family_id

@@ -31,7 +31,8 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         client_scope=client.scope,
     )
     if isinstance(outcome, Refused):
-        await registry.revoked_tokens.revoke_all(outcome.revoked_access)
+        if outcome.family_id is not None:
+            await registry.revoked_tokens.revoke_grant(outcome.family_id, outcome.revoked_access)
         if outcome.reason is Rejection.REUSED:
             await registry.audit.record(
                 "refresh_token.reuse_detected", client_id=client.client_id, ip=request.client_ip
@@ -47,5 +48,6 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         client_id=client.client_id,
         scope=scope,
         auth_time=None if grant.auth_time is None else int(grant.auth_time.timestamp()),
+        grant_id=str(grant.family_id),
     )
     return token_response(jwt, registry.access_tokens.ttl, scope, outcome.refresh_token)

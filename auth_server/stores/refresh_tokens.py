@@ -81,7 +81,8 @@ class Rotated:
 @dataclass(frozen=True, slots=True)
 class Refused:
     reason: Rejection
-    # access tokens of a family revoked by this refusal, for the caller to deny-list
+    # the family revoked by this refusal, and its access tokens still live, for the caller to deny-list
+    family_id: uuid.UUID | None = None
     revoked_access: tuple[IssuedAccess, ...] = ()
 
 
@@ -175,7 +176,7 @@ class RefreshTokenStore:
                         return rotated
             # A rotated token presented again: revoke the family, committed although the request fails.
             revoked = await self.revoke_family(row["family_id"], "refresh token reused", conn=conn)
-            return Refused(Rejection.REUSED, revoked)
+            return Refused(Rejection.REUSED, row["family_id"], revoked)
 
     async def _rotate_row(
         self,

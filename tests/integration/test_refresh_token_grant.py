@@ -73,8 +73,8 @@ async def test_reusing_a_rotated_token_revokes_the_family(
     # the legitimate holder's newer token is dead too, and its access token deny-listed
     status, body = await _refresh(http, client.client_id, secret, second["refresh_token"])
     assert (status, body["error"]) == (400, "invalid_grant")
-    jti = jwt.decode(second["access_token"], options={"verify_signature": False})["jti"]
-    assert await registry.revoked_tokens.is_revoked(jti)
+    claims = jwt.decode(second["access_token"], options={"verify_signature": False})
+    assert await registry.revoked_tokens.is_revoked(claims["jti"], claims["grant_id"])
 
 
 async def test_scope_may_only_narrow(http: TestClient, new_client: ClientFactory, user: User) -> None:

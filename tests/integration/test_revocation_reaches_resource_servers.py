@@ -179,7 +179,7 @@ async def test_with_the_check_off_a_revoked_token_works_until_it_expires(
         while True:
             async with session.get(f"{live_server.url}/oauth2/revoked") as response:
                 assert response.status == 200
-                listed = {entry["jti"] for entry in (await response.json())["revoked"]}
+                listed = {entry.get("jti") for entry in (await response.json())["revoked"]}
             if _jti(access) in listed or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
@@ -209,7 +209,8 @@ async def test_the_revocation_list_is_published_with_etags(live_server: LiveServ
         assert document["next_update"] >= document["generated_at"]
         exp = jwt.decode(tokens["access_token"], options={"verify_signature": False})["exp"]
         assert {"jti": _jti(tokens["access_token"]), "exp": exp} in document["revoked"]
-        assert all(set(entry) == {"jti", "exp"} for entry in document["revoked"])  # nothing else
+        # nothing else: a token's jti or a grant's id, and an expiry
+        assert all(set(entry) in ({"jti", "exp"}, {"grant_id", "exp"}) for entry in document["revoked"])
         async with session.get(url, headers={"If-None-Match": etag}) as response:
             assert response.status == 304
             assert await response.read() == b""
@@ -249,12 +250,44 @@ async def test_the_published_list_stays_bounded(live_server: LiveServer, backing
             ]
         )
         assert await redis.zscore(key, stale) is None  # trimmed by the write
-        listed = dict(await store.listed())
+        listed = {ident: exp for _, ident, exp in await store.listed()}
         assert live in listed and leeway in listed and gone not in listed and stale not in listed
         assert listed[live] == math.ceil((now + timedelta(seconds=60)).timestamp())
         assert await store.is_revoked(live) and not await store.is_revoked(leeway)  # introspection: no leeway
         await redis.zadd(key, {stale: int(time.time()) - 301})
-        assert stale not in dict(await store.listed())  # and by the read
+        assert stale not in {ident for _, ident, _ in await store.listed()}  # and by the read
         assert await redis.zscore(key, stale) is None
     finally:
         await redis.aclose()
+
+
+async def test_a_revoked_family_is_one_entry_however_many_tokens_it_issued(live_server: LiveServer) -> None:
+    """Review finding: reuse detection used to list every live access token of the family, so a
+    client could inflate the list (and every resource server's memory) by rotating, then replaying."""
+    credentials, tokens = await _signed_in(live_server)
+    first = tokens["refresh_token"]
+    refresh, issued = first, []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(20):
+            async with session.post(
+                f"{live_server.url}/oauth2/token",
+                data={"grant_type": "refresh_token", "refresh_token": refresh},
+                headers=credentials,
+            ) as response:
+                body = await response.json()
+                assert response.status == 200, body
+            refresh = body["refresh_token"]
+            issued.append(body["access_token"])
+        async with session.post(
+            f"{live_server.url}/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": first},
+            headers=credentials,
+        ) as response:
+            assert (await response.json())["error"] == "invalid_grant"  # the replay: family revoked
+        await asyncio.sleep(1.1)  # past the one-second rendering of the list
+        async with session.get(f"{live_server.url}/oauth2/revoked") as response:
+            revoked = (await response.json())["revoked"]
+    grant_id = jwt.decode(issued[-1], options={"verify_signature": False})["grant_id"]
+    assert all(jwt.decode(t, options={"verify_signature": False})["grant_id"] == grant_id for t in issued)
+    mine = [e for e in revoked if e.get("grant_id") == grant_id or e.get("jti") in {_jti(t) for t in issued}]
+    assert mine == [{"grant_id": grant_id, "exp": mine[0]["exp"]}]

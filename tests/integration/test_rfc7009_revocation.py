@@ -57,8 +57,10 @@ async def test_revoking_a_refresh_token_revokes_its_family(
     )
     assert (await response.json())["error"] == "invalid_grant"
     # the access token issued alongside is deny-listed too (§2.1)
-    jti = registry.access_tokens.verify(tokens["access_token"])
-    assert jti is not None and await registry.revoked_tokens.is_revoked(jti["jti"])
+    # (by the grant it was issued from: one entry for the whole family)
+    claims = registry.access_tokens.verify(tokens["access_token"])
+    assert claims is not None and await registry.revoked_tokens.is_revoked(claims["jti"], claims["grant_id"])
+    assert not await registry.revoked_tokens.is_revoked(claims["jti"])
 
 
 async def test_revoking_an_access_token_deny_lists_it(
@@ -97,7 +99,8 @@ async def test_a_client_cannot_revoke_another_clients_tokens(
     assert await _revoke(http, api_id, api_secret, tokens["refresh_token"]) == 200
     assert await _revoke(http, api_id, api_secret, tokens["access_token"]) == 200
     claims = registry.access_tokens.verify(tokens["access_token"])
-    assert claims is not None and not await registry.revoked_tokens.is_revoked(claims["jti"])
+    assert claims is not None
+    assert not await registry.revoked_tokens.is_revoked(claims["jti"], claims["grant_id"])
     response = await http.post(
         "/oauth2/token",
         data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},

@@ -276,3 +276,22 @@ def test_a_revocation_list_needs_the_jti_claim_required() -> None:
             required_claims=("iss", "sub", "aud", "exp"),
             revocations=RevocationList("https://i.example"),
         )
+
+
+async def test_a_revoked_grant_revokes_every_token_issued_from_it(
+    issuer: ListingIssuer, revocations: RevocationList
+) -> None:
+    issuer.body = json.dumps(
+        {
+            "issuer": issuer.url,
+            "generated_at": int(time.time()),
+            "next_update": int(time.time()) + 1,
+            "revoked": [{"grant_id": "family-1", "exp": int(time.time()) + 60}, {"jti": "j-1", "exp": 1}],
+        }
+    ).encode()
+    assert await revocations.refresh()
+    assert revocations.is_revoked("any-token", "family-1")
+    assert revocations.is_revoked("j-1")
+    assert not revocations.is_revoked("any-token", "family-2")
+    assert not revocations.is_revoked("family-1")  # a grant id is not a jti
+    assert revocations.size == 2
