@@ -32,6 +32,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.config import ConfigError, Env, is_local_http
 from shared.jwt_validation import DEFAULT_ALGORITHMS, FORBIDDEN_ALGORITHMS
@@ -62,6 +63,11 @@ class ResourceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:
         env = Env(os.environ if environ is None else environ)
         issuer = env.url("ISSUER", ("https", "http"), "http://localhost:8000").rstrip("/")
+        if urlsplit(issuer).scheme == "http" and not is_local_http(issuer):
+            # keys and the revocation list would come unauthenticated over the network
+            raise ConfigError(
+                f"{env.name('ISSUER')} must use https (plain http is allowed only on localhost)"
+            )
         database_url = env.optional("RESOURCE_DATABASE_URL") or env.optional("DATABASE_URL")
         if database_url is None and not is_local_http(issuer):
             raise ConfigError(

@@ -1,8 +1,9 @@
 """The ``audit_events`` table: an append-only trail of security events.
 
-Events: ``client.created``, ``client.deleted``, ``client.secret_rotated``, ``consent.granted``,
-``refresh_token.reuse_detected``, ``authorization_code.replayed``, ``login.locked_out``,
-``key.created``, ``key.rotated``. Details never hold a secret, code, token or password.
+Events: ``client.created``, ``client.updated``, ``client.deleted``, ``client.secret_rotated``,
+``consent.granted``, ``refresh_token.reuse_detected``, ``authorization_code.replayed``,
+``login.succeeded``, ``login.failed``, ``login.locked_out``, ``key.created``, ``key.rotated``,
+``keys.rewrapped``. Details never hold a secret, code, token or password.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from auth_server.settings import DEV_KEY_ENCRYPTION_KEY, Settings
+from resource_server.settings import ResourceSettings
 from shared.config import ConfigError, redact_url
 
 KEK = base64.b64encode(b"k" * 32).decode()
@@ -69,3 +70,15 @@ def test_custom_scopes() -> None:
 def test_redact_url_hides_passwords() -> None:
     assert redact_url("postgresql://tessera:s3cret@db/x") == "postgresql://tessera:***@db/x"
     assert "s3cret" not in redact_url("redis://:s3cret@cache:6379")
+
+
+def test_the_resource_server_trusts_a_plain_http_issuer_only_on_localhost() -> None:
+    """Issue 11 review: its keys and revocation list must not come unauthenticated over a network."""
+    with pytest.raises(ConfigError, match="TESSERA_ISSUER must use https"):
+        ResourceSettings.from_env(
+            {"TESSERA_ISSUER": "http://auth.internal:8000", "TESSERA_DATABASE_URL": "postgresql://x/y"}
+        )
+    assert (
+        ResourceSettings.from_env({"TESSERA_ISSUER": "http://localhost:8000"}).issuer
+        == "http://localhost:8000"
+    )
