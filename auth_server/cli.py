@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from auth_server import keys, signing, usernames
 from auth_server.app import MIGRATIONS, SCHEMA, create_app
 from auth_server.clients import (
@@ -26,7 +28,7 @@ from auth_server.clients import (
 from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from auth_server.stores.users import UsernameTaken
+from auth_server.stores.users import SameCanonicalName, UsernameTaken, UserStore
 from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
 from resource_server.app import SCHEMA as RESOURCE_SCHEMA
 from resource_server.settings import ResourceSettings
@@ -93,16 +95,89 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+CANONICAL_USERNAME_INDEX = "users_username_canonical"  # built by migration 005
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthMigration:
+    applied: list[str]
+    recanonicalized: int  # usernames whose stored canonical form was corrected
+
+
+async def migrate_auth(database_url: str) -> AuthMigration:
+    """The auth schema's migrations, then the exact canonical form of every username.
+
+    The second step runs every time (``tessera migrate``, ``tessera dev``), not only when migration
+    005 is applied: that migration's SQL only approximates the form, and a run stopped by usernames
+    that became equal must finish once they are renamed. Such usernames raise :class:`CommandError`
+    naming them (every other username is corrected first), as do usernames that keep migration
+    005's unique index from being built (then nothing of 005 is applied).
+    """
+    try:
+        applied = await db.migrate(database_url, SCHEMA, MIGRATIONS)
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != CANONICAL_USERNAME_INDEX:
+            raise
+        async with _user_store(database_url) as users:
+            collisions = await users.collisions_under_backfill()
+        if not collisions:
+            raise
+        raise CommandError(
+            _same_names_report(collisions, "Nothing of migration 005, or of those after it, was applied.")
+        ) from None
+    async with _user_store(database_url) as users:
+        result = await users.recanonicalize()
+    if result.collisions:
+        done = (
+            f"The migrations are applied and {result.changed} other username(s) corrected; until renamed,"
+            " the users to rename cannot sign in (their name leads to the user who keeps it)."
+        )
+        raise CommandError(_same_names_report(result.collisions, done))
+    return AuthMigration(applied, result.changed)
+
+
+@contextlib.asynccontextmanager
+async def _user_store(database_url: str) -> AsyncIterator[UserStore]:
+    pool = await db.create_pool(database_url, SCHEMA, min_size=1, max_size=1)
+    try:
+        yield UserStore(pool)
+    finally:
+        await pool.close()
+
+
+def _same_names_report(collisions: tuple[SameCanonicalName, ...], outcome: str) -> str:
+    """What an operator needs to settle usernames that compare equal (NFKC + case folding)."""
+    lines = [
+        "these usernames are one name as Tessera compares names (NFKC, case-folded), which one user can have:"
+    ]
+    for collision in collisions:
+        others = ", ".join(f"{u.username!r} (user {u.user_id})" for u in collision.rename)
+        lines.append(
+            f"  {collision.keeps.username!r} (user {collision.keeps.user_id}) keeps {collision.canonical!r};"
+            f" rename {others}"
+        )
+    lines.append(outcome)
+    lines.append("Give each user to rename a name of your choosing, for example in psql:")
+    lines.extend(
+        # printed for the operator, never run here; only the schema constant and a UUID are filled in
+        f"  UPDATE {SCHEMA}.users SET username = '<new username>' WHERE user_id = '{user.user_id}';"  # noqa: S608
+        for collision in collisions
+        for user in collision.rename
+    )
+    lines.append("then run `tessera migrate` again.")
+    return "\n".join(lines)
+
+
 async def cmd_migrate(args: argparse.Namespace) -> None:
     """Each server's migrations, in its own schema (``--only`` for teams that deploy them apart)."""
     if args.only in (None, "auth"):
         settings = auth_settings()
         assert settings.database_url is not None
-        applied = await db.migrate(settings.database_url, SCHEMA, MIGRATIONS)
-        if "005_hardening.sql" in applied:
-            async with open_registry(settings) as registry:
-                await registry.users.recanonicalize()
+        migrated = await migrate_auth(settings.database_url)
+        applied = migrated.applied
         print(f"auth: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+        if migrated.recanonicalized:
+            print(f"auth: corrected the canonical form of {migrated.recanonicalized} username(s)")
     if args.only in (None, "resource"):
         resource = resource_settings()
         assert resource.database_url is not None

@@ -117,13 +117,12 @@ async def _with_photos(demo: Demo, owner: str, photos: PhotoStore) -> Demo:
 
 
 async def prepare(auth: Settings, resource: ResourceSettings, printer_port: int) -> Demo:
-    from auth_server.app import MIGRATIONS, SCHEMA
-    from auth_server.cli import open_registry
+    from auth_server.cli import migrate_auth, open_registry
     from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
     from resource_server.app import SCHEMA as RESOURCE_SCHEMA
 
     assert auth.database_url is not None and resource.database_url is not None
-    await db.migrate(auth.database_url, SCHEMA, MIGRATIONS)
+    await migrate_auth(auth.database_url)
     await db.migrate(resource.database_url, RESOURCE_SCHEMA, RESOURCE_MIGRATIONS)
     pool = await db.create_pool(resource.database_url, RESOURCE_SCHEMA, max_size=2)
     try:

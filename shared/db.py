@@ -46,11 +46,14 @@ def load_migrations(package: str) -> list[Migration]:
     return found
 
 
-async def migrate(dsn: str, schema: str, package: str) -> list[str]:
-    """Apply the pending migrations of ``package`` to ``schema``; return the names applied."""
+async def migrate(dsn: str, schema: str, package: str, *, target: int | None = None) -> list[str]:
+    """Apply the pending migrations of ``package`` to ``schema``; return the names applied.
+
+    ``target`` stops at that version (inclusive): tests build a database as an older release left it.
+    """
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
         raise ValueError(f"bad schema name {schema!r}")
-    migrations = load_migrations(package)
+    migrations = [m for m in load_migrations(package) if target is None or m.version <= target]
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from typing import Any
+
+from shared.lru import ExpiringLRU
 
 
 def fingerprint(token: str) -> bytes:
@@ -19,24 +20,17 @@ def fingerprint(token: str) -> bytes:
 
 
 class VerifiedTokens:
+    """At most ``size`` tokens' claims (none when ``size`` <= 0), each until the wall-clock time given."""
+
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
+        # deadlines are the tokens' own exp (+ leeway): wall-clock seconds, not monotonic ones
+        self._entries: ExpiringLRU[bytes, dict[str, Any]] = ExpiringLRU(size, clock=time.time)
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         """A copy of the claims (a caller changing them changes nothing here), or None."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= time.time():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return dict(entry[1])
+        claims = self._entries.get(key)
+        return None if claims is None else dict(claims)
 
     def put(self, key: bytes, claims: dict[str, Any], until: float) -> None:
-        if self.size <= 0:
-            return
-        self._entries[key] = (until, dict(claims))
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self._entries.put(key, dict(claims), until=until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -24,6 +25,28 @@ class User:
 
 class UsernameTaken(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class NamedUser:
+    user_id: uuid.UUID
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class SameCanonicalName:
+    """Users whose names have one canonical form, which only ``keeps`` can hold: each user in
+    ``rename`` needs another name before signing in."""
+
+    canonical: str
+    keeps: NamedUser
+    rename: tuple[NamedUser, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Recanonicalized:
+    changed: int
+    collisions: tuple[SameCanonicalName, ...]
 
 
 class UserStore:
@@ -53,22 +76,137 @@ class UserStore:
         )
         return None if row is None else User(**dict(row))
 
-    async def recanonicalize(self) -> int:
-        """Recompute every stored canonical name (after the SQL backfill of migration 005, which
-        can only approximate it); return how many changed."""
-        changed = 0
-        async with self._pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch("SELECT user_id, username, username_canonical FROM users FOR UPDATE"):
-                name = canonical(row["username"])
-                if name != row["username_canonical"]:
-                    await conn.execute(
-                        "UPDATE users SET username_canonical = $2 WHERE user_id = $1", row["user_id"], name
+    async def recanonicalize(self) -> Recanonicalized:
+        """Store the exact canonical form of every name whose stored form may differ from it.
+
+        Migration 005's SQL backfill only approximates the form, and a newer Unicode database in
+        Python (or an operator renaming a user in SQL) can change it, so ``tessera migrate`` runs this
+        every time. Where a corrected form would equal a name another user holds, the user who holds
+        it keeps it, the others keep their old stored form and are reported (they cannot sign in
+        until renamed); every other name is corrected. Cheap when there is nothing to do: one scan,
+        and no lock unless a name must change.
+        """
+        async with self._pool.acquire() as conn:
+            if not _changes(await conn.fetch(_INEXACT_CANDIDATES)):
+                return Recanonicalized(changed=0, collisions=())
+            async with conn.transaction():
+                # no name is registered while the names move (registration waits, and fails or not
+                # on the final forms); two `tessera migrate` runs at once take turns here
+                await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+                changes = _changes(await conn.fetch(_INEXACT_CANDIDATES))
+                holders = {
+                    row["username_canonical"]: _Named.of(row)
+                    for row in await conn.fetch(
+                        "SELECT user_id, username, username_canonical, created_at FROM users"
+                        " WHERE username_canonical = ANY($1::text[])",
+                        sorted(set(changes.values())),
                     )
-                    changed += 1
-        return changed
+                }
+                moves, collisions = _settle(changes, holders)
+                ids = [user.user_id for user in moves]
+                # every moving form is parked first: the unique index is checked row by row, and a
+                # form may move onto one that another moving form has yet to leave
+                await conn.execute(
+                    "UPDATE users SET username_canonical = $2 || user_id::text"
+                    " WHERE user_id = ANY($1::uuid[])",
+                    ids,
+                    _PARKED,
+                )
+                await conn.execute(
+                    "UPDATE users SET username_canonical = moved.canonical"
+                    " FROM unnest($1::uuid[], $2::text[]) AS moved (user_id, canonical)"
+                    " WHERE users.user_id = moved.user_id",
+                    ids,
+                    list(moves.values()),
+                )
+        return Recanonicalized(changed=len(moves), collisions=collisions)
+
+    async def collisions_under_backfill(self) -> tuple[SameCanonicalName, ...]:
+        """Users whose names migration 005's SQL backfill maps to one value, so that it cannot build
+        its unique index; asked of the table as migration 004 left it. The oldest user keeps the name."""
+        rows = await self._pool.fetch(
+            "SELECT user_id, username, canonical, created_at FROM ("
+            " SELECT user_id, username, created_at, lower(normalize(username, NFKC)) AS canonical,"
+            " count(*) OVER (PARTITION BY lower(normalize(username, NFKC))) AS sharing FROM users"
+            ") AS backfilled WHERE sharing > 1 ORDER BY canonical, created_at, user_id"
+        )
+        groups: dict[str, list[NamedUser]] = {}
+        for row in rows:
+            groups.setdefault(row["canonical"], []).append(NamedUser(row["user_id"], row["username"]))
+        return tuple(
+            SameCanonicalName(canonical, keeps=users[0], rename=tuple(users[1:]))
+            for canonical, users in groups.items()
+        )
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         row = await self._pool.fetchrow(
             "SELECT user_id, username, password_hash FROM users WHERE user_id = $1", user_id
         )
         return None if row is None else User(**dict(row))
+
+
+# The rows whose stored form can differ from the exact one: a name that is not pure ASCII, or an
+# ASCII name not stored as its ASCII lower case (for ASCII the backfill is exact, unless the
+# database's locale lowercases ASCII its own way, as tr_TR does with I).
+_INEXACT_CANDIDATES = (
+    "SELECT user_id, username, username_canonical, created_at FROM users"
+    " WHERE username ~ '[^[:ascii:]]'"
+    " OR username_canonical"
+    " <> translate(username, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+)
+
+# No canonical form contains U+212B ANGSTROM SIGN (NFKC turns it into U+00C5), nor does the SQL
+# backfill produce one: a form parked under it, followed by the user id, collides with nothing.
+_PARKED = "\u212b"
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    user: NamedUser
+    stored: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> _Named:
+        return cls(NamedUser(row["user_id"], row["username"]), row["username_canonical"], row["created_at"])
+
+
+def _changes(rows: list[asyncpg.Record]) -> dict[_Named, str]:
+    """Each user whose stored form is not the exact one, and the exact one."""
+    named = [_Named.of(row) for row in rows]
+    return {n: exact for n in named if (exact := canonical(n.user.username)) != n.stored}
+
+
+def _settle(
+    changes: dict[_Named, str], holders: dict[str, _Named]
+) -> tuple[dict[NamedUser, str], tuple[SameCanonicalName, ...]]:
+    """The moves that can be made (user -> new form) and the collisions that stop the others.
+
+    ``holders`` are the users now storing a form some move wants. A form goes to the user who keeps
+    holding it, else to the oldest user wanting it; a user who cannot move keeps its stored form,
+    which can in turn stop another move, so this repeats until nothing changes.
+    """
+    stuck: set[_Named] = set()
+    while True:
+        owner = {n.stored: n for n in [*holders.values(), *stuck] if n not in changes or n in stuck}
+        blocked: set[_Named] = set()
+        for wanting in sorted(changes.keys() - stuck, key=_age):
+            if owner.setdefault(changes[wanting], wanting) != wanting:
+                blocked.add(wanting)
+        if not blocked:
+            break
+        stuck |= blocked
+    moves = {n.user: form for n, form in changes.items() if n not in stuck}
+    renames: dict[str, list[NamedUser]] = {}
+    for named in sorted(stuck, key=_age):
+        renames.setdefault(changes[named], []).append(named.user)
+    collisions = tuple(
+        SameCanonicalName(form, keeps=owner[form].user, rename=tuple(users))
+        for form, users in renames.items()
+    )
+    return moves, collisions
+
+
+def _age(named: _Named) -> tuple[datetime, str]:
+    """Oldest first (the user id settles a tie)."""
+    return named.created_at, str(named.user.user_id)
