@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -80,3 +82,31 @@ def registry_of(http: TestClient) -> Registry:
     app: web.Application | None = http.app
     assert app is not None
     return app[REGISTRY]
+
+
+AppFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def app_with(
+    aiohttp_client: AppFactory, database_url: str, backing: Services
+) -> AsyncIterator[AppFactory]:
+    """``await app_with(**settings)``: an authorization server with settings of its own (as
+    ``TESSERA_*`` overrides) and a Redis prefix of its own, so its counters start at zero."""
+    prefixes: list[str] = []
+
+    async def make(**overrides: Any) -> TestClient:
+        prefix = f"tessera-test-own-{uuid.uuid4().hex[:8]}:"
+        prefixes.append(prefix)
+        return await aiohttp_client(
+            create_app(make_settings(database_url, backing.redis_url, prefix, **overrides))
+        )
+
+    yield make
+    redis = Redis.from_url(backing.redis_url)
+    try:
+        for prefix in prefixes:
+            async for key in redis.scan_iter(match=f"{prefix}*"):
+                await redis.delete(key)
+    finally:
+        await redis.aclose()

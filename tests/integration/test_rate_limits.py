@@ -5,51 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
-import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from auth_server.app import create_app
 from auth_server.stores.rate_limits import Limit, RateLimitStore
 from shared.redis import Keys
-from tests.conftest import ClientFactory, free_port, make_settings
+from tests.conftest import ClientFactory, free_port
 from tests.flow import authorize_params, basic
 from tests.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 
 
-@pytest.fixture
-async def limited(
-    aiohttp_client: Factory, database_url: str, backing: Services
-) -> AsyncIterator[Callable[..., Awaitable[TestClient]]]:
-    """An app with low limits and a key prefix of its own (so its counters start at zero)."""
-    prefixes: list[str] = []
-
-    async def make(**limits: int) -> TestClient:
-        prefix = f"tessera-test-rate-{uuid.uuid4().hex[:8]}:"
-        prefixes.append(prefix)
-        return await aiohttp_client(
-            create_app(make_settings(database_url, backing.redis_url, prefix, **limits))
-        )
-
-    yield make
-    redis = Redis.from_url(backing.redis_url)
-    try:
-        for prefix in prefixes:
-            async for key in redis.scan_iter(match=f"{prefix}*"):
-                await redis.delete(key)
-    finally:
-        await redis.aclose()
-
-
 async def test_token_requests_per_client(
-    limited: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
+    app_with: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
 ) -> None:
-    http = await limited(rate_token_per_client=3, rate_token_per_ip=0)
+    http = await app_with(rate_token_per_client=3, rate_token_per_ip=0)
     client, secret = await new_client(grant_types=["client_credentials"], scope="warehouse:stats")
     other, other_secret = await new_client(grant_types=["client_credentials"], scope="warehouse:stats")
     assert secret and other_secret
@@ -69,17 +43,17 @@ async def test_token_requests_per_client(
 
 
 async def test_token_requests_per_ip_before_authentication(
-    limited: Callable[..., Awaitable[TestClient]],
+    app_with: Callable[..., Awaitable[TestClient]],
 ) -> None:
-    http = await limited(rate_token_per_ip=2)
+    http = await app_with(rate_token_per_ip=2)
     statuses = [(await http.post("/oauth2/token", data={"grant_type": "x"})).status for _ in range(3)]
     assert statuses == [401, 401, 429]
 
 
 async def test_authorize_and_login_per_ip(
-    limited: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
+    app_with: Callable[..., Awaitable[TestClient]], new_client: ClientFactory
 ) -> None:
-    http = await limited(rate_authorize_per_ip=2, rate_login_per_ip=1)
+    http = await app_with(rate_authorize_per_ip=2, rate_login_per_ip=1)
     client, _ = await new_client()
     url = f"/oauth2/authorize?{urlencode(authorize_params(client.client_id))}"
     statuses = [(await http.get(url, allow_redirects=False)).status for _ in range(3)]
