@@ -49,10 +49,11 @@ class RevokedTokenStore:
 
     async def is_revoked(self, jti: str, grant_id: str | None = None) -> bool:
         """Whether this access token, or the grant it was issued from (its ``grant_id``), is revoked."""
+        if grant_id is None:  # one command: this is on introspection's hot path
+            return bool(await self._redis.exists(self._keys("revoked-jti", jti)))
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(self._keys("revoked-jti", jti))
-            if grant_id is not None:
-                pipe.exists(self._keys("revoked-grant", grant_id))
+            pipe.exists(self._keys("revoked-grant", grant_id))
             return any(await pipe.execute())
 
     async def revoke_all(self, accesses: Iterable[IssuedAccess]) -> None:
@@ -69,6 +70,8 @@ class RevokedTokenStore:
     async def _deny(self, entries: Mapping[tuple[str, str, str], datetime]) -> None:
         """Write entries in one round trip. Introspection honours no leeway, so the key is written
         only while a token is live; the published list also keeps an entry :data:`LIST_GRACE` longer."""
+        if not entries:  # nothing to write: no pipeline (a refresh with nothing retired)
+            return
         now = time.time()
         listed: dict[str, int] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
