@@ -6,7 +6,9 @@ assertions with made-up kids cannot turn Tessera into a request amplifier. A fai
 last good keys (an outage at the client's host must not lock the client out): a key set stays an
 hour after its last fetch attempt for that, and is used past its five minutes only when a refetch
 fails. The cache holds at most 1,000 URIs, least recently used out first; the lock that lets one
-request at a time fetch a URI exists only while someone holds or awaits it.
+request at a time fetch a URI exists only while someone holds or awaits it. The policy is
+:class:`shared.jwks.JWKSCache`'s, the one the resource servers' issuer keys follow too; the limits
+are this module's.
 
 Every fetch goes through :class:`shared.fetch.Fetcher`: https only, public addresses only (checked
 on the resolved addresses, which are the ones connected to), no redirects, at most 64 KiB within
@@ -16,25 +18,21 @@ issuer (``allow_private``, from ``Settings.development``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from auth_server.clients import Client
 from shared.fetch import Fetcher, FetchError
-from shared.lru import ExpiringLRU
+from shared.jwks import JWKSCache
 
 log = logging.getLogger("tessera.client_keys")
 
 CACHE_SECONDS = 300.0  # a key set is used without refetching for this long
 REFETCH_INTERVAL = 30.0  # an unknown kid refetches at most this often per URI
-STALE_IF_ERROR = 3600.0  # a key set is kept this long after its last fetch, for when a refetch fails
+STALE_IF_ERROR = 3600.0  # a key set is kept this long after its last fetch attempt, for when a refetch fails
 MAX_CACHED_URIS = 1_000
 MAX_JWKS_BYTES = 64 * 1024
 FETCH_TIMEOUT = 5.0
@@ -44,21 +42,43 @@ def _now() -> float:
     return time.monotonic()  # looked up on each call, so tests can move the clock on
 
 
-@dataclass(slots=True)
-class _UriLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holding or waiting
+def _key_list(document: Any) -> list[dict[str, Any]]:
+    """The JWK objects of a key set document; ValueError if it is not one (a failed fetch)."""
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise ValueError("not an object with a keys array")
+    return [k for k in keys if isinstance(k, dict)]
+
+
+def _fetch_failed(uri: str, error: Exception) -> None:
+    if isinstance(error, FetchError):
+        log.warning("client jwks_uri not used: %s", error)
+    else:
+        log.warning("client jwks_uri %s did not return an object with a keys array", uri)
 
 
 class ClientKeys:
     def __init__(self, *, allow_private: bool = False, max_uris: int = MAX_CACHED_URIS) -> None:
-        self._fetcher = Fetcher(allow_private=allow_private, max_bytes=MAX_JWKS_BYTES, timeout=FETCH_TIMEOUT)
-        # jwks_uri -> (time of the last fetch attempt, the last good keys)
-        self._cache: ExpiringLRU[str, tuple[float, list[dict[str, Any]]]] = ExpiringLRU(max_uris, clock=_now)
-        self._locks: dict[str, _UriLock] = {}
+        fetcher = Fetcher(allow_private=allow_private, max_bytes=MAX_JWKS_BYTES, timeout=FETCH_TIMEOUT)
+        # jwks_uri -> the last good keys, under shared.jwks' policy with the limits above
+        self._cache: JWKSCache[list[dict[str, Any]]] = JWKSCache(
+            fetcher,
+            parse=_key_list,
+            max_age=CACHE_SECONDS,
+            min_refetch=REFETCH_INTERVAL,
+            keep_for=STALE_IF_ERROR,
+            max_urls=max_uris,
+            clock=_now,
+            on_failure=_fetch_failed,
+        )
+
+    @property
+    def _locks(self) -> frozenset[str]:
+        """The URIs being fetched now (each with a lock, dropped when no one holds or awaits it)."""
+        return self._cache.fetching
 
     async def close(self) -> None:
-        await self._fetcher.close()
+        await self._cache.close()
 
     async def find(self, client: Client, kid: str | None, alg: str) -> jwt.PyJWK | None:
         """The client's key for this ``kid`` (or its only key when no kid is given)."""
@@ -72,53 +92,10 @@ class ClientKeys:
         return key
 
     async def _keys(self, uri: str, *, refresh: bool) -> list[dict[str, Any]]:
-        now = _now()
-        cached = self._cache.get(uri)
-        if cached is not None:
-            fetched_at, keys = cached
-            fresh = now - fetched_at < CACHE_SECONDS
-            if fresh and (not refresh or now - fetched_at < REFETCH_INTERVAL):
-                return keys
-        async with self._one_fetch_at_a_time(uri):
-            cached = self._cache.get(uri)
-            if cached is not None and _now() - cached[0] < REFETCH_INTERVAL:
-                return cached[1]
-            fetched = await self._fetch(uri)
-            # A failed fetch keeps the last good keys (an outage at the client's host, or a forged
-            # kid that triggered the refetch, must not lock the client out); the attempt still
-            # counts for the rate limit.
-            keys = fetched if fetched is not None else ([] if cached is None else cached[1])
-            now = _now()
-            self._cache.put(uri, (now, keys), until=now + STALE_IF_ERROR)
-            return keys
-
-    @contextlib.asynccontextmanager
-    async def _one_fetch_at_a_time(self, uri: str) -> AsyncIterator[None]:
-        """Hold ``uri``'s lock; it is dropped when no one holds or awaits it, so locks never pile up."""
-        entry = self._locks.get(uri)
-        if entry is None:
-            entry = self._locks[uri] = _UriLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[uri]
-
-    async def _fetch(self, uri: str) -> list[dict[str, Any]] | None:
-        """The key set at ``uri``, or ``None`` if it cannot be had (refused, failed, or malformed)."""
-        try:
-            document = await self._fetcher.fetch_json(uri)
-        except FetchError as error:
-            log.warning("client jwks_uri not used: %s", error)
-            return None
-        keys = document.get("keys") if isinstance(document, dict) else None
-        if not isinstance(keys, list):
-            log.warning("client jwks_uri %s did not return an object with a keys array", uri)
-            return None
-        return [k for k in keys if isinstance(k, dict)]
+        # A failed fetch keeps the last good keys (an outage at the client's host, or a forged kid
+        # that triggered the refetch, must not lock the client out); the attempt still counts for
+        # the rate limit.
+        return await self._cache.get(uri, refresh=refresh) or []
 
 
 def _select(keys: list[dict[str, Any]], kid: str | None, alg: str) -> jwt.PyJWK | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from auth_server.crypto import hash_password
+from auth_server.registration import ClientMetadata, register
 from auth_server.registry import Registry
 from auth_server.settings import Settings
 from resource_server.settings import ResourceSettings
@@ -85,19 +86,23 @@ async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_p
         current = printer is not None and printer_redirect(printer_port) in printer.redirect_uris
         if current and await registry.clients.get(demo.partner_id):
             return await _with_photos(demo, user.subject, photos)
-    printer, printer_secret = await registry.clients.create(
-        name="Photo Printer",
-        redirect_uris=[printer_redirect(printer_port)],
-        grant_types=["authorization_code", "refresh_token"],
-        scope=["photos:read"],
-        auth_method="client_secret_basic",
+    printer, printer_secret, _ = await register(
+        registry,
+        ClientMetadata(
+            client_name="Photo Printer",
+            redirect_uris=[printer_redirect(printer_port)],
+            grant_types=["authorization_code", "refresh_token"],
+            scope=["photos:read"],
+        ),
     )
-    partner, partner_secret = await registry.clients.create(
-        name="Print partner (B2B)",
-        redirect_uris=[],
-        grant_types=["client_credentials"],
-        scope=["warehouse:stats"],
-        auth_method="client_secret_basic",
+    partner, partner_secret, _ = await register(
+        registry,
+        ClientMetadata(
+            client_name="Print partner (B2B)",
+            redirect_uris=[],
+            grant_types=["client_credentials"],
+            scope=["warehouse:stats"],
+        ),
     )
     assert printer_secret and partner_secret
     demo = Demo(printer.client_id, printer_secret, partner.client_id, partner_secret)

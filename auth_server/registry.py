@@ -25,7 +25,15 @@ from auth_server.stores.sessions import SessionStore
 from auth_server.stores.used_jtis import UsedJtiStore
 from auth_server.stores.users import UserStore
 from auth_server.tokens import AccessTokenIssuer
+from shared import db
+from shared import redis as shared_redis
 from shared.redis import Keys
+
+# Failures of the backing services wired here that mean "not reachable now": the error middleware
+# and the authorization endpoint answer them with temporarily_unavailable (503), not server_error.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = tuple(
+    dict.fromkeys(db.UNAVAILABLE_ERRORS + shared_redis.UNAVAILABLE_ERRORS)
+)
 
 
 @dataclass(frozen=True, slots=True)

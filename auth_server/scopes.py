@@ -19,10 +19,6 @@ def parse(value: str | None) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(t for t in tokens if t))
 
 
-def render(scope: tuple[str, ...]) -> str:
-    return " ".join(scope)
-
-
 def resolve(requested: tuple[str, ...] | None, allowed: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
     """Requested ∩ allowed; the client's registered scope when none is requested.
 

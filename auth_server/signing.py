@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -109,6 +110,7 @@ class KeyRing:
         self._kek = kek
         self._token_ttl = timedelta(seconds=access_token_ttl)
         self._keys: tuple[SigningKey, ...] = ()
+        self._verification: dict[str, jwt.PyJWK] = {}  # by kid: the public keys, parsed once each
 
     def load(self, records: list[KeyRecord]) -> None:
         """Hold exactly these keys; raises :class:`SigningKeyUnavailable` (and keeps the keys it
@@ -124,6 +126,10 @@ class KeyRing:
                     raise ValueError(f"signing key {record.kid} is neither EC nor RSA")
                 key = SigningKey(record.kid, record.alg, private, record.public_jwk, record.activates_at)
             keys.append(key)
+        parsed = self._verification
+        self._verification = {
+            k.kid: parsed.get(k.kid) or jwt.PyJWK(k.public_jwk, algorithm=k.alg) for k in keys
+        }
         self._keys = tuple(keys)
 
     def active(self, now: datetime) -> SigningKey:
@@ -136,12 +142,10 @@ class KeyRing:
             raise LookupError("no active signing key")
         return current
 
-    def verification_key(self, kid: str) -> SigningKey | None:
-        """The key with this ``kid``, to check a token Tessera signed (whatever the key's state)."""
-        for key in self._keys:
-            if key.kid == kid:
-                return key
-        return None
+    def verification_key(self, kid: str) -> jwt.PyJWK | None:
+        """The public key with this ``kid``, to check a token Tessera signed (whatever the key's
+        state): parsed when the key was loaded, not per call."""
+        return self._verification.get(kid)
 
     def statuses(self, now: datetime) -> list[KeyStatus]:
         out = []

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -22,6 +22,22 @@ log = logging.getLogger("tessera.db")
 
 _MIGRATION_NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x7E55E4A  # one advisory lock for all Tessera migrations in a database
+
+# Failures that mean PostgreSQL cannot be reached now (the request may succeed in a moment): an
+# app's error middleware answers them with 503 temporarily_unavailable rather than 500.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,  # Postgres restarting
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InternalClientError,  # asyncpg's protocol state when the server vanished mid-operation
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,  # the server's host name does not resolve
+    FileNotFoundError,  # its Unix socket is gone (a local server stopped)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +158,3 @@ async def pending_migrations(dsn: str, schema: str, package: str) -> list[str]:
     finally:
         await conn.close()
     return [m.name for m in load_migrations(package) if m.version not in applied]
-
-
-def with_database(url: str, database: str) -> str:
-    """The same connection URL (host, credentials, socket query) pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))

@@ -1,24 +1,18 @@
-"""OAuth 2.0 errors and the one middleware that renders them.
+"""OAuth 2.0 errors: one class per RFC error code, with its status, body and headers.
 
 Every error a client can see is one of these classes: RFC 6749 §4.1.2.1 / §5.2 codes for the
-authorization server, RFC 6750 §3.1 codes for resource servers. Handlers raise; only
-:func:`error_middleware` builds the response, so the body, the status and the headers
-(``Cache-Control: no-store``, ``WWW-Authenticate``, ``Retry-After``) are the same everywhere.
+authorization server, RFC 6750 §3.1 codes for resource servers. Handlers raise; only the one
+middleware of each app (:mod:`shared.error_middleware`) builds the response, so the body, the
+status and the headers (``Cache-Control: no-store``, ``WWW-Authenticate``, ``Retry-After``) are the
+same everywhere.
+
+Plain Python, no framework and no backend: a resource server imports these without aiohttp's
+middleware, asyncpg or redis.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import socket
-from collections.abc import Awaitable, Callable
 from typing import ClassVar
-
-import asyncpg
-import redis.exceptions
-from aiohttp import web
-
-log = logging.getLogger("tessera.errors")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -151,92 +145,3 @@ def _describable(text: str, limit: int = 300) -> str:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-# Failures of the backing services: the request cannot be served now, but may be in a moment.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,  # Postgres restarting
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InternalClientError,  # asyncpg's protocol state when the server vanished mid-operation
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,  # the service's host name does not resolve
-    FileNotFoundError,  # its Unix socket is gone (a local server stopped)
-)
-
-
-def json_error(error: OAuthError) -> web.Response:
-    return web.Response(
-        body=json.dumps(error.body()).encode(),
-        status=error.status,
-        headers=error.headers(),
-        content_type="application/json",
-    )
-
-
-HtmlRenderer = Callable[[web.Request, OAuthError], Awaitable[web.StreamResponse]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def html_page(handler: Handler) -> Handler:
-    """Mark a handler whose errors are shown to a person as a page, not returned as JSON."""
-    handler.__tessera_html__ = True  # type: ignore[attr-defined]
-    return handler
-
-
-def error_middleware(
-    html: HtmlRenderer | None = None, *, observe: Callable[[OAuthError], None] | None = None
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The one place errors become responses. Unknown exceptions are logged and become a bare 500.
-
-    ``observe`` sees every error rendered (for metrics by error code).
-    """
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPException:
-            raise
-        except OAuthError as error:
-            if error.status >= 500:
-                log.warning("%s %s -> %s: %s", request.method, request.path, error.error, error.description)
-            return await _render(request, error, html, observe)
-        except UNAVAILABLE_ERRORS as exc:
-            log.warning("%s %s -> backing service unavailable: %r", request.method, request.path, exc)
-            unavailable = TemporarilyUnavailable(
-                "A backing service is unavailable; retry shortly.", retry_after=1
-            )
-            return await _render(request, unavailable, html, observe)
-        except Exception:
-            log.exception("%s %s -> unhandled error", request.method, request.path)
-            return await _render(request, ServerError("The server hit an unexpected error."), html, observe)
-
-    return middleware
-
-
-async def _render(
-    request: web.Request,
-    error: OAuthError,
-    html: HtmlRenderer | None,
-    observe: Callable[[OAuthError], None] | None,
-) -> web.StreamResponse:
-    if observe is not None:
-        observe(error)
-    route_handler = getattr(request.match_info, "handler", None)
-    if html is not None and getattr(route_handler, "__tessera_html__", False):
-        response = await html(request, error)
-    else:
-        response = json_error(error)
-    if error.close_connection:
-        response.force_close()
-    return response

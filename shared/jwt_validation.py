@@ -5,7 +5,7 @@ Framework-free core, plus a thin aiohttp layer at the bottom::
     keys = JWKSKeySource(issuer="https://auth.example.com")            # discovers jwks_uri (RFC 8414)
     validator = TokenValidator(issuer="https://auth.example.com", audience="https://auth.example.com/api",
                                keys=keys)
-    app = web.Application(middlewares=[error_middleware()])             # RFC 6750 error responses
+    app = web.Application(middlewares=[error_middleware()])             # shared.error_middleware
     app[VALIDATOR] = validator
     app.cleanup_ctx.append(keys.cleanup_ctx)                            # background refresh
 
@@ -48,6 +48,7 @@ from aiohttp import web
 from shared.errors import InsufficientScope, InvalidRequest, InvalidToken
 from shared.fetch import Fetcher
 from shared.http import has_control_characters
+from shared.jwks import JWKSCache
 from shared.token_cache import VerifiedTokens, fingerprint
 
 log = logging.getLogger("tessera.jwt_validation")
@@ -64,6 +65,36 @@ class KeySource:
         raise NotImplementedError
 
 
+def _now() -> float:
+    return time.monotonic()  # looked up on each call, so tests can move the clock on
+
+
+def _signing_keys(document: Any) -> dict[str, jwt.PyJWK]:
+    """The usable verification keys of a JWKS by kid; ValueError if it is not a key set.
+
+    Skipped: entries without a string kid, not for signing, for a forbidden algorithm, symmetric
+    or private keys, and anything PyJWT cannot read.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("the JWKS is not an object with a keys array")  # keep the cached keys
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict):
+            continue
+        kid, alg = entry.get("kid"), entry.get("alg")
+        if not isinstance(kid, str) or not isinstance(alg, str | None) or entry.get("use", "sig") != "sig":
+            continue
+        if alg in FORBIDDEN_ALGORITHMS:
+            continue
+        if entry.get("kty") == "oct" or "d" in entry:
+            continue  # never a symmetric or private key
+        try:
+            keys[kid] = jwt.PyJWK(entry)
+        except jwt.PyJWTError:
+            continue
+    return keys
+
+
 @dataclass
 class JWKSKeySource(KeySource):
     """The issuer's JWKS, discovered from its RFC 8414 metadata and cached.
@@ -75,6 +106,9 @@ class JWKSKeySource(KeySource):
     * when the issuer is unreachable, the keys already cached keep working; while none are held
       yet (the issuer was not up when this process started), a fetch is retried every second;
     * :meth:`ready` says whether tokens can be validated at all (for ``/readyz``).
+
+    The refetch policy is :class:`shared.jwks.JWKSCache`'s (one fetch at a time, min refetch,
+    keep the last good keys), the one the authorization server applies to its clients' key sets.
     """
 
     issuer: str
@@ -83,12 +117,32 @@ class JWKSKeySource(KeySource):
     min_refetch_interval: float = 10.0
     timeout: float = 5.0
     max_bytes: int = 256 * 1024  # per document (the metadata, the JWKS)
-    _keys: dict[str, jwt.PyJWK] = field(default_factory=dict, init=False)
-    _fetched_at: float | None = field(default=None, init=False)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    _fetcher: Fetcher | None = field(default=None, init=False)
-    fetches: int = field(default=0, init=False)
+    _cache: JWKSCache[dict[str, jwt.PyJWK]] = field(init=False, repr=False)
     RETRY_WITHOUT_KEYS = 1.0
+
+    def __post_init__(self) -> None:
+        # shared.fetch's guard (size, time, no redirects, no link-local or multicast targets);
+        # private addresses allowed: the operator configured this issuer, and in a cluster it
+        # lives on one.
+        fetcher = Fetcher(allow_private=True, max_bytes=self.max_bytes, timeout=self.timeout)
+        self._cache = JWKSCache(
+            fetcher,
+            parse=_signing_keys,
+            min_refetch=self.min_refetch_interval,
+            retry_without_keys=self.RETRY_WITHOUT_KEYS,
+            clock=_now,
+            locate=self._locate,
+            on_failure=self._failed,
+        )
+
+    @property
+    def _keys(self) -> dict[str, jwt.PyJWK]:
+        return self._cache.peek(self.issuer) or {}
+
+    @property
+    def fetches(self) -> int:
+        """Key sets fetched (failed attempts not counted)."""
+        return self._cache.fetches
 
     async def ready(self) -> None:
         """Raise unless keys are held (the background task fetches them; this only looks)."""
@@ -99,75 +153,29 @@ class JWKSKeySource(KeySource):
         found = self._keys.get(kid)
         if found is not None:
             return found
-        if self._fetched_at is None or time.monotonic() - self._fetched_at >= self.min_refetch_interval:
-            await self.refresh()
-        return self._keys.get(kid)
+        keys = await self._cache.get(self.issuer, refresh=True)  # an unknown kid: rotated?
+        return None if keys is None else keys.get(kid)
 
     async def refresh(self) -> None:
-        """Fetch the key set now (one fetch at a time); keep the old keys if it fails."""
-        async with self._lock:
-            if (
-                self._fetched_at is not None
-                and time.monotonic() - self._fetched_at < self.min_refetch_interval
-            ):
-                return  # another caller just did
-            started = time.monotonic()
-            # without keys, the next try may come a second later rather than min_refetch_interval
-            self._fetched_at = (
-                started
-                if self._keys
-                else started - max(0.0, self.min_refetch_interval - self.RETRY_WITHOUT_KEYS)
-            )
-            try:
-                self._keys = await self._fetch()
-                self._fetched_at = started
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "could not refresh the JWKS of %s: %r; keeping %d cached key(s)",
-                    self.issuer,
-                    exc,
-                    len(self._keys),
-                )
+        """Fetch the key set now, unless it was just fetched (one fetch at a time); keep the old
+        keys if it fails."""
+        await self._cache.get(self.issuer, refresh=True)
 
-    async def _fetch(self) -> dict[str, jwt.PyJWK]:
-        if self._fetcher is None:
-            # shared.fetch's guard (size, time, no redirects, no link-local or multicast targets);
-            # private addresses allowed: the operator configured this issuer, and in a cluster it
-            # lives on one. Its FetchError is an aiohttp.ClientError, which refresh() handles.
-            self._fetcher = Fetcher(allow_private=True, max_bytes=self.max_bytes, timeout=self.timeout)
+    async def _locate(self, fetcher: Fetcher, issuer: str) -> str:
+        """The issuer's jwks_uri, from its RFC 8414 metadata the first time."""
         if self.jwks_uri is None:
-            metadata = await self._fetcher.fetch_json(metadata_url(self.issuer))
+            metadata = await fetcher.fetch_json(metadata_url(issuer))
             if not isinstance(metadata, dict) or not isinstance(metadata.get("jwks_uri"), str):
                 raise ValueError("the issuer's metadata is not an object with a jwks_uri")
-            if metadata.get("issuer") != self.issuer:
-                raise ValueError(
-                    f"metadata names issuer {metadata.get('issuer')!r}, expected {self.issuer!r}"
-                )
+            if metadata.get("issuer") != issuer:
+                raise ValueError(f"metadata names issuer {metadata.get('issuer')!r}, expected {issuer!r}")
             self.jwks_uri = str(metadata["jwks_uri"])
-        document = await self._fetcher.fetch_json(self.jwks_uri)
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise ValueError("the JWKS is not an object with a keys array")  # keep the cached keys
-        self.fetches += 1
-        keys: dict[str, jwt.PyJWK] = {}
-        for entry in document["keys"]:
-            if not isinstance(entry, dict):
-                continue
-            kid, alg = entry.get("kid"), entry.get("alg")
-            if (
-                not isinstance(kid, str)
-                or not isinstance(alg, str | None)
-                or entry.get("use", "sig") != "sig"
-            ):
-                continue
-            if alg in FORBIDDEN_ALGORITHMS:
-                continue
-            if entry.get("kty") == "oct" or "d" in entry:
-                continue  # never a symmetric or private key
-            try:
-                keys[kid] = jwt.PyJWK(entry)
-            except jwt.PyJWTError:
-                continue
-        return keys
+        return self.jwks_uri
+
+    def _failed(self, issuer: str, error: Exception) -> None:
+        log.warning(
+            "could not refresh the JWKS of %s: %r; keeping %d cached key(s)", issuer, error, len(self._keys)
+        )
 
     async def run(self) -> None:
         """Refresh forever (a background task): every ``refresh_interval``, or every second while
@@ -180,9 +188,7 @@ class JWKSKeySource(KeySource):
             await asyncio.sleep(self.refresh_interval if self._keys else self.RETRY_WITHOUT_KEYS)
 
     async def close(self) -> None:
-        if self._fetcher is not None:
-            await self._fetcher.close()
-            self._fetcher = None
+        await self._cache.close()
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(keys.cleanup_ctx)``: first fetch at start, refresh in background."""

@@ -3,19 +3,48 @@
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Mapping
 
-from shared.config import ConfigError
+from shared import settings_docs
+from shared.config import Choice, Switch, read_settings, setting, settings_class
 from shared.observability import RequestIdFilter, json_formatter
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET", "WARN", "FATAL")
 
-def configure(level: str | None = None, fmt: str | None = None) -> None:
-    """``TESSERA_LOG_FORMAT`` = json (default) or text; ``TESSERA_LOG_LEVEL`` = INFO by default;
-    ``TESSERA_ACCESS_LOG`` = on (default) or off: one line per request costs about a sixth of a
-    token's CPU, and a gateway that logs each request with the same ``X-Request-ID`` makes it redundant."""
+
+@settings_class(read_by="every `tessera` command")
+class LoggingSettings:
+    """Read by :func:`configure`, which every ``tessera`` command calls first, before a server's settings."""
+
+    format: str = setting(
+        "LOG_FORMAT",
+        Choice(("json", "text"), any_case=True),
+        "`json`: one JSON object per line; `text`: plain lines, for local development.",
+        default="json",
+    )
+    level: str = setting(
+        "LOG_LEVEL", Choice(LEVELS, any_case=True), "The least level logged.", default="INFO"
+    )
+    access_log: bool = setting(
+        "ACCESS_LOG",
+        Switch(any_case=True),
+        "One line per request: it costs about a sixth of a token's CPU, and a gateway that logs each"
+        " request with the same `X-Request-ID` makes it redundant.",
+        default=True,
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LoggingSettings:
+        return read_settings(cls, environ)
+
+
+def configure(settings: LoggingSettings | None = None) -> None:
+    """Install the one log handler; ``settings`` default to :meth:`LoggingSettings.from_env`."""
+    if settings is None:
+        settings = LoggingSettings.from_env()
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    if (fmt or os.environ.get("TESSERA_LOG_FORMAT", "json")).lower() == "text":
+    if settings.format == "text":
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
         )
@@ -23,12 +52,12 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
         handler.setFormatter(json_formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("TESSERA_LOG_LEVEL", "INFO")).upper())
+    root.setLevel(settings.level)
     # aiohttp's own access log would carry query strings (codes, states): ours replaces it.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    access = os.environ.get("TESSERA_ACCESS_LOG", "on").lower()
-    if access not in ("on", "off"):
-        raise ConfigError("TESSERA_ACCESS_LOG must be on or off")
-    logging.getLogger("tessera.access").setLevel(logging.INFO if access == "on" else logging.WARNING)
+    logging.getLogger("tessera.access").setLevel(logging.INFO if settings.access_log else logging.WARNING)
     # the embedded development servers narrate every start and exit at INFO
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+__doc__ = settings_docs.docstring(__doc__, LoggingSettings)

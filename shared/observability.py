@@ -48,8 +48,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _stamp_request_ids() -> None:
-    """Every log record remembers the request it was made in, whichever handler formats it later."""
+def stamp_request_ids() -> None:
+    """Every log record remembers the request it was made in, whichever handler formats it later.
+
+    Replaces the process's log-record factory (once; again is a no-op): called by :func:`install`,
+    at app start-up, never on import, so importing this module changes no global state.
+    """
     previous = logging.getLogRecordFactory()
     if getattr(previous, "_tessera", False):
         return
@@ -61,9 +65,6 @@ def _stamp_request_ids() -> None:
 
     factory._tessera = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
-
-
-_stamp_request_ids()
 
 
 def json_formatter() -> logging.Formatter:
@@ -226,19 +227,25 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, service: str) -> Metrics:
-    """Add request ids, access logs, metrics, /healthz, /readyz and /metrics to an app."""
+    """Add request ids, access logs, metrics, /healthz, /readyz and /metrics to an app.
+
+    Also stamps request ids on every log record of the process (:func:`stamp_request_ids`).
+    """
+    stamp_request_ids()
     metrics = Metrics(service)
     health = Health()
     app[METRICS] = metrics
     app[HEALTH] = health
     app.middlewares.insert(0, observability_middleware(metrics))
     app.on_shutdown.append(health.on_shutdown)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_routes(ROUTES)
     return metrics
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process is up and its event loop answers."""
     return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+# The routes :func:`install` adds (shared.openapi describes them in every app's document).
+ROUTES = [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics_endpoint)]

@@ -14,15 +14,31 @@ and its tombstone, say) lands in the same Cluster slot and can share a script or
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+# Failures that mean Redis cannot be reached now (the request may succeed in a moment): an app's
+# error middleware answers them with 503 temporarily_unavailable rather than 500.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,  # the server's host name does not resolve
+    FileNotFoundError,  # its Unix socket is gone (a local server stopped)
+)
 
 
 def _options() -> dict[str, Any]:

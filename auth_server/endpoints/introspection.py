@@ -50,7 +50,7 @@ async def introspect(request: web.Request) -> web.Response:
 
 
 async def _access(registry: Registry, token: str) -> dict[str, Any] | None:
-    claims = registry.access_tokens.verify(token)
+    claims = await registry.access_tokens.verify(token)
     if claims is None or await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
         return None
     fields = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti")

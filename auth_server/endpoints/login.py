@@ -16,11 +16,12 @@ from aiohttp import web
 
 from auth_server import login_csrf, paths
 from auth_server.appkeys import REGISTRY
-from auth_server.endpoints.authorize import registered_redirect
+from auth_server.authorization.checks import registered_redirect
 from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
 from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
 from auth_server.rate_limits import limit, per_address
-from shared.errors import InvalidRequest, html_page
+from shared.error_middleware import html_page
+from shared.errors import InvalidRequest
 from shared.http import client_ip, read_form
 
 INVALID_LOGIN = "Invalid username or password."

@@ -1,4 +1,5 @@
-"""Authorization server metadata (RFC 8414 §2-3), built from the issuer and what is implemented."""
+"""Authorization server metadata (RFC 8414 §2-3), built from the issuer and what is implemented:
+the grants, response types and response modes come from the grant declarations (``grants/``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from aiohttp import web
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
 from auth_server.client_auth import ASSERTION_ALGS
-from auth_server.clients import AUTH_METHODS, GRANT_TYPES, RESPONSE_TYPE_GRANTS
+from auth_server.clients import AUTH_METHODS
+from auth_server.grants import GRANTS, Grants
 from auth_server.settings import Settings
 
 
-def document(settings: Settings) -> dict[str, Any]:
+def document(settings: Settings, grants: Grants = GRANTS) -> dict[str, Any]:
     return {
         "issuer": settings.issuer,
         "authorization_endpoint": settings.endpoint(paths.AUTHORIZE),
@@ -23,9 +25,9 @@ def document(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": settings.endpoint(paths.REVOKE),
         "introspection_endpoint": settings.endpoint(paths.INTROSPECT),
         "tessera_revocation_list_uri": settings.endpoint(paths.REVOCATION_LIST),  # not an RFC name
-        "response_types_supported": list(RESPONSE_TYPE_GRANTS),
-        "response_modes_supported": ["query", "fragment"],
-        "grant_types_supported": list(GRANT_TYPES),
+        "response_types_supported": list(grants.response_types),
+        "response_modes_supported": list(grants.response_modes),
+        "grant_types_supported": list(grants),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),

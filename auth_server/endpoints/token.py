@@ -1,7 +1,8 @@
 """Token endpoint (RFC 6749 §3.2, §5), read as its steps.
 
-authenticate the client within the rate limits → grant type supported? → client allowed it? → run the grant →
-no-store JSON.
+authenticate the client within the rate limits → grant type supported? → client allowed it (and
+confidential, if the grant is declared for confidential clients only)? → run the grant → no-store JSON.
+The grants and their handlers are declared in ``grants/`` (``GRANTS``).
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ async def token(request: web.Request) -> web.Response:
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
     grant = GRANTS.get(grant_type)
-    if grant is None:
+    if grant is None or grant.token_endpoint is None:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported.")
     if not client.allows_grant(grant_type):
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
-    body = await grant(registry, client, TokenRequest(form, client_ip(request)))
+    if grant.confidential_only and client.is_public:
+        raise UnauthorizedClient(f"Public clients cannot use the {grant_type} grant.")
+    body = await grant.token_endpoint(registry, client, TokenRequest(form, client_ip(request)))
     request.app[METRICS].tokens.labels(grant_type).inc()
     return web.Response(body=orjson.dumps(body), content_type="application/json", headers=NO_STORE)

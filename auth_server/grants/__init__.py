@@ -1,23 +1,23 @@
-"""Grant types of the token endpoint, one module each, all with one signature.
+"""The grants this server implements: one module each, every one declared once (``grants/base.py``).
 
-``GRANTS`` maps ``grant_type`` to its handler; the token endpoint dispatches in exactly one place.
+``GRANTS`` lists the declarations; the token endpoint dispatches through it in exactly one place,
+and client registration, /authorize, metadata and the CLI read it too. To add a grant, write
+``grants/<name>.py`` with its handler(s) and its ``GRANT = Grant(...)``, and list it here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from auth_server.grants import authorization_code, client_credentials, implicit, password, refresh_token
+from auth_server.grants.base import Grant, Grants
 
-from auth_server.clients import Client
-from auth_server.grants import authorization_code, client_credentials, password, refresh_token
-from auth_server.grants.common import TokenRequest
-from auth_server.registry import Registry
+GRANTS = Grants(
+    authorization_code.GRANT,
+    refresh_token.GRANT,
+    implicit.GRANT,
+    password.GRANT,
+    client_credentials.GRANT,
+)
+# every grant_type a client may be registered for (the CLI's --grant-type choices)
+GRANT_TYPES = tuple(GRANTS)
 
-GrantHandler = Callable[[Registry, Client, TokenRequest], Awaitable[dict[str, Any]]]
-
-GRANTS: Mapping[str, GrantHandler] = {
-    "authorization_code": authorization_code.exchange,
-    "refresh_token": refresh_token.exchange,
-    "password": password.exchange,
-    "client_credentials": client_credentials.exchange,
-}
+__all__ = ["GRANTS", "GRANT_TYPES", "Grant", "Grants"]

@@ -1,6 +1,8 @@
-"""Authorization code grant, token half (RFC 6749 §4.1.3-4.1.4, RFC 7636 §4.5-4.6, RFC 9700 §2.1.1).
+"""Authorization code grant (RFC 6749 §4.1; RFC 7636; RFC 9700 §2.1.1).
 
-The code is consumed before anything else is checked, so a code presented with the wrong client,
+At the authorization endpoint, an approved request gets a code bound to everything the token
+endpoint must check (RFC 6749 §4.1.2). At the token endpoint (§4.1.3-4.1.4, RFC 7636 §4.5-4.6), the
+code is consumed before anything else is checked, so a code presented with the wrong client,
 redirect URI or verifier is spent too. Exactly one redemption succeeds; any other is refused and
 revokes everything issued from the code (RFC 6749 §4.1.2), whether it came before or after the
 winner had finished.
@@ -11,11 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 from auth_server import pkce
+from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.clients import Client
+from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
-from auth_server.stores.codes import Issued, Replayed
+from auth_server.stores.codes import CodeGrant, Issued, Replayed
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
+
+
+async def issue_code(
+    registry: Registry, request: AuthorizationRequest, owner: ResourceOwner
+) -> dict[str, str]:
+    """The answer to an approved authorization request (RFC 6749 §4.1.2)."""
+    code = await registry.codes.issue(
+        CodeGrant(
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            subject=owner.subject,
+            auth_time=owner.auth_time,
+            code_challenge=request.code_challenge,
+            redirect_uri_given=request.redirect_uri_given,
+        )
+    )
+    return {"code": code}
 
 
 async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
@@ -45,7 +67,12 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         raise InvalidScope("The client is no longer allowed any of the approved scopes.")
 
     issued = await issue_tokens(
-        registry, client, subject=grant.subject, scope=scope, auth_time=grant.auth_time, refresh=True
+        registry,
+        client,
+        subject=grant.subject,
+        scope=scope,
+        auth_time=grant.auth_time,
+        refresh=GRANT.issues_refresh_tokens,
     )
     record = Issued(issued.family_id, issued.access.jti, issued.access.record.expires_at)
     if await registry.codes.record_issued(code, record):
@@ -61,3 +88,14 @@ async def _revoke(registry: Registry, issued: Issued) -> None:
     if issued.family_id is not None:
         live = await registry.refresh_tokens.revoke_family(issued.family_id, "authorization code replayed")
         await registry.revoked_tokens.revoke_grant(issued.family_id, live)
+
+
+GRANT = Grant(
+    "authorization_code",
+    token_endpoint=exchange,
+    authorization_endpoint=issue_code,
+    response_types=("code",),
+    response_mode="query",
+    parameters=("code", "redirect_uri", "code_verifier"),
+    issues_refresh_tokens=True,
+)

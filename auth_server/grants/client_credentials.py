@@ -2,6 +2,8 @@
 
 The token's ``sub`` is the client itself; no refresh token is issued (§4.4.3). This is the B2B hot
 path: the client record comes from the in-process cache, so a warm request touches no database.
+Declared confidential-only: no public client can be registered for it, and the token endpoint
+refuses it to one before this handler runs.
 """
 
 from __future__ import annotations
@@ -10,16 +12,28 @@ from typing import Any
 
 from auth_server import scopes
 from auth_server.clients import Client
+from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
-from shared.errors import UnauthorizedClient
 
 
 async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
-    if client.is_public:
-        raise UnauthorizedClient("Public clients cannot use the client_credentials grant.")
     scope = scopes.resolve(scopes.parse(request.get("scope")), client.scope, set(registry.settings.scopes))
     issued = await issue_tokens(
-        registry, client, subject=client.client_id, scope=scope, auth_time=None, refresh=False
+        registry,
+        client,
+        subject=client.client_id,
+        scope=scope,
+        auth_time=None,
+        refresh=GRANT.issues_refresh_tokens,
     )
     return issued.body
+
+
+GRANT = Grant(
+    "client_credentials",
+    token_endpoint=exchange,
+    parameters=("scope",),
+    issues_refresh_tokens=False,  # RFC 6749 §4.4.3
+    confidential_only=True,
+)

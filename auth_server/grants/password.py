@@ -11,6 +11,7 @@ from typing import Any
 
 from auth_server import scopes
 from auth_server.clients import Client
+from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
 from auth_server.registry import Registry
@@ -37,6 +38,20 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     if user is None:
         raise InvalidGrant("The username or password is incorrect.")
     issued = await issue_tokens(
-        registry, client, subject=user.subject, scope=scope, auth_time=None, refresh=True
+        registry,
+        client,
+        subject=user.subject,
+        scope=scope,
+        auth_time=None,
+        refresh=GRANT.issues_refresh_tokens,
     )
     return issued.body
+
+
+GRANT = Grant(
+    "password",
+    token_endpoint=exchange,
+    parameters=("username", "password", "scope"),
+    issues_refresh_tokens=True,
+    deprecated=True,
+)

@@ -10,6 +10,7 @@ from typing import Any
 
 from auth_server import scopes
 from auth_server.clients import Client
+from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest
 from auth_server.registry import Registry
 from auth_server.stores.refresh_tokens import Refused, Rejection
@@ -51,3 +52,8 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         grant_id=str(grant.family_id),
     )
     return token_response(jwt, registry.access_tokens.ttl, scope, outcome.refresh_token)
+
+
+# It rotates the refresh token it is given, within that token's family, but starts no family: a
+# client needs another grant that does (registration.py refuses refresh_token alone).
+GRANT = Grant("refresh_token", token_endpoint=exchange, parameters=("refresh_token", "scope"))

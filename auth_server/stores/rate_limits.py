@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared.errors import UNAVAILABLE_ERRORS
-from shared.redis import Keys
+from shared.redis import UNAVAILABLE_ERRORS, Keys
 
 log = logging.getLogger("tessera.rate_limits")
 

@@ -11,7 +11,8 @@ import os
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from shared.openapi import auth_document, resource_document
+from auth_server.routes import document as auth_document
+from resource_server.routes import document as resource_document
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "15"))
 CASES = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from auth_server.clients import RegistrationError, check_redirect_uri, validate_registration
+from auth_server.registration import RegistrationError, check_redirect_uri, validate_registration
 
 KNOWN = {"photos:read", "photos:write"}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from shared.errors import InsufficientScope, InvalidClient, InvalidGrant, InvalidToken, json_error
+from shared.error_middleware import json_error
+from shared.errors import InsufficientScope, InvalidClient, InvalidGrant, InvalidToken
 
 
 def test_oauth_error_body_and_headers() -> None:

@@ -28,7 +28,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pytest_aiohttp.plugin import AiohttpClient, AiohttpServer
 
 from shared import jwt_validation
-from shared.errors import InvalidToken, error_middleware
+from shared.error_middleware import error_middleware
+from shared.errors import InvalidToken
 from shared.jwt_validation import (
     VALIDATOR,
     JWKSKeySource,

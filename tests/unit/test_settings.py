@@ -9,7 +9,8 @@ import pytest
 
 from auth_server.settings import DEV_KEY_ENCRYPTION_KEY, Settings
 from resource_server.settings import ResourceSettings
-from shared.config import ConfigError, redact_url
+from shared.config import ConfigError, Integer, redact_url, setting, settings_class
+from shared.logging import LoggingSettings
 
 KEK = base64.b64encode(b"k" * 32).decode()
 PROD = {
@@ -82,3 +83,33 @@ def test_the_resource_server_trusts_a_plain_http_issuer_only_on_localhost() -> N
         ResourceSettings.from_env({"TESSERA_ISSUER": "http://localhost:8000"}).issuer
         == "http://localhost:8000"
     )
+
+
+def test_logging_settings_are_declared_like_the_others() -> None:
+    assert LoggingSettings.from_env({}) == LoggingSettings(format="json", level="INFO", access_log=True)
+    quiet = LoggingSettings.from_env(
+        {"TESSERA_LOG_FORMAT": "Text", "TESSERA_LOG_LEVEL": "warning", "TESSERA_ACCESS_LOG": "OFF"}
+    )
+    assert quiet == LoggingSettings(format="text", level="WARNING", access_log=False)
+    for variable in ("TESSERA_LOG_FORMAT", "TESSERA_LOG_LEVEL", "TESSERA_ACCESS_LOG"):
+        with pytest.raises(ConfigError, match=variable):
+            LoggingSettings.from_env({variable: "loud"})
+
+
+def test_the_resource_server_falls_back_to_the_auth_servers_database() -> None:
+    shared_db = {"TESSERA_ISSUER": "https://auth.example.com", "TESSERA_DATABASE_URL": "postgresql://x/y"}
+    assert ResourceSettings.from_env(shared_db).database_url == "postgresql://x/y"
+    own = {**shared_db, "TESSERA_RESOURCE_DATABASE_URL": "postgresql://r/photos"}
+    assert ResourceSettings.from_env(own).database_url == "postgresql://r/photos"
+    with pytest.raises(ConfigError, match="TESSERA_RESOURCE_DATABASE_URL is required"):
+        ResourceSettings.from_env({"TESSERA_ISSUER": "https://auth.example.com"})
+
+
+def test_a_settings_field_must_be_declared() -> None:
+    """A field without setting() would have no variable, rule or documentation."""
+    with pytest.raises(TypeError, match="undeclared"):
+
+        @settings_class(read_by="nobody")
+        class Broken:
+            declared: int = setting("DECLARED", Integer(), "A declared setting.", default=1)
+            undeclared: int = 2

@@ -1,0 +1,43 @@
+"""The authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3) as its checks established it.
+
+``/authorize`` builds it (:mod:`auth_server.authorization.checks`); while the user is asked for
+consent it waits in Redis (:mod:`auth_server.stores.authorization_requests`), bound to that user;
+once approved, the grant serving its response type answers it (``grants/authorization_code.py``
+issues a code, ``grants/implicit.py`` a token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auth_server.stores.sessions import Session
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client_id: str
+    redirect_uri: str
+    response_type: str
+    scope: tuple[str, ...]
+    state: str | None
+    code_challenge: str | None
+    # False when the client omitted redirect_uri and its only registered one is used (then /token
+    # must not require it, RFC 6749 §4.1.3)
+    redirect_uri_given: bool = True
+    # the user who was shown the consent page, the only one who can answer it; None until then
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceOwner:
+    """The signed-in user who approves a request: the subject of what is issued (RFC 6749 §1.1)."""
+
+    subject: str
+    auth_time: int
+
+    @classmethod
+    def of(cls, session: Session | None) -> ResourceOwner | None:
+        """The user signed in with ``session``; None when nobody is."""
+        if session is None or session.user_id is None or session.auth_time is None:
+            return None
+        return cls(session.user_id, session.auth_time)

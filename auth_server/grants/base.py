@@ -1,0 +1,103 @@
+"""Each grant declared once (RFC 6749 §1.3, §4; RFC 7591 §2; RFC 9700 §2.1.2, §2.4).
+
+A :class:`Grant` says all the server needs to know about a grant type; the grant's own module
+(``grants/<name>.py``) holds its handlers and its declaration, and ``grants/__init__.py`` lists every
+declaration in :data:`~auth_server.grants.GRANTS`. Everything else is derived from that list:
+
+* the token endpoint's dispatch (``endpoints/token.py``), including the confidential-only rule;
+* the authorization endpoint's response types and modes (``authorization/checks.py``) and who
+  answers an approved request (``authorization/answer.py``);
+* the client registration rules (``registration.py``): the grant types a client may have, the
+  deprecation notices, "refresh_token needs a grant that issues refresh tokens", "confidential
+  clients only", "a grant served at /authorize needs a redirect URI";
+* the metadata document (``endpoints/metadata.py``) and the CLI's ``--grant-type`` choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
+from auth_server.authorization.response_modes import ResponseMode
+from auth_server.clients import Client
+from auth_server.grants.common import TokenRequest
+from auth_server.registry import Registry
+
+# At the token endpoint, after client authentication: the JSON body of a successful response.
+TokenHandler = Callable[[Registry, Client, TokenRequest], Awaitable[dict[str, Any]]]
+# At the authorization endpoint, once the user approved: the parameters of the answer.
+AuthorizationHandler = Callable[[Registry, AuthorizationRequest, ResourceOwner], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    grant_type: str
+    # handles ``grant_type`` at the token endpoint; None: the grant is not used there (implicit)
+    token_endpoint: TokenHandler | None = None
+    # answers an approved authorization request of one of ``response_types``
+    authorization_endpoint: AuthorizationHandler | None = None
+    # the response types this grant serves at /authorize, and the mode its answers use
+    response_types: tuple[str, ...] = ()
+    response_mode: ResponseMode = "query"
+    # the token endpoint parameters it reads, besides grant_type and client authentication
+    parameters: tuple[str, ...] = ()
+    # whether its tokens start a refresh-token family (the refresh_token grant only continues one)
+    issues_refresh_tokens: bool = False
+    # refused to public clients, at registration and at the token endpoint
+    confidential_only: bool = False
+    # deprecated by RFC 9700: a client may be registered for it, with a warning
+    deprecated: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.response_types) != (self.authorization_endpoint is not None):
+            raise ValueError(f"{self.grant_type}: response types need an authorization-endpoint handler")
+        if not self.response_types and self.token_endpoint is None:
+            raise ValueError(f"{self.grant_type}: a grant needs a handler at some endpoint")
+
+
+class Grants(Mapping[str, Grant]):
+    """The grants this server implements, by ``grant_type``, in the order they are listed."""
+
+    def __init__(self, *grants: Grant) -> None:
+        self._by_type: dict[str, Grant] = {}
+        self._by_response_type: dict[str, Grant] = {}
+        for grant in grants:
+            if grant.grant_type in self._by_type:
+                raise ValueError(f"grant {grant.grant_type!r} is declared twice")
+            self._by_type[grant.grant_type] = grant
+            for response_type in grant.response_types:
+                if response_type in self._by_response_type:
+                    raise ValueError(f"response type {response_type!r} is served by two grants")
+                self._by_response_type[response_type] = grant
+
+    def __getitem__(self, grant_type: str) -> Grant:
+        return self._by_type[grant_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_type)
+
+    def __len__(self) -> int:
+        return len(self._by_type)
+
+    def serving(self, response_type: str | None) -> Grant | None:
+        """The grant that answers ``response_type`` at the authorization endpoint, if any."""
+        return None if response_type is None else self._by_response_type.get(response_type)
+
+    def response_mode(self, response_type: str | None) -> ResponseMode:
+        """How answers to ``response_type`` go back; ``query`` for one no grant serves (its error)."""
+        grant = self.serving(response_type)
+        return "query" if grant is None else grant.response_mode
+
+    @property
+    def response_types(self) -> tuple[str, ...]:
+        return tuple(self._by_response_type)
+
+    @property
+    def response_modes(self) -> tuple[ResponseMode, ...]:
+        return tuple(dict.fromkeys(grant.response_mode for grant in self._by_response_type.values()))
+
+    @property
+    def deprecated(self) -> tuple[str, ...]:
+        return tuple(grant_type for grant_type, grant in self._by_type.items() if grant.deprecated)

@@ -1,0 +1,159 @@
+"""The authorization server's route table: every path, its handler and its OpenAPI description.
+
+:func:`add_routes` is what ``create_app`` registers; :func:`document` is the OpenAPI document of
+those routes and of the ones every app has (``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``), built from the router as the app serves it (see :mod:`shared.openapi`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from auth_server import paths
+from auth_server.endpoints.authorize import authorize
+from auth_server.endpoints.consent import consent
+from auth_server.endpoints.introspection import introspect
+from auth_server.endpoints.jwks import jwks
+from auth_server.endpoints.login import login, login_page, logout
+from auth_server.endpoints.metadata import metadata
+from auth_server.endpoints.revocation import revoke
+from auth_server.endpoints.revocation_list import endpoint as revocation_list
+from auth_server.endpoints.token import token
+from shared import observability, openapi
+from shared.openapi import FORM, HTML, OBJECT, REDIRECT, errors, json_body, ref
+
+TITLE = "Tessera authorization server"
+TOKEN = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"const": "Bearer"},
+        "expires_in": {"type": "integer"},
+        "refresh_token": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+SCHEMAS = {"Token": TOKEN}
+
+_CLIENT_AUTH: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
+_FORM_POST: dict[str, Any] = {"requestBody": {"required": True, "content": FORM}, "security": _CLIENT_AUTH}
+_AUTHORIZE_PARAMETERS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+_REVOCATION_LIST = {
+    "type": "object",
+    "required": ["issuer", "generated_at", "next_update", "revoked"],
+    "properties": {
+        "issuer": {"type": "string"},
+        "generated_at": {"type": "integer"},
+        "next_update": {"type": "integer"},
+        "revoked": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["jti", "exp"],
+                "properties": {"jti": {"type": "string"}, "exp": {"type": "integer"}},
+            },
+        },
+    },
+}
+
+
+def add_routes(app: web.Application) -> None:
+    """Every route of the authorization server (and ``/openapi.json`` describing them)."""
+    openapi.install(app, title=TITLE, schemas=SCHEMAS)
+    routes = openapi.Routes(app)
+    routes.get(
+        paths.METADATA,
+        metadata,
+        summary="RFC 8414 metadata",
+        responses={"200": json_body(OBJECT, "metadata")},
+    )
+    routes.get(paths.JWKS, jwks, summary="RFC 7517 key set", responses={"200": {"description": "JWK Set"}})
+    routes.get(
+        paths.AUTHORIZE,
+        authorize,
+        summary="RFC 6749 §4.1/§4.2 authorization endpoint",
+        parameters=[
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in _AUTHORIZE_PARAMETERS
+        ],
+        responses={"200": HTML, "302": REDIRECT, "400": HTML, "429": HTML, "503": HTML},
+    )
+    routes.post(
+        paths.TOKEN,
+        token,
+        summary="RFC 6749 §3.2 token endpoint",
+        **_FORM_POST,
+        responses={"200": json_body(ref("Token"), "tokens"), **errors(400, 401, 413, 429, 503)},
+    )
+    routes.post(
+        paths.REVOKE,
+        revoke,
+        summary="RFC 7009 revocation",
+        **_FORM_POST,
+        responses={"200": {"description": "revoked"}, **errors(400, 401, 413, 503)},
+    )
+    routes.post(
+        paths.INTROSPECT,
+        introspect,
+        summary="RFC 7662 introspection",
+        **_FORM_POST,
+        responses={
+            "200": json_body({"type": "object", "required": ["active"]}, "token state"),
+            **errors(400, 401, 413, 503),
+        },
+    )
+    routes.get(
+        paths.REVOCATION_LIST,
+        revocation_list(),
+        summary="Revoked access tokens (jti, exp) for resource servers; Tessera-specific",
+        parameters=[
+            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+        ],
+        responses={
+            "200": json_body(_REVOCATION_LIST, "the revocation list"),
+            "304": {"description": "unchanged since the ETag sent in If-None-Match"},
+            **errors(503),
+        },
+    )
+    routes.get(paths.LOGIN, login_page, summary="Sign-in page", responses={"200": HTML, "303": REDIRECT})
+    routes.post(
+        paths.LOGIN,
+        login,
+        summary="Sign in",
+        requestBody={"content": FORM},
+        responses={"303": REDIRECT, "400": HTML, "429": HTML, "503": HTML},
+    )
+    routes.post(
+        paths.LOGOUT,
+        logout,
+        summary="Sign out",
+        requestBody={"content": FORM},
+        responses={"303": REDIRECT, "400": HTML},
+    )
+    routes.post(
+        paths.CONSENT,
+        consent,
+        summary="Answer a consent page",
+        requestBody={"content": FORM},
+        responses={"303": REDIRECT, "400": HTML},
+    )
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document ``/openapi.json`` serves, without settings or a running app: the
+    routes :func:`shared.observability.install` and :func:`add_routes` add, as ``create_app`` does."""
+    app = web.Application()
+    app.router.add_routes(observability.ROUTES)
+    add_routes(app)
+    return openapi.document(app, title=TITLE, schemas=SCHEMAS)

@@ -1,0 +1,124 @@
+"""The Photo Warehouse's route table: every path, its handler and its OpenAPI description.
+
+:func:`add_routes` is what ``create_app`` registers; :func:`document` is the OpenAPI document of
+those routes and of the ones every app has (``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``), built from the router as the app serves it (see :mod:`shared.openapi`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from resource_server import photos
+from shared import observability, openapi
+from shared.openapi import OBJECT, errors, json_body, ref
+
+TITLE = "Photo Warehouse API"
+PHOTO = {
+    "type": "object",
+    "required": ["id", "title", "content_type", "size", "created_at"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "title": {"type": "string"},
+        "content_type": {"type": "string"},
+        "size": {"type": "integer"},
+        "created_at": {"type": "string"},
+        "links": {"type": "object"},
+    },
+}
+SCHEMAS = {"Photo": PHOTO}
+
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_PHOTO_ID = [{"name": "photo_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_PAGE = {
+    "type": "object",
+    "properties": {"photos": {"type": "array", "items": ref("Photo")}, "next": {"type": "string"}},
+}
+_UPLOAD = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}, "title": {"type": "string"}},
+        }
+    }
+}
+_ME = {
+    "type": "object",
+    "required": ["sub", "client_id", "scope"],
+    "properties": {
+        "sub": {"type": "string"},
+        "client_id": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+
+
+def add_routes(app: web.Application) -> None:
+    """Every route of the Photo Warehouse (and ``/openapi.json`` describing them)."""
+    openapi.install(app, title=TITLE, schemas=SCHEMAS)
+    routes = openapi.Routes(app)
+    routes.get(
+        "/api/photos",
+        photos.list_photos,
+        summary="The token subject's photos (photos:read)",
+        security=_BEARER,
+        parameters=[{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("limit", "after")],
+        responses={"200": json_body(_PAGE, "a page"), **errors(400, 401, 403)},
+    )
+    routes.post(
+        "/api/photos",
+        photos.upload_photo,
+        summary="Upload a photo (photos:write)",
+        security=_BEARER,
+        requestBody={"content": _UPLOAD},
+        responses={"201": json_body(ref("Photo"), "created"), **errors(400, 401, 403, 413, 415)},
+    )
+    routes.get(
+        "/api/photos/{photo_id}",
+        photos.get_photo,
+        summary="One photo's metadata",
+        security=_BEARER,
+        parameters=_PHOTO_ID,
+        responses={"200": json_body(ref("Photo"), "the photo"), **errors(401, 403, 404)},
+    )
+    routes.delete(
+        "/api/photos/{photo_id}",
+        photos.delete_photo,
+        summary="Delete a photo (photos:write)",
+        security=_BEARER,
+        parameters=_PHOTO_ID,
+        responses={"204": {"description": "deleted"}, **errors(401, 403, 404)},
+    )
+    routes.get(
+        "/api/photos/{photo_id}/content",
+        photos.photo_content,
+        summary="The image bytes",
+        security=_BEARER,
+        parameters=_PHOTO_ID,
+        responses={"200": {"description": "image"}, **errors(401, 403, 404)},
+    )
+    routes.get(
+        "/api/me",
+        photos.me,
+        summary="Whom the token speaks for and what it may do (photos:read)",
+        security=_BEARER,
+        responses={"200": json_body(_ME, "the token's subject, client and scope"), **errors(401, 403)},
+    )
+    routes.get(
+        "/api/stats",
+        photos.stats,
+        summary="Aggregate statistics for partners (warehouse:stats, client_credentials)",
+        security=_BEARER,
+        responses={"200": json_body(OBJECT, "statistics"), **errors(401, 403)},
+    )
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document ``/openapi.json`` serves, without settings or a running app: the
+    routes :func:`shared.observability.install` and :func:`add_routes` add, as ``create_app`` does."""
+    app = web.Application()
+    app.router.add_routes(observability.ROUTES)
+    add_routes(app)
+    return openapi.document(app, title=TITLE, schemas=SCHEMAS)
