@@ -4,41 +4,43 @@ Runs migrations, seeds the demo (the user ``xiaomei`` with a few photos, the Pho
 and a partner client), then starts the authorization server, the Photo Warehouse and the Photo
 Printer as three processes. With no URLs configured, PostgreSQL and Redis are real embedded
 servers keeping their data in ``.tessera/`` (see :mod:`shared.embedded`). Ctrl-C stops everything.
+
+This module is the one place that imports both servers (the import-linter contract in
+``pyproject.toml`` names exactly its imports of ``resource_server`` as the exception): the demo
+migrates and seeds both in one process before it starts each server as its own process. Nothing
+in ``auth_server`` imports it; the ``tessera`` command finds its :data:`COMMANDS` through the
+``tessera.commands`` entry points, like every server's commands.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from auth_server.commands import auth_settings, migrate_auth, open_registry
 from auth_server.crypto import hash_password
 from auth_server.registration import ClientMetadata, register
 from auth_server.registry import Registry
 from auth_server.settings import Settings
+from resource_server.commands import migrate_resource, resource_settings
+from resource_server.demo import seed_photos
 from resource_server.settings import ResourceSettings
-from resource_server.store import PhotoStore
-from shared import db
+from shared import embedded
+from shared.cli import Commands, Subcommands
 
 DEMO_USER = "xiaomei"
 DEMO_PASSWORD = "photos-at-site-a"  # noqa: S105 - a published demo credential, development only
 WAREHOUSE_PORT, PRINTER_PORT = 8001, 9000
-SAMPLE_PHOTOS = (
-    ("West Lake at dawn", (244, 162, 97)),
-    ("Xiamen harbour", (42, 157, 143)),
-    ("Grandma's garden", (138, 177, 125)),
-    ("Lantern festival", (231, 111, 81)),
-)
 
 
 @dataclass(frozen=True)
@@ -49,33 +51,13 @@ class Demo:
     partner_secret: str
 
 
-def sample_png(rgb: tuple[int, int, int], size: int = 96) -> bytes:
-    """A small real PNG: a diagonal gradient of one colour (no imaging library needed)."""
-    rows = bytearray()
-    for y in range(size):
-        rows.append(0)
-        for x in range(size):
-            shade = 0.55 + 0.45 * (x + y) / (2 * size)
-            rows.extend(min(255, int(c * shade)) for c in rgb)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(bytes(rows)))
-        + chunk(b"IEND", b"")
-    )
-
-
 def printer_redirect(printer_port: int) -> str:
     return f"http://localhost:{printer_port}/callback"
 
 
-async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_port: int) -> Demo:
-    """Create what the demo needs, once; later runs find it (credentials kept in the data folder)."""
+async def seed(auth: Settings, registry: Registry, printer_port: int) -> tuple[Demo, str]:
+    """Create the demo user and clients, once; later runs find them (credentials kept in the data
+    folder). Returns the clients and the user's subject."""
     user = await registry.users.by_username(DEMO_USER)
     if user is None:
         user = await registry.users.create(DEMO_USER, await asyncio.to_thread(hash_password, DEMO_PASSWORD))
@@ -85,7 +67,7 @@ async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_p
         printer = await registry.clients.get(demo.printer_id)
         current = printer is not None and printer_redirect(printer_port) in printer.redirect_uris
         if current and await registry.clients.get(demo.partner_id):
-            return await _with_photos(demo, user.subject, photos)
+            return demo, user.subject
     printer, printer_secret, _ = await register(
         registry,
         ClientMetadata(
@@ -111,30 +93,18 @@ async def seed(auth: Settings, registry: Registry, photos: PhotoStore, printer_p
     descriptor = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(json.dumps(demo.__dict__))
-    return await _with_photos(demo, user.subject, photos)
-
-
-async def _with_photos(demo: Demo, owner: str, photos: PhotoStore) -> Demo:
-    if not await photos.page(owner, limit=1):
-        for title, colour in SAMPLE_PHOTOS:
-            await photos.add(owner, title, "image/png", sample_png(colour))
-    return demo
+    return demo, user.subject
 
 
 async def prepare(auth: Settings, resource: ResourceSettings, printer_port: int) -> Demo:
-    from auth_server.cli import migrate_auth, open_registry
-    from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
-    from resource_server.app import SCHEMA as RESOURCE_SCHEMA
-
+    """Both schemas migrated, the demo user and clients registered, her sample photos stored."""
     assert auth.database_url is not None and resource.database_url is not None
     await migrate_auth(auth.database_url)
-    await db.migrate(resource.database_url, RESOURCE_SCHEMA, RESOURCE_MIGRATIONS)
-    pool = await db.create_pool(resource.database_url, RESOURCE_SCHEMA, max_size=2)
-    try:
-        async with open_registry(auth) as registry:
-            return await seed(auth, registry, PhotoStore(pool), printer_port)
-    finally:
-        await pool.close()
+    await migrate_resource(resource.database_url)
+    async with open_registry(auth) as registry:
+        demo, owner = await seed(auth, registry, printer_port)
+    await seed_photos(resource.database_url, owner)
+    return demo
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -235,6 +205,34 @@ def run(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    configured = Settings.from_env()
+    embedded_in_use = configured.database_url is None or configured.redis_url is None
+    try:
+        code = run(
+            auth_settings(),
+            resource_settings(),
+            warehouse_port=args.warehouse_port,
+            printer_port=args.printer_port,
+        )
+    finally:
+        if embedded_in_use:  # Ctrl-C stops everything, the embedded databases too (their data stays)
+            embedded.stop(configured.dev_data_dir)
+    raise SystemExit(code)
+
+
+def add_subcommands(sub: Subcommands) -> None:
+    dev = sub.add_parser(
+        "dev", help="the whole demo: auth server, Photo Warehouse and Photo Printer, with embedded databases"
+    )
+    dev.add_argument("--warehouse-port", type=int, default=WAREHOUSE_PORT)
+    dev.add_argument("--printer-port", type=int, default=PRINTER_PORT)
+    dev.set_defaults(run=cmd_dev)
+
+
+COMMANDS = Commands("dev", add_subcommands)
 
 
 BANNER = """

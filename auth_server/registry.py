@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from redis.asyncio import Redis
 
+from auth_server.authorization.request import AuthorizationRequest
 from auth_server.client_keys import ClientKeys
 from auth_server.crypto import KeyEncryption
+from auth_server.refresh_rotation import RotationPolicy
 from auth_server.settings import Settings
 from auth_server.signing import KeyRing
 from auth_server.stores.audit import AuditLog
@@ -46,7 +49,7 @@ class Registry:
     keys: KeyStore
     codes: CodeStore
     sessions: SessionStore
-    authorization_requests: AuthorizationRequestStore
+    authorization_requests: AuthorizationRequestStore[AuthorizationRequest]
     revoked_tokens: RevokedTokenStore
     login_attempts: LoginAttemptStore
     rate_limits: RateLimitStore
@@ -71,7 +74,7 @@ class Registry:
             refresh_tokens=RefreshTokenStore(
                 pool,
                 ttl=settings.refresh_token_ttl,
-                grace_period=settings.refresh_grace_period,
+                policy=RotationPolicy(grace_period=timedelta(seconds=settings.refresh_grace_period)),
                 family_lifetime=settings.refresh_family_lifetime,
             ),
             keys=KeyStore(pool),
@@ -82,7 +85,9 @@ class Registry:
                 tombstone_ttl=settings.code_ttl + settings.access_token_ttl,
             ),
             sessions=SessionStore(redis, keys, ttl=settings.session_ttl),
-            authorization_requests=AuthorizationRequestStore(redis, keys, ttl=settings.code_ttl),
+            authorization_requests=AuthorizationRequestStore(
+                redis, keys, ttl=settings.code_ttl, kind=AuthorizationRequest
+            ),
             revoked_tokens=RevokedTokenStore(redis, keys),
             login_attempts=LoginAttemptStore(
                 redis,

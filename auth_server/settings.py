@@ -21,7 +21,6 @@ from shared import settings_docs
 from shared.config import (
     Choice,
     ConfigError,
-    Directory,
     Env,
     Integer,
     OptionalUrl,
@@ -34,6 +33,15 @@ from shared.config import (
     settings_class,
 )
 from shared.http import parse_networks
+from shared.serving import (
+    body_timeout_setting,
+    dev_data_dir_setting,
+    header_timeout_setting,
+    host_setting,
+    port_setting,
+    shutdown_grace_setting,
+    workers_setting,
+)
 
 log = logging.getLogger("tessera.settings")
 
@@ -192,12 +200,7 @@ class Settings:
         " never encrypt. Remove them once `tessera keys rewrap` has run.",
         default=(),
     )
-    dev_data_dir: Path = setting(
-        "DEV_DATA_DIR",
-        Directory(),
-        "Where the embedded development PostgreSQL and Redis keep their data.",
-        default=Path(".tessera"),
-    )
+    dev_data_dir: Path = dev_data_dir_setting()
     redis_prefix: str = setting("REDIS_PREFIX", Text(), "Prefix of every Redis key.", default="tessera:")
     access_token_audience: str = setting(
         "ACCESS_TOKEN_AUDIENCE",
@@ -341,31 +344,12 @@ class Settings:
         "The gateway's addresses, and nothing more: `X-Forwarded-For` is believed only from these.",
         default=(),
     )
-    shutdown_grace: int = setting(
-        "SHUTDOWN_GRACE",
-        Integer(maximum=600, unit=SECONDS),
-        "How long in-flight requests may finish after SIGTERM.",
-        default=30,
+    shutdown_grace: int = shutdown_grace_setting()
+    header_timeout: int = header_timeout_setting()
+    body_timeout: int = body_timeout_setting(
+        10, "How long a request body may take to arrive; a slow one gets 408 `invalid_request`."
     )
-    header_timeout: int = setting(
-        "HEADER_TIMEOUT",
-        Integer(minimum=1, maximum=3600, unit=SECONDS),
-        "How long a request's headers may take to arrive, and a connection may stay idle between"
-        " requests (slow-loris guard).",
-        default=30,
-    )
-    body_timeout: int = setting(
-        "BODY_TIMEOUT",
-        Integer(minimum=1, maximum=3600, unit=SECONDS),
-        "How long a request body may take to arrive; a slow one gets 408 `invalid_request`.",
-        default=10,
-    )
-    workers: int = setting(
-        "WORKERS",
-        Integer(minimum=1, maximum=256),
-        "Server processes sharing the port (SO_REUSEPORT); `--workers` on the command line wins.",
-        default=1,
-    )
+    workers: int = workers_setting("WORKERS")
     hashing_threads: int = setting(
         "HASHING_THREADS",
         Integer(maximum=256),
@@ -387,8 +371,8 @@ class Settings:
         " `on`: the token endpoint or the endpoint called is accepted too.",
         default=False,
     )
-    host: str = setting("HOST", Text("an address"), "Listen address.", default="127.0.0.1")
-    port: int = setting("PORT", Integer(maximum=65535), "Listen port.", default=8000)
+    host: str = host_setting("HOST")
+    port: int = port_setting("PORT", 8000)
 
     @property
     def development(self) -> bool:

@@ -17,8 +17,8 @@ import jwt
 import orjson
 
 from auth_server import signing
+from auth_server.issued import IssuedAccess
 from auth_server.signing import KeyRing
-from auth_server.stores.refresh_tokens import IssuedAccess
 from shared.errors import InvalidToken
 from shared.ids import random_id
 from shared.jwt_validation import KeySource, TokenValidator

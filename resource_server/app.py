@@ -7,16 +7,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import Gauge
 
-from resource_server import photos
+from resource_server import photos, routes
+from resource_server.schema import MIGRATIONS, SCHEMA
 from resource_server.settings import ResourceSettings
 from resource_server.store import PhotoStore
-from shared import db, observability, openapi
-from shared.errors import error_middleware
+from shared import db, observability
+from shared.error_middleware import error_middleware
 from shared.http import BODY_TIMEOUT
 from shared.jwt_validation import VALIDATOR, JWKSKeySource, KeySource, RevocationList, TokenValidator
-
-SCHEMA = "tessera_photos"
-MIGRATIONS = "resource_server.migrations"
 
 
 def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> web.Application:
@@ -27,7 +25,11 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     app = web.Application(client_max_size=settings.max_photo_bytes + 64 * 1024)
     app[BODY_TIMEOUT] = float(settings.body_timeout)
     metrics = observability.install(app, "resource")
-    app.middlewares.append(error_middleware(observe=lambda e: metrics.oauth_errors.labels(e.error).inc()))
+    app.middlewares.append(
+        error_middleware(
+            observe=lambda e: metrics.oauth_errors.labels(e.error).inc(), unavailable=db.UNAVAILABLE_ERRORS
+        )
+    )
     source = keys or JWKSKeySource(
         settings.issuer,
         refresh_interval=settings.jwks_refresh_interval,
@@ -54,10 +56,10 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         if pending:
             raise RuntimeError(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
         pool = await db.create_pool(database_url, SCHEMA)
-        app[photos.STORE] = PhotoStore(pool)
-        app[observability.HEALTH].checks["postgres"] = lambda: pool.fetchval("SELECT 1")
-        app[observability.METRICS].watch_pool(pool)
-        try:
+        try:  # closed also if the rest of start-up fails
+            app[photos.STORE] = PhotoStore(pool)
+            app[observability.HEALTH].checks["postgres"] = lambda: pool.fetchval("SELECT 1")
+            app[observability.METRICS].watch_pool(pool)
             yield
         finally:
             await pool.close()
@@ -71,14 +73,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         # last list fetched keeps applying (fail open); alert on the age instead
         app.cleanup_ctx.append(revocations.cleanup_ctx)
         _watch_revocations(metrics, revocations)
-    app.router.add_get("/openapi.json", openapi.endpoint(openapi.resource_document()))
-    app.router.add_get("/api/photos", photos.list_photos)
-    app.router.add_post("/api/photos", photos.upload_photo)
-    app.router.add_get("/api/photos/{photo_id}", photos.get_photo)
-    app.router.add_delete("/api/photos/{photo_id}", photos.delete_photo)
-    app.router.add_get("/api/photos/{photo_id}/content", photos.photo_content)
-    app.router.add_get("/api/me", photos.me)
-    app.router.add_get("/api/stats", photos.stats)
+    routes.add_routes(app)
     return app
 
 

@@ -14,18 +14,25 @@ from urllib.parse import urlsplit
 from shared import settings_docs
 from shared.config import (
     ConfigError,
-    Directory,
     Env,
     Integer,
     Parsed,
     Switch,
-    Text,
     is_local_http,
     read_settings,
     setting,
     settings_class,
 )
 from shared.jwt_validation import DEFAULT_ALGORITHMS, FORBIDDEN_ALGORITHMS
+from shared.serving import (
+    body_timeout_setting,
+    dev_data_dir_setting,
+    header_timeout_setting,
+    host_setting,
+    port_setting,
+    shutdown_grace_setting,
+    workers_setting,
+)
 
 
 def _issuer(env: Env, key: str, default: str, earlier: Mapping[str, Any]) -> str:
@@ -129,39 +136,16 @@ class ResourceSettings:
         "Verified tokens kept (keyed by SHA-256) until they expire; 0 verifies every request.",
         default=10_000,
     )
-    dev_data_dir: Path = setting(
-        "DEV_DATA_DIR",
-        Directory(),
-        "Where the embedded development PostgreSQL and Redis keep their data.",
-        default=Path(".tessera"),
-    )
-    shutdown_grace: int = setting(
-        "SHUTDOWN_GRACE",
-        Integer(maximum=600, unit=SECONDS),
-        "How long in-flight requests may finish after SIGTERM.",
-        default=30,
-    )
-    header_timeout: int = setting(
-        "HEADER_TIMEOUT",
-        Integer(minimum=1, maximum=3600, unit=SECONDS),
-        "How long a request's headers may take to arrive, and a connection may stay idle between"
-        " requests (slow-loris guard).",
-        default=30,
-    )
-    body_timeout: int = setting(
-        "BODY_TIMEOUT",
-        Integer(minimum=1, maximum=3600, unit=SECONDS),
+    dev_data_dir: Path = dev_data_dir_setting()
+    shutdown_grace: int = shutdown_grace_setting()
+    header_timeout: int = header_timeout_setting()
+    body_timeout: int = body_timeout_setting(
+        30,
         "How long a request body may take to arrive (photo uploads); a slow one gets 408 `invalid_request`.",
-        default=30,
     )
-    workers: int = setting(
-        "RESOURCE_WORKERS",
-        Integer(minimum=1, maximum=256),
-        "Server processes sharing the port (SO_REUSEPORT); `--workers` on the command line wins.",
-        default=1,
-    )
-    host: str = setting("RESOURCE_HOST", Text("an address"), "Listen address.", default="127.0.0.1")
-    port: int = setting("RESOURCE_PORT", Integer(maximum=65535), "Listen port.", default=8001)
+    workers: int = workers_setting("RESOURCE_WORKERS")
+    host: str = host_setting("RESOURCE_HOST")
+    port: int = port_setting("RESOURCE_PORT", 8001)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:

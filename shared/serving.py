@@ -7,11 +7,12 @@ builds its own app after the fork, so no pool, socket or event loop is ever shar
 A slow client (slow-loris) cannot hold a connection open for long: aiohttp's keep-alive timer
 starts when a connection opens and again after every response, and a request's headers must be
 complete before it fires, however slowly the bytes trickle in. Bodies have their own deadline,
-applied where they are read (:func:`shared.http.read_body`).
+applied where they are read (:func:`shared.http.body_deadline`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -22,9 +23,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from aiohttp import web
+
+from shared.config import Directory, Integer, Text, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,41 @@ class Listener:
     workers: int = 1
     header_timeout: float = 30.0  # headers of each request, and idle time between requests
     shutdown_grace: int = 30
+
+
+class ListenerSettings(Protocol):
+    """The listening settings each server declares (``TESSERA_HOST``/``TESSERA_RESOURCE_HOST``, ...)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def header_timeout(self) -> int: ...
+    @property
+    def shutdown_grace(self) -> int: ...
+
+
+def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
+    """A server command's ``--host``, ``--port`` and ``--workers``, each overriding its setting."""
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument(
+        "--workers", type=int, help="processes sharing the port (SO_REUSEPORT); default 1 or the env setting"
+    )
+
+
+def listener(args: argparse.Namespace, settings: ListenerSettings) -> Listener:
+    """Where and how a server command listens: its arguments, else its settings."""
+    return Listener(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        header_timeout=settings.header_timeout,
+        shutdown_grace=settings.shutdown_grace,
+    )
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -149,3 +189,57 @@ def _supervise(children: list[int]) -> int:
             status = code if code > 0 else 128 - code
             forward(signal.SIGTERM, None)
     return status
+
+
+# --- the settings every server process shares, declared once (each server's settings use them) ------
+
+SECONDS = "seconds"
+
+
+def shutdown_grace_setting() -> int:
+    return setting(
+        "SHUTDOWN_GRACE",
+        Integer(maximum=600, unit=SECONDS),
+        "How long in-flight requests may finish after SIGTERM.",
+        default=30,
+    )
+
+
+def header_timeout_setting() -> int:
+    return setting(
+        "HEADER_TIMEOUT",
+        Integer(minimum=1, maximum=3600, unit=SECONDS),
+        "How long a request's headers may take to arrive, and a connection may stay idle between"
+        " requests (slow-loris guard).",
+        default=30,
+    )
+
+
+def body_timeout_setting(default: int, doc: str) -> int:
+    return setting("BODY_TIMEOUT", Integer(minimum=1, maximum=3600, unit=SECONDS), doc, default=default)
+
+
+def workers_setting(key: str) -> int:
+    return setting(
+        key,
+        Integer(minimum=1, maximum=256),
+        "Server processes sharing the port (SO_REUSEPORT); `--workers` on the command line wins.",
+        default=1,
+    )
+
+
+def host_setting(key: str) -> str:
+    return setting(key, Text("an address"), "Listen address.", default="127.0.0.1")
+
+
+def port_setting(key: str, default: int) -> int:
+    return setting(key, Integer(maximum=65535), "Listen port.", default=default)
+
+
+def dev_data_dir_setting() -> Path:
+    return setting(
+        "DEV_DATA_DIR",
+        Directory(),
+        "Where the embedded development PostgreSQL and Redis keep their data.",
+        default=Path(".tessera"),
+    )

@@ -2,58 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.app import create_app
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import Client
 from auth_server.crypto import hash_password
+from auth_server.registration import ClientMetadata, register
 from auth_server.registry import Registry
+from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
 from auth_server.stores.users import User
-from resource_server.app import MIGRATIONS as RESOURCE_MIGRATIONS
-from resource_server.app import SCHEMA as RESOURCE_SCHEMA
+from resource_server.schema import MIGRATIONS as RESOURCE_MIGRATIONS
+from resource_server.schema import SCHEMA as RESOURCE_SCHEMA
 from shared import db
-from tests.services import Services, services
-
-TEST_KEK = "q5gFjL0Vd8H0b8bJ5xO3e1iE0P6m0Q2j4cQK0Hk7zYI"  # base64 of 32 bytes, tests only
-PASSWORD = "correct horse battery staple"
+from tests.support.servers import PASSWORD, ClientFactory, LiveServer, make_settings, running_auth_server
+from tests.support.services import Services, services, throwaway_database
 
 
 @pytest.fixture(scope="session")
 def backing() -> Iterator[Services]:
     with services() as found:
         yield found
-
-
-@contextlib.asynccontextmanager
-async def throwaway_database(admin_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the test server, dropped afterwards."""
-    name = f"tessera_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield db.with_database(admin_url, name)
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -78,24 +54,6 @@ async def redis_prefix(backing: Services) -> AsyncIterator[str]:
         await redis.aclose()
 
 
-def make_settings(database_url: str, redis_url: str, prefix: str, **overrides: Any) -> Settings:
-    environ = {
-        "TESSERA_ISSUER": overrides.pop("issuer", "http://localhost:8000"),
-        "TESSERA_DATABASE_URL": database_url,
-        "TESSERA_REDIS_URL": redis_url,
-        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
-        "TESSERA_REDIS_PREFIX": prefix,
-        # every test client comes from 127.0.0.1: a per-IP lockout would couple unrelated tests
-        "TESSERA_LOGIN_MAX_FAILURES_PER_IP": "1000000",
-        # likewise the per-IP request rates (their own tests turn them on with a private key prefix)
-        "TESSERA_RATE_TOKEN_PER_IP": "0",
-        "TESSERA_RATE_AUTHORIZE_PER_IP": "0",
-        "TESSERA_RATE_LOGIN_PER_IP": "0",
-    }
-    environ.update({f"TESSERA_{k.upper()}": str(v) for k, v in overrides.items()})
-    return Settings.from_env(environ)
-
-
 @pytest.fixture
 def settings(database_url: str, backing: Services, redis_prefix: str) -> Settings:
     return make_settings(database_url, backing.redis_url, redis_prefix)
@@ -114,9 +72,6 @@ def registry(http: TestClient) -> Registry:
     return app[REGISTRY]
 
 
-ClientFactory = Callable[..., Awaitable[tuple[Client, str | None]]]
-
-
 @pytest.fixture
 def new_client(registry: Registry) -> ClientFactory:
     async def create(
@@ -130,17 +85,21 @@ def new_client(registry: Registry) -> ClientFactory:
         require_pkce: bool | None = None,
     ) -> tuple[Client, str | None]:
         method = auth_method or ("none" if public else "client_secret_basic")
-        return await registry.clients.create(
-            name=name,
-            redirect_uris=redirect_uris or ["https://printer.example/callback"],
-            grant_types=grant_types or ["authorization_code", "refresh_token"],
-            scope=scope.split(),
-            auth_method=method,
-            # Tessera requires PKCE of every client by default (tests/integration/test_hardening.py);
-            # the tests of other rules run confidential clients with it relaxed, as an operator may,
-            # so that they exercise the code flow both with PKCE and without.
-            require_pkce=method == "none" if require_pkce is None else require_pkce,
+        client, secret, _ = await register(
+            registry,
+            ClientMetadata(
+                client_name=name,
+                redirect_uris=redirect_uris or ["https://printer.example/callback"],
+                grant_types=grant_types or ["authorization_code", "refresh_token"],
+                scope=scope.split(),
+                token_endpoint_auth_method=method,
+                # Tessera requires PKCE of every client by default (tests/integration/test_hardening.py);
+                # the tests of other rules run confidential clients with it relaxed, as an operator may,
+                # so that they exercise the code flow both with PKCE and without.
+                require_pkce=method == "none" if require_pkce is None else require_pkce,
+            ),
         )
+        return client, secret
 
     return create
 
@@ -148,41 +107,6 @@ def new_client(registry: Registry) -> ClientFactory:
 @pytest.fixture
 async def user(registry: Registry) -> User:
     return await registry.users.create(f"user-{uuid.uuid4().hex[:10]}", hash_password(PASSWORD))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    settings: Settings
-    registry: Registry
-
-
-@contextlib.asynccontextmanager
-async def running_auth_server(
-    database_url: str, redis_url: str, prefix: str
-) -> AsyncIterator[tuple[LiveServer, web.AppRunner]]:
-    """The authorization server on a real loopback port, its issuer the URL it is reached at.
-
-    The runner is handed out too, so a test can stop the server early (``await runner.cleanup()``).
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    live = make_settings(database_url, redis_url, prefix, issuer=url)
-    app = create_app(live)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield LiveServer(url, live, app[REGISTRY]), runner
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from auth_server import scopes
 from auth_server.clients import Client
 from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest
+from auth_server.refresh_rotation import Rejection
 from auth_server.registry import Registry
-from auth_server.stores.refresh_tokens import Refused, Rejection
+from auth_server.stores.refresh_tokens import Refused
 from auth_server.tokens import token_response
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
 

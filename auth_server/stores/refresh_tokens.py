@@ -1,18 +1,15 @@
 """The ``refresh_token_families`` and ``refresh_tokens`` tables: rotation and reuse detection.
 
 RFC 9700 §4.14.2: every use of a refresh token returns a new one and retires the old; presenting a
-retired token again means one of two parties holds a stolen copy, so the whole family — every
-token descended from the same grant — is revoked. Rotation is one transaction that locks the
-presented row, so of two concurrent uses exactly one wins and the other is seen as a reuse.
-
-An optional grace period lets a client that lost the response retry the *same* token for a few
-seconds, provided the successor it never received has not been used: the unseen successor is
-retired and a fresh one issued in its place.
+retired token again revokes the whole family — every token descended from the same grant. What a
+presented token gets is decided by :class:`auth_server.refresh_rotation.RotationPolicy` (the
+registry hands it over); this store carries the decision out. Rotation is one transaction that
+locks the presented row, so of two concurrent uses exactly one wins and the other is seen as a
+reuse.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from auth_server.crypto import digest, new_token
+from auth_server.issued import IssuedAccess
+from auth_server.refresh_rotation import Presented, Refuse, Rejection, Rotate, RotationPolicy
 from shared import db
 
 
@@ -35,37 +34,11 @@ class RefreshGrant:
 
 
 @dataclass(frozen=True, slots=True)
-class IssuedAccess:
-    """The access token issued alongside a refresh token, kept so a family revocation can deny-list it."""
-
-    jti: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class RefreshTokenInfo:
     grant: RefreshGrant
     issued_at: datetime
     expires_at: datetime
     active: bool
-
-
-class Rejection(enum.Enum):
-    UNKNOWN = enum.auto()
-    WRONG_CLIENT = enum.auto()
-    EXPIRED = enum.auto()
-    REVOKED = enum.auto()
-    REUSED = enum.auto()
-    SCOPE_EXCEEDED = enum.auto()
-
-    @property
-    def description(self) -> str:
-        if self is Rejection.REUSED:
-            return "The refresh token was already used; its token family has been revoked."
-        if self is Rejection.SCOPE_EXCEEDED:
-            return "The requested scope exceeds what was granted or what the client may have."
-        # one description for every other dead token: the answer must not tell a real token from a guess
-        return "The refresh token is invalid, expired or revoked."
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +66,16 @@ _FAMILY_ENDS = "coalesce(f.expires_at, f.created_at + $2::interval)"
 
 class RefreshTokenStore:
     def __init__(
-        self, pool: asyncpg.Pool, *, ttl: int, grace_period: int, family_lifetime: int = 30 * 24 * 3600
+        self,
+        pool: asyncpg.Pool,
+        *,
+        ttl: int,
+        policy: RotationPolicy,
+        family_lifetime: int = 30 * 24 * 3600,
     ) -> None:
         self._pool = pool
         self._ttl = timedelta(seconds=ttl)
-        self._grace = timedelta(seconds=grace_period)
+        self._policy = policy
         # however often a family is used, it ends this long after its grant (then: sign in again)
         self._lifetime = timedelta(seconds=family_lifetime)
 
@@ -144,8 +122,8 @@ class RefreshTokenStore:
     ) -> Rotated | Refused:
         """Exchange ``token`` for a successor in one transaction, or say why not.
 
-        The access token's scope is the requested one (or the family's) within what the client
-        may still have; asking for more than the family was granted is refused before rotating.
+        The policy decides on the locked row (see :mod:`auth_server.refresh_rotation`); ``access``
+        is the access token to be issued with the successor.
         """
         async with db.connection(self._pool) as conn:
             async with conn.transaction():
@@ -162,19 +140,25 @@ class RefreshTokenStore:
                 )
                 if row is None:
                     return Refused(Rejection.UNKNOWN)
-                if row["client_id"] != client_id:
-                    return Refused(Rejection.WRONG_CLIENT)
-                if row["revoked_at"] is not None:
-                    return Refused(Rejection.REVOKED)
-                reused = row["rotated_at"] is not None
-                in_grace = bool(reused and self._grace and row["now"] - row["rotated_at"] <= self._grace)
-                if not reused or in_grace:
-                    rotated = await self._rotate_row(
-                        conn, token, row, access, requested_scope, client_scope, in_grace
-                    )
+                presented = Presented(
+                    client_id=row["client_id"],
+                    scope=tuple(row["scope"]),
+                    revoked=row["revoked_at"] is not None,
+                    rotated_at=row["rotated_at"],
+                    expires_at=min(row["expires_at"], row["family_expires_at"]),
+                    now=row["now"],
+                )
+                decision = self._policy.decide(
+                    presented, client_id=client_id, requested_scope=requested_scope, client_scope=client_scope
+                )
+                if isinstance(decision, Rotate):
+                    rotated = await self._rotate_row(conn, token, row, access, decision)
                     if rotated is not None:
                         return rotated
-            # A rotated token presented again: revoke the family, committed although the request fails.
+                    decision = self._policy.successor_used()
+                if isinstance(decision, Refuse):
+                    return Refused(decision.reason)
+            # A reuse: revoke the family, committed although the request fails.
             revoked = await self.revoke_family(row["family_id"], "refresh token reused", conn=conn)
             return Refused(Rejection.REUSED, row["family_id"], revoked)
 
@@ -184,23 +168,12 @@ class RefreshTokenStore:
         token: str,
         row: asyncpg.Record,
         access: IssuedAccess,
-        requested_scope: tuple[str, ...] | None,
-        client_scope: tuple[str, ...],
-        in_grace: bool,
-    ) -> Rotated | Refused | None:
-        """Rotate a locked row; ``None`` when a grace-period retry turns out to be a reuse."""
-        if min(row["expires_at"], row["family_expires_at"]) <= row["now"]:
-            return Refused(Rejection.EXPIRED)
-        granted = tuple(row["scope"])
-        if requested_scope is not None and not set(requested_scope) <= set(granted):
-            return Refused(Rejection.SCOPE_EXCEEDED)
-        scope = tuple(s for s in (requested_scope or granted) if s in client_scope)
-        if not scope:
-            return Refused(Rejection.SCOPE_EXCEEDED)
+        decision: Rotate,
+    ) -> Rotated | None:
+        """Rotate a locked row; ``None`` when a retry's successor turns out to have been used."""
         retired: tuple[IssuedAccess, ...] = ()
-        if in_grace:
-            # A retry within the grace period: retire the successor the client never saw, unless
-            # it has been used, which proves the client did see it (then this is a reuse).
+        if decision.retry:
+            # retire the successor the client never saw, unless it has been used
             unseen = await conn.fetchrow(
                 "UPDATE refresh_tokens SET rotated_at = clock_timestamp()"
                 " WHERE token_hash = $1 AND rotated_at IS NULL RETURNING access_jti, access_expires_at",
@@ -229,10 +202,10 @@ class RefreshTokenStore:
             family_id=row["family_id"],
             client_id=row["client_id"],
             subject=row["subject"],
-            scope=granted,
+            scope=tuple(row["scope"]),
             auth_time=row["auth_time"],
         )
-        return Rotated(grant, successor, scope, retired)
+        return Rotated(grant, successor, decision.scope, retired)
 
     async def purge_expired(self, batch: int = 10_000) -> int:
         """Delete the families none of whose tokens can be used any more; return how many.

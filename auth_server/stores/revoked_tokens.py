@@ -32,7 +32,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from auth_server.stores.refresh_tokens import IssuedAccess
+from auth_server.issued import IssuedAccess
 from shared.redis import Keys
 
 LIST_GRACE = 300  # seconds a revoked entry stays listed after its exp: the largest accepted clock leeway

@@ -9,8 +9,8 @@ import pytest
 
 from auth_server.crypto import hash_password
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, LiveServer
 from tests.e2e.browser import Browser, chromium
+from tests.support.servers import PASSWORD, LiveServer
 
 
 @pytest.fixture

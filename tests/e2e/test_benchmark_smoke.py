@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Services
+from tests.support.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.benchmark
 @pytest.mark.timeout(900)
 def test_benchmark_runs_every_scenario_quickly(backing: Services, tmp_path: Path) -> None:
     env = {

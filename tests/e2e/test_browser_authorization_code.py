@@ -22,9 +22,9 @@ from aiohttp import web
 from playwright.async_api import Page, Response, expect
 
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, LiveServer
 from tests.e2e.browser import Browser
-from tests.flow import Pkce, basic
+from tests.support.flow import Pkce, basic
+from tests.support.servers import PASSWORD, LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -25,12 +25,12 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, Response, expect
 
-from auth_server.app import SCHEMA
 from auth_server.clients import Client
+from auth_server.schema import SCHEMA
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, LiveServer
 from tests.e2e.browser import Browser, location
-from tests.flow import Pkce
+from tests.support.flow import Pkce
+from tests.support.servers import PASSWORD, LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -28,9 +28,9 @@ import jwt
 import pytest
 
 from auth_server.crypto import hash_password
-from tests.conftest import PASSWORD, TEST_KEK, free_port
-from tests.flow import Pkce, basic, hidden, query_of
-from tests.services import Services
+from tests.support.flow import Pkce, basic, hidden, query_of
+from tests.support.servers import PASSWORD, TEST_KEK, free_port
+from tests.support.services import Services
 
 pytestmark = pytest.mark.e2e
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -142,7 +142,7 @@ def _routes_served(log: Path) -> list[str]:
 
 
 async def test_flow_and_key_rotation_across_replicas_behind_the_gateway(gateway: Gateway) -> None:
-    from auth_server.cli import open_registry
+    from auth_server.commands import open_registry
     from auth_server.settings import Settings
 
     settings = Settings.from_env(gateway.env)

@@ -22,10 +22,11 @@ import pytest
 from playwright.async_api import Page, expect
 from redis import Redis
 
-from auth_server.dev import DEMO_PASSWORD, DEMO_USER, SAMPLE_PHOTOS
-from tests.conftest import TEST_KEK, free_port
+from auth_server.dev import DEMO_PASSWORD, DEMO_USER
+from resource_server.demo import SAMPLE_PHOTOS
 from tests.e2e.browser import chromium
-from tests.services import Services
+from tests.support.servers import TEST_KEK, free_port
+from tests.support.services import Services
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,11 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from auth_server.app import create_app
-from auth_server.appkeys import REGISTRY
-from auth_server.registry import Registry
 from resource_server.app import create_app as create_resource_app
 from resource_server.settings import ResourceSettings
 from shared import embedded
-from tests.conftest import free_port, make_settings
-from tests.services import Services
+from tests.support.servers import AppFactory, free_port, make_settings
+from tests.support.services import Services
 
 
 @pytest.fixture(scope="session")
@@ -76,15 +74,6 @@ def own_postgres(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         embedded.stop(tmp_path)
-
-
-def registry_of(http: TestClient) -> Registry:
-    app: web.Application | None = http.app
-    assert app is not None
-    return app[REGISTRY]
-
-
-AppFactory = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient
 from auth_server import keys
 from auth_server.registry import Registry
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory
-from tests.flow import authorize_params, basic, obtain_code
+from tests.support.flow import authorize_params, basic, obtain_code
+from tests.support.servers import PASSWORD, ClientFactory
 
 
 async def test_client_lifecycle_is_audited(registry: Registry, new_client: ClientFactory) -> None:

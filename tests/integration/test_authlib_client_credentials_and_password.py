@@ -22,11 +22,11 @@ import jwt
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 
-from auth_server.app import SCHEMA
 from auth_server.clients import Client
 from auth_server.crypto import hash_password
+from auth_server.schema import SCHEMA
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, LiveServer
+from tests.support.servers import PASSWORD, LiveServer
 
 # Authlib 1.9 warns, once, when its httpx integration is imported, that it would rather have the
 # "httpx2" package; this project depends on httpx. The warning comes at import (collection), where

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from auth_server.registry import Registry
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, obtain_code
+from tests.support.flow import REDIRECT_URI, Pkce, authorize_params, basic, obtain_code
+from tests.support.servers import PASSWORD, ClientFactory
 
 
 async def _jwks_key(http: TestClient, kid: str) -> jwt.PyJWK:

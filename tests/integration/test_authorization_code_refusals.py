@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from auth_server.crypto import hexdigest
 from auth_server.registry import Registry
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, obtain_code, query_of
+from tests.support.flow import REDIRECT_URI, Pkce, authorize_params, basic, obtain_code, query_of
+from tests.support.servers import PASSWORD, ClientFactory
 
 
 async def _authorize(http: TestClient, params: dict[str, str]) -> tuple[int, str, str]:

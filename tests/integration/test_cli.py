@@ -8,8 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.conftest import TEST_KEK
-from tests.services import Services
+from tests.support.servers import TEST_KEK
+from tests.support.services import Services
 
 
 def _tessera(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

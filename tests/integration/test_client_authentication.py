@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from auth_server.registry import Registry
-from tests.conftest import ClientFactory
-from tests.flow import basic
+from tests.support.flow import basic
+from tests.support.servers import ClientFactory
 
 
 async def _token(

@@ -7,8 +7,8 @@ from aiohttp.test_utils import TestClient
 
 from auth_server.clients import Client
 from auth_server.registry import Registry
-from tests.conftest import ClientFactory
-from tests.flow import basic
+from tests.support.flow import basic
+from tests.support.servers import ClientFactory
 
 
 async def _cc(http: TestClient, client_id: str, secret: str, **extra: str) -> tuple[int, dict[str, str]]:

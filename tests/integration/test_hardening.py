@@ -28,10 +28,10 @@ from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from auth_server.stores.clients import ClientStore
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory, LiveServer
-from tests.flow import Pkce, authorize_params, basic, hidden, obtain_code, query_of
 from tests.integration.test_private_key_jwt import ISSUER, TOKEN_URL, claims, client_credentials, partner
-from tests.services import Services
+from tests.support.flow import Pkce, authorize_params, basic, hidden, obtain_code, query_of
+from tests.support.servers import PASSWORD, ClientFactory, LiveServer
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 

@@ -8,8 +8,8 @@ import jwt
 from aiohttp.test_utils import TestClient
 
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory
-from tests.flow import REDIRECT_URI, authorize_params, hidden, query_of, sign_in
+from tests.support.flow import REDIRECT_URI, authorize_params, hidden, query_of, sign_in
+from tests.support.servers import PASSWORD, ClientFactory
 
 
 def fragment_of(location: str) -> dict[str, str]:

@@ -20,16 +20,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from auth_server import keys, signing
-from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.app import create_app
 from auth_server.appkeys import REGISTRY
 from auth_server.crypto import KeyEncryption, kek_id_of
 from auth_server.registry import Registry
+from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
 from auth_server.signing import SigningKeyUnavailable
 from auth_server.stores.keys import KeyStore
 from shared import db
-from tests.conftest import TEST_KEK, make_settings
-from tests.services import Services
+from tests.support.servers import TEST_KEK, make_settings
+from tests.support.services import Services
 
 AppFactory = Callable[..., Awaitable[TestClient]]
 
@@ -149,7 +150,7 @@ async def test_rotating_the_key_encryption_key(
     registry_ab = during.app[REGISTRY]
     assert (await (await during.get("/oauth2/jwks")).json())["keys"] == jwks_a
     assert (await _verify_with_jwks(during, registry_ab, token_a))["sub"] == "s"
-    assert registry_ab.access_tokens.verify(token_a) is not None
+    assert await registry_ab.access_tokens.verify(token_a) is not None
     assert (await _verify_with_jwks(during, registry_ab, _sign(registry_ab)))["sub"] == "s"
     assert (await (await during.get("/readyz")).json())["status"] == "ready"
     # a key made now is wrapped under B
@@ -195,7 +196,7 @@ async def test_rotating_the_key_encryption_key(
     registry_b = only_b.app[REGISTRY]
     assert {k["kid"] for k in (await (await only_b.get("/oauth2/jwks")).json())["keys"]} == set(after)
     assert (await _verify_with_jwks(only_b, registry_b, token_a))["sub"] == "s"
-    assert registry_b.access_tokens.verify(token_a) is not None
+    assert await registry_b.access_tokens.verify(token_a) is not None
     assert (await _verify_with_jwks(only_b, registry_b, _sign(registry_b)))["sub"] == "s"
 
     # --- A alone: loading fails, naming a key and the KEK it needs

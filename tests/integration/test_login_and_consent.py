@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from auth_server.app import create_app
 from auth_server.settings import Settings
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory, make_settings
-from tests.flow import authorize_params, hidden, query_of, sign_in
+from tests.support.flow import authorize_params, hidden, query_of, sign_in
+from tests.support.servers import PASSWORD, ClientFactory, make_settings
 
 
 def _session_cookie(http: TestClient) -> str | None:

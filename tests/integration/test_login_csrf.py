@@ -12,8 +12,8 @@ import auth_server.login_csrf
 from auth_server import login_csrf
 from auth_server.settings import Settings
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD
-from tests.flow import hidden
+from tests.support.flow import hidden
+from tests.support.servers import PASSWORD
 
 LOGIN_COOKIE = "tessera_login"  # an http://localhost issuer: no __Host- prefix
 

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from auth_server.app import MIGRATIONS, SCHEMA
+from auth_server.schema import MIGRATIONS, SCHEMA
 from shared import db
 
 

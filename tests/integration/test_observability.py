@@ -14,8 +14,8 @@ from auth_server.app import create_app
 from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.observability import RequestIdFilter, json_formatter
-from tests.conftest import PASSWORD, ClientFactory, make_settings
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, hidden, obtain_code
+from tests.support.flow import REDIRECT_URI, Pkce, authorize_params, basic, hidden, obtain_code
+from tests.support.servers import PASSWORD, ClientFactory, make_settings
 
 Factory = Callable[..., Awaitable[TestClient]]
 

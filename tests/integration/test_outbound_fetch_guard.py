@@ -33,10 +33,10 @@ from pytest_aiohttp.plugin import AiohttpServer
 
 from auth_server.app import create_app
 from auth_server.appkeys import REGISTRY
-from auth_server.clients import Client, RegistrationError, validate_registration
+from auth_server.clients import Client
+from auth_server.registration import RegistrationError, validate_registration
 from auth_server.registry import Registry
 from shared.jwt_validation import JWKSKeySource
-from tests.conftest import TEST_KEK, make_settings
 from tests.integration.test_private_key_jwt import (
     KNOWN_SCOPES,
     SCOPE,
@@ -47,7 +47,8 @@ from tests.integration.test_private_key_jwt import (
     client_credentials,
     new_key,
 )
-from tests.services import Services
+from tests.support.servers import TEST_KEK, make_settings
+from tests.support.services import Services
 
 PRODUCTION_ISSUER = "https://auth.example.com"
 DEVELOPMENT_ISSUER = "http://localhost:8000"  # the issuer of the shared ``http`` fixture

@@ -15,8 +15,8 @@ from auth_server.appkeys import REGISTRY
 from auth_server.registry import Registry
 from auth_server.settings import Settings
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory, make_settings
-from tests.flow import basic, hidden
+from tests.support.flow import basic, hidden
+from tests.support.servers import PASSWORD, ClientFactory, make_settings
 
 
 async def _password(

@@ -30,9 +30,9 @@ from examples.photo_printer.app import (
 )
 from resource_server.app import create_app as create_warehouse_app
 from resource_server.settings import ResourceSettings
-from tests.conftest import PASSWORD, LiveServer, free_port
-from tests.flow import basic, hidden
 from tests.integration.test_photo_warehouse import png
+from tests.support.flow import basic, hidden
+from tests.support.servers import PASSWORD, LiveServer, free_port
 
 TITLES = ("Xiamen harbour", 'Gulangyu <sunset> & "sea"')
 

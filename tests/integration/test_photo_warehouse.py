@@ -19,9 +19,9 @@ from auth_server import keys
 from auth_server.crypto import hash_password
 from resource_server.app import create_app
 from resource_server.settings import ResourceSettings
-from tests.conftest import PASSWORD, LiveServer, running_auth_server
-from tests.flow import basic
-from tests.services import Services
+from tests.support.flow import basic
+from tests.support.servers import PASSWORD, LiveServer, running_auth_server
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 

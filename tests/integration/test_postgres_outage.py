@@ -10,13 +10,13 @@ from pathlib import Path
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.app import create_app
 from auth_server.crypto import hash_password
+from auth_server.schema import MIGRATIONS, SCHEMA
 from shared import db, embedded
-from tests.conftest import PASSWORD, make_settings
-from tests.flow import basic
-from tests.integration.conftest import registry_of
-from tests.services import Services
+from tests.support.flow import basic
+from tests.support.servers import PASSWORD, make_settings, registry_of
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 

@@ -24,15 +24,15 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.app import create_app
 from auth_server.crypto import digest, hash_password
 from auth_server.registry import Registry
+from auth_server.schema import MIGRATIONS, SCHEMA
 from shared import db, embedded
-from tests.conftest import PASSWORD, make_settings
-from tests.flow import basic
-from tests.integration.conftest import registry_of
-from tests.refresh_families import family_shapes, held_tokens
-from tests.services import Services
+from tests.support.flow import basic
+from tests.support.refresh_families import family_shapes, held_tokens
+from tests.support.servers import PASSWORD, make_settings, registry_of
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 

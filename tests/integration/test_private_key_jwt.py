@@ -27,12 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 import auth_server.client_keys
+from auth_server import registration
 from auth_server.app import create_app
-from auth_server.clients import Client, RegistrationError, validate_registration
+from auth_server.clients import Client
+from auth_server.registration import RegistrationError, validate_registration
 from auth_server.registry import Registry
-from tests.conftest import make_settings
-from tests.flow import basic
-from tests.services import Services
+from tests.support.flow import basic
+from tests.support.servers import make_settings
+from tests.support.services import Services
 
 ISSUER = "http://localhost:8000"
 TOKEN_URL = f"{ISSUER}/oauth2/token"
@@ -142,18 +144,18 @@ async def register(
     allow_introspection: bool = False,
     name: str = "Partner",
 ) -> Client:
-    """A private_key_jwt client, registered after the same checks the CLI and admin API apply."""
-    rules: dict[str, Any] = {
-        "name": name,
-        "redirect_uris": [],
-        "grant_types": ["client_credentials"],
-        "scope": [SCOPE],
-        "auth_method": "private_key_jwt",
-    }
-    validate_registration(**rules, known_scopes=set(registry.settings.scopes), jwks=jwks, jwks_uri=jwks_uri)
-    client, secret = await registry.clients.create(
-        **rules, jwks=jwks, jwks_uri=jwks_uri, allow_introspection=allow_introspection
+    """A private_key_jwt client, registered as the CLI and admin API register one."""
+    metadata = registration.ClientMetadata(
+        client_name=name,
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scope=[SCOPE],
+        token_endpoint_auth_method="private_key_jwt",
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        allow_introspection=allow_introspection,
     )
+    client, secret, _ = await registration.register(registry, metadata)
     assert secret is None
     return client
 
@@ -195,7 +197,7 @@ async def assert_token_for(response: ClientResponse, registry: Registry, client:
     assert body["token_type"] == "Bearer"
     assert body["scope"] == SCOPE
     assert "refresh_token" not in body  # RFC 6749 §4.4.3
-    token_claims = registry.access_tokens.verify(body["access_token"])
+    token_claims = await registry.access_tokens.verify(body["access_token"])
     assert token_claims is not None
     assert token_claims["sub"] == client.client_id
     assert token_claims["client_id"] == client.client_id
@@ -283,7 +285,7 @@ async def test_revocation_endpoint_audience_at_the_revocation_endpoint(
     client, key = await partner(registry)
     issued = await client_credentials(http, key.sign(claims(client.client_id)))
     access_token = (await issued.json())["access_token"]
-    token_claims = registry.access_tokens.verify(access_token)
+    token_claims = await registry.access_tokens.verify(access_token)
     assert token_claims is not None
 
     form = assertion_form(key.sign(claims(client.client_id, aud=REVOKE_URL)), token=access_token)

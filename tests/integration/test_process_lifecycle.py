@@ -12,8 +12,8 @@ import urllib.request
 
 import aiohttp
 
-from tests.conftest import TEST_KEK, free_port
-from tests.services import Services
+from tests.support.servers import TEST_KEK, free_port
+from tests.support.services import Services
 
 
 def _serve(command: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 
 from auth_server.stores.rate_limits import Limit, RateLimitStore
 from shared.redis import Keys
-from tests.conftest import ClientFactory, free_port
-from tests.flow import authorize_params, basic
-from tests.services import Services
+from tests.support.flow import authorize_params, basic
+from tests.support.servers import ClientFactory, free_port
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 

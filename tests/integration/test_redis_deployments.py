@@ -17,8 +17,8 @@ from auth_server.app import create_app
 from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.redis import create_redis
-from tests.conftest import PASSWORD, ClientFactory, free_port, make_settings
-from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code, sign_in
+from tests.support.flow import REDIRECT_URI, authorize_params, basic, obtain_code, sign_in
+from tests.support.servers import PASSWORD, ClientFactory, free_port, make_settings
 
 Factory = Callable[..., Awaitable[TestClient]]
 SLOTS = 16384

@@ -17,9 +17,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from auth_server.app import create_app
 from auth_server.stores.users import User
 from shared.redis import create_redis
-from tests.conftest import PASSWORD, ClientFactory, free_port, make_settings
-from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code, query_of
 from tests.integration.test_redis_deployments import _redis_server
+from tests.support.flow import REDIRECT_URI, authorize_params, basic, obtain_code, query_of
+from tests.support.servers import PASSWORD, ClientFactory, free_port, make_settings
 
 Factory = Callable[..., Awaitable[TestClient]]
 

@@ -15,12 +15,14 @@ from aiohttp.test_utils import TestClient
 
 from auth_server.app import create_app
 from auth_server.crypto import digest
+from auth_server.issued import IssuedAccess
+from auth_server.refresh_rotation import Rejection
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from auth_server.stores.refresh_tokens import IssuedAccess, Refused, Rejection, Rotated
+from auth_server.stores.refresh_tokens import Refused, Rotated
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, ClientFactory, make_settings
-from tests.flow import REDIRECT_URI, authorize_params, basic, obtain_code
+from tests.support.flow import REDIRECT_URI, authorize_params, basic, obtain_code
+from tests.support.servers import PASSWORD, ClientFactory, make_settings
 
 
 async def _tokens(http: TestClient, client_id: str, secret: str, username: str, scope: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from auth_server.appkeys import REGISTRY
 from auth_server.registry import Registry
 from auth_server.settings import Settings
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD
-from tests.flow import basic
+from tests.support.flow import basic
+from tests.support.servers import PASSWORD
 
 Factory = Callable[..., Awaitable[TestClient]]
 

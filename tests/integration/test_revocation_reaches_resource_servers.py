@@ -27,13 +27,13 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from auth_server.crypto import hash_password
-from auth_server.stores.refresh_tokens import IssuedAccess
+from auth_server.issued import IssuedAccess
 from resource_server.app import create_app
 from resource_server.settings import ResourceSettings
-from tests.conftest import PASSWORD, LiveServer
-from tests.flow import basic
 from tests.integration.test_photo_warehouse import _auth
-from tests.services import Services
+from tests.support.flow import basic
+from tests.support.servers import PASSWORD, LiveServer
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 POLL = 1  # seconds: TESSERA_REVOCATION_REFRESH_INTERVAL of the warehouse under test

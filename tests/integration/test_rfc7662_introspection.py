@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from auth_server.registry import Registry
 from auth_server.stores.users import User
 from auth_server.tokens import AccessToken
-from tests.conftest import PASSWORD, ClientFactory
-from tests.flow import basic
+from tests.support.flow import basic
+from tests.support.servers import PASSWORD, ClientFactory
 
 
 async def _introspect(

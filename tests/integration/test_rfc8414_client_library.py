@@ -25,8 +25,8 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from auth_server.clients import Client
 from auth_server.crypto import hash_password
 from auth_server.stores.users import User
-from tests.conftest import PASSWORD, LiveServer
-from tests.flow import hidden, query_of
+from tests.support.flow import hidden, query_of
+from tests.support.servers import PASSWORD, LiveServer
 
 # Authlib 1.9 warns, once, when its httpx integration is imported, that it would rather have the
 # "httpx2" package; this project depends on httpx. The warning comes at import (collection), where

@@ -38,9 +38,18 @@ from auth_server.registry import Registry
 from auth_server.signing import SigningKey
 from auth_server.stores.users import User
 from resource_server.app import create_app as create_resource_app
-from tests.conftest import PASSWORD, ClientFactory, LiveServer
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, basic, hidden, obtain_code, query_of, sign_in
 from tests.integration.test_photo_warehouse import resource_settings
+from tests.support.flow import (
+    REDIRECT_URI,
+    Pkce,
+    authorize_params,
+    basic,
+    hidden,
+    obtain_code,
+    query_of,
+    sign_in,
+)
+from tests.support.servers import PASSWORD, ClientFactory, LiveServer
 from tests.unit.test_jwt_validation import ec_key, hand_made, public_jwk
 
 COOKIE = "tessera_session"  # the session cookie's name for an http:// issuer

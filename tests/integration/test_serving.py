@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import TEST_KEK, free_port
 from tests.integration.test_process_lifecycle import _wait_healthy
-from tests.services import Services
+from tests.support.servers import TEST_KEK, free_port
+from tests.support.services import Services
 
 
 def _environment(

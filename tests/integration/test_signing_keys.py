@@ -13,12 +13,13 @@ from aiohttp.test_utils import TestClient
 from cryptography.exceptions import InvalidTag
 
 from auth_server import keys
-from auth_server.app import MIGRATIONS, SCHEMA, create_app
+from auth_server.app import create_app
 from auth_server.appkeys import REGISTRY
 from auth_server.crypto import KeyEncryption
+from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
 from shared import db
-from tests.conftest import make_settings
+from tests.support.servers import make_settings
 
 AppFactory = Callable[..., Awaitable[TestClient]]
 

@@ -16,13 +16,14 @@ import asyncpg
 import pytest
 
 from auth_server import dev
-from auth_server.app import MIGRATIONS, SCHEMA
-from auth_server.cli import CommandError, migrate_auth
+from auth_server.commands import migrate_auth
+from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.stores.users import User, UserStore
 from resource_server.settings import ResourceSettings
 from shared import db
-from tests.conftest import TEST_KEK, make_settings
-from tests.services import Services
+from shared.cli import CommandError
+from tests.support.servers import TEST_KEK, make_settings
+from tests.support.services import Services
 
 NOT_A_HASH = "$argon2id$not-used-here"  # these users never sign in: only their names matter
 

@@ -29,11 +29,11 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from redis.asyncio import Redis
 
-from tests.conftest import free_port, throwaway_database
-from tests.flow import Pkce, basic, obtain_code
 from tests.load import processes, tools, wrk
 from tests.load.processes import Server
-from tests.services import services
+from tests.support.flow import Pkce, basic, obtain_code
+from tests.support.servers import free_port
+from tests.support.services import services, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TESSERA = [sys.executable, "-m", "auth_server.cli"]

