@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pending = await db.pending_migrations(database_url, SCHEMA, MIGRATIONS)
         if pending:
-            raise RuntimeError(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
+            raise db.NotMigrated(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
         # what is opened is closed in reverse order: at shutdown, or at once if start-up fails
         async with contextlib.AsyncExitStack() as opened:
             pool = await db.create_pool(database_url, SCHEMA)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,16 @@ ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")  # never none, never HMAC
 MAX_ASSERTION_LIFETIME = 600  # seconds; "exp in the near future"
 LEEWAY = 30
 _NOTHING = digest("")
+
+log = logging.getLogger("tessera.client_auth")
+
+
+class ClientRefused(InvalidClient):
+    """The generic ``invalid_client`` answer, with the reason only the server's log gets."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(BAD_CREDENTIALS)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +100,7 @@ def credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Credenti
             or has_control_characters(subject)
             or posted_id not in (None, subject)
         ):
-            raise InvalidClient(BAD_CREDENTIALS)
+            raise ClientRefused("client_assertion's sub is missing or differs from client_id")
         return Credentials("private_key_jwt", subject, assertion=assertion)
     if posted_id is not None:
         if posted_secret is not None:
@@ -101,21 +112,61 @@ def credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Credenti
 async def authenticate_client(
     registry: Registry, headers: Mapping[str, str], form: Mapping[str, str], endpoint: str
 ) -> Client:
-    """The authenticated client; ``endpoint`` is the URL called (a valid assertion audience)."""
-    creds = credentials(headers, form)
+    """The authenticated client; ``endpoint`` is the URL called (a valid assertion audience).
+
+    Every refusal is logged with its reason, the client id and the method used (never a secret or
+    an assertion), so an operator can tell a client why; the client itself gets the generic answer.
+    """
+    creds: Credentials | None = None
+    try:
+        creds = credentials(headers, form)
+        return await _authenticate(registry, creds, endpoint)
+    except InvalidClient as error:
+        reason = error.reason if isinstance(error, ClientRefused) else error.description
+        client_id = _loggable(creds.client_id if creds is not None else form.get("client_id"))
+        method = creds.method if creds is not None else _attempted_method(headers, form)
+        log.info(  # a client's mistake, not the server's: INFO, as the access log
+            "invalid_client at %s: %s (client_id %r, method %s)",
+            endpoint,
+            reason,
+            client_id,
+            method,
+            extra={"client_id": client_id, "auth_method": method, "reason": reason},
+        )
+        raise
+
+
+def _loggable(client_id: str | None, limit: int = 80) -> str | None:
+    """A client id as the log keeps it: made-up ids can be any length, and each refusal is logged."""
+    if client_id is None or len(client_id) <= limit:
+        return client_id
+    return f"{client_id[:limit]}… ({len(client_id)} characters)"
+
+
+def _attempted_method(headers: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """The method a request whose credentials could not be read tried to use."""
+    if headers.get("Authorization") is not None:
+        return "client_secret_basic"
+    if form.get("client_assertion") is not None or form.get("client_assertion_type") is not None:
+        return "private_key_jwt"
+    return "client_secret_post" if form.get("client_secret") is not None else "none"
+
+
+async def _authenticate(registry: Registry, creds: Credentials, endpoint: str) -> Client:
     client = await registry.clients.get(creds.client_id)
     if client is None:
         digest_matches(creds.secret or "", _NOTHING)  # the same work as a real check
-        raise InvalidClient(BAD_CREDENTIALS)
+        raise ClientRefused("unknown client_id")
     if creds.method != client.token_endpoint_auth_method:
-        raise InvalidClient(BAD_CREDENTIALS)
+        raise ClientRefused(
+            f"the client authenticated with {creds.method} but is registered for"
+            f" {client.token_endpoint_auth_method}"
+        )
     if creds.method in ("client_secret_basic", "client_secret_post"):
-        if (
-            creds.secret is None
-            or client.secret_hash is None
-            or not digest_matches(creds.secret, client.secret_hash)
-        ):
-            raise InvalidClient(BAD_CREDENTIALS)
+        if creds.secret is None or client.secret_hash is None:
+            raise ClientRefused("the client has no secret to check")
+        if not digest_matches(creds.secret, client.secret_hash):
+            raise ClientRefused("wrong client secret")
     elif creds.method == "private_key_jwt":
         assert creds.assertion is not None
         await _verify_assertion(registry, client, creds.assertion, endpoint)
@@ -145,7 +196,7 @@ async def _verify_assertion(registry: Registry, client: Client, assertion: str, 
         raise InvalidClient(f"client_assertion must be signed with one of {', '.join(ASSERTION_ALGS)}.")
     key = await registry.client_keys.find(client, header.get("kid"), alg)
     if key is None:
-        raise InvalidClient(BAD_CREDENTIALS)
+        raise ClientRefused(f"no registered key of the client matches the assertion's kid and alg {alg}")
     settings = registry.settings
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -156,12 +207,17 @@ async def _verify_assertion(registry: Registry, client: Client, assertion: str, 
             leeway=LEEWAY,
             options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_aud": False},
         )
-    except jwt.PyJWTError:
-        raise InvalidClient(BAD_CREDENTIALS) from None
+    except jwt.ExpiredSignatureError:
+        raise ClientRefused("client_assertion has expired") from None
+    except jwt.InvalidSignatureError:
+        raise ClientRefused("client_assertion's signature does not verify with the client's key") from None
+    except jwt.PyJWTError as error:
+        # PyJWT's messages name claims, never their values or the token
+        raise ClientRefused(f"client_assertion is not valid: {error}") from None
     if claims["aud"] not in audiences(settings, endpoint):
-        raise InvalidClient(BAD_CREDENTIALS)
+        raise ClientRefused("client_assertion's aud is not this server's issuer (a single string)")
     if claims["sub"] != client.client_id or not isinstance(claims["jti"], str):
-        raise InvalidClient(BAD_CREDENTIALS)
+        raise ClientRefused("client_assertion's sub differs from its iss, or its jti is not a string")
     remaining = int(claims["exp"]) - int(time.time())
     if remaining > MAX_ASSERTION_LIFETIME:
         raise InvalidClient(f"client_assertion must expire within {MAX_ASSERTION_LIFETIME} seconds.")

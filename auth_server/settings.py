@@ -7,6 +7,7 @@ and the one in README.md ("Configuration") are generated from the declarations.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -86,13 +87,19 @@ def _key_encryption_key(env: Env, key: str, default: Any, earlier: Mapping[str, 
                 f"{env.name(key)} is required (base64 of 32 random bytes): "
                 "it encrypts the private signing keys at rest"
             )
-        log.warning(
-            "!!! %s is not set: using the PUBLIC development key-encryption key. "
-            "Signing keys are NOT protected at rest. Never do this outside local development. !!!",
-            env.name(key),
-        )
+        _warn_development_kek(env.name(key))
         kek = DEV_KEY_ENCRYPTION_KEY
     return kek
+
+
+@functools.cache
+def _warn_development_kek(variable: str) -> None:
+    """Once per process, however often the settings are read (``tessera dev`` reads them thrice)."""
+    log.warning(
+        "!!! %s is not set: using the PUBLIC development key-encryption key. "
+        "Signing keys are NOT protected at rest. Never do this outside local development. !!!",
+        variable,
+    )
 
 
 _REDIS_URL = OptionalUrl(REDIS_SCHEMES)
@@ -176,7 +183,7 @@ class Settings:
         "DATABASE_URL",
         OptionalUrl(("postgresql", "postgres")),
         "PostgreSQL. Required unless the issuer is http://localhost; unset there, the embedded"
-        " development PostgreSQL in TESSERA_DEV_DATA_DIR.",
+        " development PostgreSQL in TESSERA_DEV_DIR.",
         unset=None,
     )
     redis_url: str | None = setting(
@@ -334,6 +341,12 @@ class Settings:
         Parsed(_scopes, "JSON object: scope -> description"),
         "The scopes, each with the description the consent page shows.",
         default_factory=lambda: DEFAULT_SCOPES,
+    )
+    site_name: str = setting(
+        "SITE_NAME",
+        Text(),
+        "The name of the site people sign in to, shown on the login, consent and welcome pages.",
+        default="Tessera",
     )
     max_body_bytes: int = setting(
         "MAX_BODY_BYTES", Integer(minimum=1024, unit="bytes"), "Largest request body accepted.", default=65536

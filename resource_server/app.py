@@ -54,7 +54,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pending = await db.pending_migrations(database_url, SCHEMA, MIGRATIONS)
         if pending:
-            raise RuntimeError(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
+            raise db.NotMigrated(f"the database lacks migrations {', '.join(pending)}: run `tessera migrate`")
         pool = await db.create_pool(database_url, SCHEMA)
         try:  # closed also if the rest of start-up fails
             app[photos.STORE] = PhotoStore(pool)

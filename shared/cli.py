@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TypeAlias
 
 from shared import logging as tessera_logging
-from shared.config import ConfigError
+from shared import service_errors
+from shared.config import ConfigError, Env
 
 ENTRY_POINTS = "tessera.commands"
 
@@ -79,6 +82,9 @@ def parser(found: Sequence[Commands] | None = None) -> argparse.ArgumentParser:
             " pip install -e ."
         )
     top = argparse.ArgumentParser(prog="tessera", description="Tessera OAuth 2.0 authorization server")
+    top.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of a failure, not only its one line"
+    )
     sub = top.add_subparsers(dest="command", required=True)
     migrating = [commands for commands in found if commands.migrate is not None]
     if migrating:
@@ -110,6 +116,15 @@ async def _migrate(migrating: Sequence[Commands], only: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``tessera`` command; Ctrl-C at any moment (loading the commands included) is one line."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("tessera: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         tessera_logging.configure()
@@ -117,6 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if asyncio.iscoroutine(result):
             asyncio.run(result)
     except (ConfigError, CommandError) as error:
+        if args.debug:
+            traceback.print_exc()
         print(f"tessera: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        # a database or Redis that cannot be reached, or is not migrated: one line naming the variable
+        explained = service_errors.explain(error, Env(os.environ))
+        if explained is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"tessera: {explained}", file=sys.stderr)
         return 2
     return 0

@@ -366,3 +366,11 @@ def _readable(value: int, unit: str) -> str:
         if value > size and value % size == 0:
             return f"{value // size} {name}"
     return ""
+
+
+def default_dev_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """One development data folder per user, wherever a command runs: ``$XDG_DATA_HOME/tessera``,
+    else ``~/.local/share/tessera``."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "tessera"

@@ -40,6 +40,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class NotMigrated(RuntimeError):
+    """The database lacks migrations a server needs: ``tessera migrate`` applies them."""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int

@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any, TextIO
 
 from shared import settings_docs
-from shared.config import Choice, Switch, read_settings, setting, settings_class
+from shared.config import (
+    Choice,
+    Env,
+    Parsed,
+    Switch,
+    is_local_http,
+    read_settings,
+    setting,
+    settings_class,
+)
 from shared.observability import RequestIdFilter, json_formatter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET", "WARN", "FATAL")
+
+
+def _log_format(env: Env, key: str, default: str, earlier: Mapping[str, Any]) -> str:
+    """``auto`` stays ``auto`` (decided by :func:`chosen_format`) only for a development issuer:
+    with any other, it is ``json``, whatever the terminal, as production's log collectors expect."""
+    chosen = Choice(("auto", "json", "text"), any_case=True).read(env, key, default, earlier)
+    issuer = env.optional("ISSUER")
+    if chosen == "auto" and issuer is not None and not is_local_http(issuer):
+        return "json"
+    return chosen
 
 
 @settings_class(read_by="every `tessera` command")
@@ -18,9 +38,10 @@ class LoggingSettings:
 
     format: str = setting(
         "LOG_FORMAT",
-        Choice(("json", "text"), any_case=True),
-        "`json`: one JSON object per line; `text`: plain lines, for local development.",
-        default="json",
+        Parsed(_log_format, "`auto`, `json`, `text` (any case)"),
+        "`json`: one JSON object per line; `text`: plain lines, for local development; `auto`: `text`"
+        " when stderr is a terminal and TESSERA_ISSUER is unset or http on localhost, else `json`.",
+        default="auto",
     )
     level: str = setting(
         "LOG_LEVEL", Choice(LEVELS, any_case=True), "The least level logged.", default="INFO"
@@ -38,13 +59,25 @@ class LoggingSettings:
         return read_settings(cls, environ)
 
 
+def chosen_format(settings: LoggingSettings, stream: TextIO) -> str:
+    """``json`` or ``text``: ``auto`` is text for a person at a development console, JSON for the
+    log collectors of a service (stderr not a terminal); a production issuer made it ``json`` already."""
+    if settings.format != "auto":
+        return settings.format
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        terminal = False
+    return "text" if terminal else "json"
+
+
 def configure(settings: LoggingSettings | None = None) -> None:
     """Install the one log handler; ``settings`` default to :meth:`LoggingSettings.from_env`."""
     if settings is None:
         settings = LoggingSettings.from_env()
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    if settings.format == "text":
+    if chosen_format(settings, handler.stream) == "text":
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
         )

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from shared.config import Directory, Integer, Text, setting
+from shared.config import Directory, Integer, Text, default_dev_dir, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +238,9 @@ def port_setting(key: str, default: int) -> int:
 
 def dev_data_dir_setting() -> Path:
     return setting(
-        "DEV_DATA_DIR",
+        "DEV_DIR",
         Directory(),
-        "Where the embedded development PostgreSQL and Redis keep their data.",
-        default=Path(".tessera"),
+        "Where `tessera dev` and the embedded development PostgreSQL and Redis keep their data.",
+        default_factory=default_dev_dir,
+        shown="`$XDG_DATA_HOME/tessera`, else `~/.local/share/tessera`",
     )

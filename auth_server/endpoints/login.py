@@ -41,17 +41,18 @@ def safe_return_to(value: str | None) -> str:
     return f"{paths.AUTHORIZE}?{urlencode(query)}"
 
 
-async def _answered_at(request: web.Request, return_to: str) -> str | None:
-    """Where the authorization request the login resumes may answer (the client's verified redirect
-    URI, which the form's CSP must allow: a remembered consent answers right after the login)."""
+async def _resumed(request: web.Request, return_to: str) -> tuple[str | None, str | None]:
+    """The authorization request the login resumes: the name of the app asking (the page shows it),
+    and where the request may answer (the client's verified redirect URI, which the form's CSP must
+    allow: a remembered consent answers right after the login)."""
     query = dict(parse_qsl(urlsplit(return_to).query))
     client = await request.app[REGISTRY].clients.get(query.get("client_id", ""))
     if client is None:
-        return None
+        return None, None
     try:
-        return registered_redirect(client, query.get("redirect_uri"))
+        return client.client_name, registered_redirect(client, query.get("redirect_uri"))
     except InvalidRequest:
-        return None
+        return client.client_name, None
 
 
 async def _form_page(
@@ -65,6 +66,7 @@ async def _form_page(
 ) -> web.Response:
     """The login form, its CSRF token bound to the visitor's login cookie (nothing is stored)."""
     nonce, csrf = login_csrf.token(request)
+    client_name, answered_at = await _resumed(request, return_to)
     response = render(
         "login.html",
         status=status,
@@ -72,7 +74,9 @@ async def _form_page(
         return_to=return_to,
         message=message,
         username=username,
-        form_to=await _answered_at(request, return_to),
+        site_name=request.app[REGISTRY].settings.site_name,
+        client_name=client_name,
+        form_to=answered_at,
     )
     login_csrf.set_cookie(request, response, nonce)
     if retry_after is not None:

@@ -2,10 +2,12 @@
 
 At the authorization endpoint, an approved request gets a code bound to everything the token
 endpoint must check (RFC 6749 §4.1.2). At the token endpoint (§4.1.3-4.1.4, RFC 7636 §4.5-4.6), the
-code is consumed before anything else is checked, so a code presented with the wrong client,
-redirect URI or verifier is spent too. Exactly one redemption succeeds; any other is refused and
-revokes everything issued from the code (RFC 6749 §4.1.2), whether it came before or after the
-winner had finished.
+client, redirect URI and verifier are checked against the code's grant and the code consumed only if
+they match, in one atomic step (:meth:`CodeStore.redeem`): a mistaken request is refused and leaves
+the code usable, so a typo is not a replay. Another client's request learns nothing of the code: it
+gets the answer an unknown code gets. Exactly one redemption succeeds; any later one is refused and
+revokes everything issued from the code (RFC 6749 §4.1.2, §10.5), whether it came before or after
+the winner had finished.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from auth_server.clients import Client
 from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
 from auth_server.registry import Registry
-from auth_server.stores.codes import CodeGrant, Issued, Replayed
+from auth_server.stores.codes import CodeGrant, Issued, Mismatch, Presented, Replayed
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
 
 
@@ -44,9 +46,18 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     code = request.get("code")
     if code is None:
         raise InvalidRequest("The code parameter is required.")
-    redeemed = await registry.codes.redeem(code, client.client_id)
+    verifier = request.get("code_verifier")
+    presented = Presented(
+        client_id=client.client_id,
+        redirect_uri=request.get("redirect_uri"),
+        verifier_sent=verifier is not None,
+        verifier_challenge=None if verifier is None else pkce.challenge_of(verifier),
+    )
+    redeemed = await registry.codes.redeem(code, presented)
     if redeemed is None:
-        raise InvalidGrant("The authorization code is invalid or has expired.")
+        raise InvalidGrant(_UNKNOWN)
+    if isinstance(redeemed, Mismatch):
+        raise InvalidGrant(_MISMATCH[redeemed.reason])
     if isinstance(redeemed, Replayed):
         await _revoke(registry, redeemed.issued)
         await registry.audit.record(
@@ -54,13 +65,6 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         )
         raise InvalidGrant("The authorization code was already used; tokens issued with it are revoked.")
     grant = redeemed
-    if grant.client_id != client.client_id:
-        raise InvalidGrant("The authorization code was issued to another client.")
-    presented = request.get("redirect_uri")
-    if (presented is not None or grant.redirect_uri_given) and presented != grant.redirect_uri:
-        # RFC 6749 §4.1.3: required, and identical, when the authorization request included it.
-        raise InvalidGrant("redirect_uri must be identical to the one in the authorization request.")
-    pkce.verify(request.get("code_verifier"), grant.code_challenge)
     # the client's registration may have narrowed since the user approved
     scope = tuple(s for s in grant.scope if s in client.scope)
     if not scope:
@@ -80,6 +84,20 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         # arriving a moment later would: the outcome must not depend on timing.
         await _revoke(registry, record)
     return issued.body
+
+
+_UNKNOWN = "The authorization code is invalid or has expired."
+
+# Why a live code was refused (and left unconsumed). Another client's code is answered as unknown.
+_MISMATCH = {
+    "client": _UNKNOWN,
+    # RFC 6749 §4.1.3: required, and identical, when the authorization request included it
+    "redirect_uri": "redirect_uri must be identical to the one in the authorization request.",
+    "verifier_missing": "code_verifier is required: the authorization request used PKCE.",
+    # RFC 9700 §2.1.1: a verifier without a challenge signals an injected code (PKCE downgrade)
+    "verifier_unexpected": "code_verifier sent, but the authorization request had no code_challenge.",
+    "verifier": "code_verifier does not match the code_challenge.",
+}
 
 
 async def _revoke(registry: Registry, issued: Issued) -> None:

@@ -1,7 +1,8 @@
 """The ``audit_events`` table: an append-only trail of security events.
 
 Events: ``client.created``, ``client.updated``, ``client.deleted``, ``client.secret_rotated``,
-``consent.granted``, ``refresh_token.reuse_detected``, ``authorization_code.replayed``,
+``consent.granted``, ``consent.revoked``, ``user.updated``, ``user.deleted``,
+``refresh_token.reuse_detected``, ``authorization_code.replayed``,
 ``login.succeeded``, ``login.failed``, ``login.locked_out``, ``key.created``, ``key.rotated``,
 ``keys.rewrapped``. Details never hold a secret, code, token or password.
 """

@@ -1,7 +1,10 @@
 """Authorization codes in Redis (RFC 6749 §4.1.2, §10.5).
 
 A code is 256 random bits; Redis holds only its SHA-256, for at most ``code_ttl`` seconds. Redeeming
-is one Lua script: the code is deleted and a tombstone left in its place, atomically. A later
+is one Lua script: it reads the grant, checks what the token request presents against it (client,
+redirect URI, PKCE) and, only if all match, deletes the code and leaves a tombstone in its place, all
+atomically — so the grant consumed is the grant checked, and a mistaken request leaves the code
+usable (a typo is not a replay). A later
 redemption finds the tombstone, marks it replayed, and gets back what was issued from the code so
 the caller can revoke it; if the replay comes before the first redemption has recorded what it
 issued, the first redemption sees the mark when it records, and revokes.
@@ -19,9 +22,30 @@ from redis.asyncio import Redis
 from auth_server.crypto import hexdigest, new_token
 from shared.redis import Keys
 
+# KEYS: the code, its tombstone. ARGV: tombstone ms, client_id, whether a redirect_uri was presented
+# ('1'/'0') and its value, whether a code_verifier was sent ('1'/'0') and its S256 challenge ('' if
+# malformed). The challenge is compared in the clear: it was public in the authorization request, and
+# only the verifier's preimage matters.
 _REDEEM = """
-local value = redis.call('GETDEL', KEYS[1])
+local value = redis.call('GET', KEYS[1])
 if value then
+  local grant = cjson.decode(value)
+  if grant.client_id ~= ARGV[2] then return {3, 'client'} end
+  local presented = ARGV[3] == '1'
+  local required = grant.redirect_uri_given ~= false
+  if (presented or required) and not (presented and ARGV[4] == grant.redirect_uri) then
+    return {3, 'redirect_uri'}
+  end
+  local challenge = grant.code_challenge
+  local sent = ARGV[5] == '1'
+  if challenge == nil or challenge == cjson.null then
+    if sent then return {3, 'verifier_unexpected'} end
+  elseif not sent then
+    return {3, 'verifier_missing'}
+  elseif ARGV[6] ~= challenge then
+    return {3, 'verifier'}
+  end
+  redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'client_id', ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[1])
   return {1, value}
@@ -69,6 +93,28 @@ class Replayed:
     issued: Issued
 
 
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """What a token request presents with a code, checked against its grant before it is consumed."""
+
+    client_id: str
+    redirect_uri: str | None
+    verifier_sent: bool
+    # the S256 challenge of the verifier sent; None when none was sent or it is malformed
+    verifier_challenge: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """The code is live but the request does not match its grant; the code was left unconsumed.
+
+    ``reason``: ``client`` (issued to another client), ``redirect_uri``, ``verifier_missing``,
+    ``verifier_unexpected`` (a verifier where no challenge was sent), ``verifier`` (wrong verifier).
+    """
+
+    reason: str
+
+
 class CodeStore:
     def __init__(self, redis: Redis, keys: Keys, *, ttl: int, tombstone_ttl: int) -> None:
         self._redis = redis
@@ -88,9 +134,23 @@ class CodeStore:
         await self._redis.set(self._key_pair(code)[0], json.dumps(payload), ex=self._ttl)
         return code
 
-    async def redeem(self, code: str, client_id: str) -> CodeGrant | Replayed | None:
-        """Consume a code once. ``None``: never issued or expired. ``Replayed``: already consumed."""
-        status, value = await self._redeem(keys=self._key_pair(code), args=[self._tombstone_ms, client_id])
+    async def redeem(self, code: str, presented: Presented) -> CodeGrant | Replayed | Mismatch | None:
+        """Consume a code once, if ``presented`` matches its grant (one round trip).
+
+        ``None``: never issued or expired. ``Replayed``: already consumed. ``Mismatch``: live, but
+        not for this request, and still unconsumed.
+        """
+        status, value = await self._redeem(
+            keys=self._key_pair(code),
+            args=[
+                self._tombstone_ms,
+                presented.client_id,
+                "0" if presented.redirect_uri is None else "1",
+                presented.redirect_uri or "",
+                "1" if presented.verifier_sent else "0",
+                presented.verifier_challenge or "",
+            ],
+        )
         if status == 1:
             data = json.loads(value)
             data["scope"] = tuple(data["scope"])
@@ -99,6 +159,8 @@ class CodeStore:
             flat = json.loads(value)
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
             return Replayed(_issued(fields))
+        if status == 3:
+            return Mismatch(value.decode() if isinstance(value, bytes) else str(value))
         return None
 
     async def record_issued(self, code: str, issued: Issued) -> bool:

@@ -261,6 +261,31 @@ class RefreshTokenStore:
             )
         return _accesses(rows)
 
+    async def revoke_subject(
+        self, subject: str, reason: str, *, client_id: str | None = None
+    ) -> dict[uuid.UUID, tuple[IssuedAccess, ...]]:
+        """Revoke every live family of a user (of one client, if given): each family revoked, with
+        its access tokens still live, for the caller to deny-list."""
+        async with db.connection(self._pool) as conn, conn.transaction():
+            families = await conn.fetch(
+                "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $3"
+                " WHERE subject = $1 AND ($2::text IS NULL OR client_id = $2) AND revoked_at IS NULL"
+                " RETURNING family_id",
+                subject,
+                client_id,
+                reason,
+            )
+            ids = [row["family_id"] for row in families]
+            rows = await conn.fetch(
+                "SELECT family_id, access_jti, access_expires_at FROM refresh_tokens"
+                " WHERE family_id = ANY($1::uuid[]) AND access_expires_at > now()",
+                ids,
+            )
+        revoked: dict[uuid.UUID, list[asyncpg.Record]] = {family_id: [] for family_id in ids}
+        for row in rows:
+            revoked[row["family_id"]].append(row)
+        return {family_id: _accesses(found) for family_id, found in revoked.items()}
+
     async def describe(self, token: str) -> RefreshTokenInfo | None:
         """What a refresh token is, and whether it can still be used (for introspection, revocation)."""
         row = await self._pool.fetchrow(

@@ -28,6 +28,15 @@ class UsernameTaken(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user as an operator lists them: never the password hash."""
+
+    user_id: uuid.UUID
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class NamedUser:
     user_id: uuid.UUID
     username: str
@@ -143,6 +152,42 @@ class UserStore:
             "SELECT user_id, username, password_hash FROM users WHERE user_id = $1", user_id
         )
         return None if row is None else User(**dict(row))
+
+    async def list(self) -> list[UserSummary]:
+        rows = await self._pool.fetch(
+            "SELECT user_id, username, created_at FROM users ORDER BY created_at, user_id"
+        )
+        return [UserSummary(**dict(row)) for row in rows]
+
+    async def summary(self, user_id: uuid.UUID) -> UserSummary | None:
+        row = await self._pool.fetchrow(
+            "SELECT user_id, username, created_at FROM users WHERE user_id = $1", user_id
+        )
+        return None if row is None else UserSummary(**dict(row))
+
+    async def update(
+        self, user_id: uuid.UUID, *, username: str | None = None, password_hash: str | None = None
+    ) -> User | None:
+        """Rename a user and/or set a new password hash; ``None`` if there is no such user."""
+        try:
+            row = await self._pool.fetchrow(
+                "UPDATE users SET username = coalesce($2, username),"
+                " username_canonical = coalesce($3, username_canonical),"
+                " password_hash = coalesce($4, password_hash)"
+                " WHERE user_id = $1 RETURNING user_id, username, password_hash",
+                user_id,
+                username,
+                None if username is None else canonical(username),
+                password_hash,
+            )
+        except asyncpg.UniqueViolationError:
+            raise UsernameTaken(f"username {username!r} is taken") from None
+        return None if row is None else User(**dict(row))
+
+    async def delete(self, user_id: uuid.UUID) -> bool:
+        """Delete a user (their consents go with them); the caller revokes their tokens."""
+        deleted = await self._pool.fetchval("DELETE FROM users WHERE user_id = $1 RETURNING true", user_id)
+        return deleted is True
 
 
 # The rows whose stored form can differ from the exact one: a name that is not pure ASCII, or an

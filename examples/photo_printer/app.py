@@ -765,7 +765,8 @@ async def print_photo(request: web.Request) -> web.Response:
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    """Forget the tokens, and revoke the refresh token (RFC 7009) when the issuer offers revocation."""
+    """Forget the tokens, and revoke them at the issuer (RFC 7009) when it offers revocation: the
+    refresh token, which takes the access tokens of its grant with it (§2.1), else the access token."""
     app = request.app
     session = current_session(request)
     if session is None:
@@ -776,16 +777,19 @@ async def disconnect(request: web.Request) -> web.Response:
     async with session.refresh_lock:
         tokens, session.tokens = session.tokens, None
     endpoint = app[METADATA].revocation_endpoint
-    if tokens is not None and tokens.refresh_token is not None and endpoint is not None:
+    if tokens is not None and endpoint is not None:
         settings = app[SETTINGS]
-        form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+        if tokens.refresh_token is not None:
+            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+        else:
+            form = {"token": tokens.access_token, "token_type_hint": "access_token"}
         headers = {"Authorization": basic_authorization(settings.client_id, settings.client_secret)}
         try:
             async with app[HTTP].post(endpoint, data=form, headers=headers, allow_redirects=False) as r:
                 if r.status != 200:
-                    log.warning("revoking the refresh token failed with status %d", r.status)
+                    log.warning("revoking the %s failed with status %d", form["token_type_hint"], r.status)
         except (aiohttp.ClientError, TimeoutError):
-            log.warning("revoking the refresh token failed: the server did not answer")
+            log.warning("revoking the %s failed: the server did not answer", form["token_type_hint"])
     return see_other("/")
 
 

@@ -1,4 +1,5 @@
-"""Headless Chromium for the end-to-end tests: Debian's build, driven by Playwright, nothing downloaded."""
+"""Headless Chromium for the end-to-end tests: the system's build (Debian's ``chromium``, or the one
+``TESSERA_TEST_CHROMIUM`` names), driven by Playwright, nothing downloaded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 
 from playwright.async_api import Page, Response, async_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.programs import require
+
 # Without the background-networking flags Chromium keeps dialling out, which this sandbox refuses.
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -48,7 +50,7 @@ def location(response: Response) -> str:
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=require("chromium"), args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context()
             context.set_default_timeout(TIMEOUT_MS)

@@ -285,7 +285,7 @@ async def test_wrong_password_shows_an_error_and_goes_no_further(
         await sign_in(page, person.username, PASSWORD + "!")
     assert (await posted.value).status == 400
     await expect(page.get_by_role("alert")).to_have_text("Invalid username or password.")
-    await expect(page.get_by_role("heading")).to_have_text("Sign in")
+    await expect(page.get_by_role("heading")).to_have_text("Sign in to Tessera")
     assert urlsplit(page.url).path == "/login"
     await expect(page.get_by_label("Username")).to_have_value(person.username)
     await expect(page.get_by_label("Password")).to_have_value("")

@@ -74,7 +74,7 @@ def stack(empty_database: str, backing: Services, redis_cleanup: str, tmp_path: 
         "TESSERA_REDIS_URL": backing.redis_url,
         "TESSERA_REDIS_PREFIX": redis_cleanup,
         "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
-        "TESSERA_DEV_DATA_DIR": str(tmp_path / "dev"),
+        "TESSERA_DEV_DIR": str(tmp_path / "dev"),
     }
     command = [sys.executable, "-m", "auth_server.cli", "dev", "--warehouse-port", str(warehouse)]
     process = subprocess.Popen([*command, "--printer-port", str(printer)], env=env, cwd=Path.cwd())

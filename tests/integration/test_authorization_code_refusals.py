@@ -175,6 +175,7 @@ async def test_replayed_code_is_refused_and_revokes_what_it_issued(
     assert (await response.json())["error"] == "invalid_grant"
     jti = jwt.decode(first["access_token"], options={"verify_signature": False})["jti"]
     assert await registry.revoked_tokens.is_revoked(jti)
+    assert await _replays_recorded(registry, client.client_id) == 1
 
 
 async def test_expired_code_is_refused(
@@ -191,33 +192,61 @@ async def test_expired_code_is_refused(
     assert "expired" in body["error_description"]
 
 
-async def test_code_of_another_client_is_refused_and_spent(
-    http: TestClient, new_client: ClientFactory, user: User
+async def _replays_recorded(registry: Registry, client_id: str) -> int:
+    events = await registry.audit.recent("authorization_code.replayed", limit=1000)
+    return sum(1 for event in events if event.client_id == client_id)
+
+
+async def test_code_of_another_client_is_refused_as_unknown_and_left_usable(
+    http: TestClient, new_client: ClientFactory, user: User, registry: Registry
 ) -> None:
     victim, victim_secret = await new_client()
     attacker, attacker_secret = await new_client(name="Attacker")
     code = (await obtain_code(http, authorize_params(victim.client_id), user.username, PASSWORD))["code"]
     status, body = await _redeem(http, attacker.client_id, attacker_secret, code=code)
-    assert (status, body["error"]) == (400, "invalid_grant")
-    # injection attempts burn the code: the legitimate client cannot use it afterwards either
+    _, unknown = await _redeem(http, attacker.client_id, attacker_secret, code="no-such-code")
+    # the other client learns nothing: the answer an unknown code gets
+    assert (status, body) == (400, unknown)
+    # and cannot burn the code: the client it was issued to redeems it
     status, body = await _redeem(http, victim.client_id, victim_secret, code=code)
-    assert (status, body["error"]) == (400, "invalid_grant")
+    assert status == 200, body
+    assert await _replays_recorded(registry, attacker.client_id) == 0
+    assert await _replays_recorded(registry, victim.client_id) == 0
 
 
-async def test_redirect_uri_must_match_the_authorization_request(
-    http: TestClient, new_client: ClientFactory, user: User
+async def test_wrong_redirect_uri_is_refused_and_the_code_left_usable(
+    http: TestClient, new_client: ClientFactory, user: User, registry: Registry
 ) -> None:
     client, secret = await new_client(redirect_uris=[REDIRECT_URI, "https://printer.example/other"])
     code = (await obtain_code(http, authorize_params(client.client_id), user.username, PASSWORD))["code"]
-    status, body = await _redeem(
-        http, client.client_id, secret, code=code, redirect_uri="https://printer.example/other"
+    for wrong in ("https://printer.example/other", "https://printer.example/callbak"):
+        status, body = await _redeem(http, client.client_id, secret, code=code, redirect_uri=wrong)
+        assert (status, body["error"]) == (400, "invalid_grant")
+        assert "redirect_uri" in body["error_description"]
+    # a typo is not an attack: the corrected request succeeds, and no replay is recorded
+    status, body = await _redeem(http, client.client_id, secret, code=code)
+    assert status == 200, body
+    assert await _replays_recorded(registry, client.client_id) == 0
+
+
+async def test_redirect_uri_named_at_authorize_must_be_repeated(
+    http: TestClient, new_client: ClientFactory, user: User
+) -> None:
+    client, secret = await new_client()
+    code = (await obtain_code(http, authorize_params(client.client_id), user.username, PASSWORD))["code"]
+    response = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code},
+        headers=basic(client.client_id, secret or ""),
     )
-    assert (status, body["error"]) == (400, "invalid_grant")
+    assert (response.status, (await response.json())["error"]) == (400, "invalid_grant")
+    status, body = await _redeem(http, client.client_id, secret, code=code)
+    assert status == 200, body
 
 
-@pytest.mark.parametrize("verifier", [None, "wrong-" + "x" * 50, "short"])
-async def test_wrong_or_missing_pkce_verifier_is_refused(
-    http: TestClient, new_client: ClientFactory, user: User, verifier: str | None
+@pytest.mark.parametrize("verifier", [None, "wrong-" + "x" * 50, "short", "é" * 50])
+async def test_wrong_or_missing_pkce_verifier_is_refused_and_the_code_left_usable(
+    http: TestClient, new_client: ClientFactory, user: User, registry: Registry, verifier: str | None
 ) -> None:
     client, _ = await new_client(public=True)
     pkce = Pkce.new()
@@ -227,6 +256,10 @@ async def test_wrong_or_missing_pkce_verifier_is_refused(
     form = {"code": code} if verifier is None else {"code": code, "code_verifier": verifier}
     status, body = await _redeem(http, client.client_id, None, **form)
     assert (status, body["error"]) == (400, "invalid_grant")
+    assert "code_verifier" in body["error_description"]
+    status, body = await _redeem(http, client.client_id, None, code=code, code_verifier=pkce.verifier)
+    assert status == 200, body
+    assert await _replays_recorded(registry, client.client_id) == 0
 
 
 async def test_verifier_without_challenge_is_refused(
@@ -237,6 +270,28 @@ async def test_verifier_without_challenge_is_refused(
     code = (await obtain_code(http, authorize_params(client.client_id), user.username, PASSWORD))["code"]
     status, body = await _redeem(http, client.client_id, secret, code=code, code_verifier=Pkce.new().verifier)
     assert (status, body["error"]) == (400, "invalid_grant")
+    assert "no code_challenge" in body["error_description"]
+    status, body = await _redeem(http, client.client_id, secret, code=code)
+    assert status == 200, body
+
+
+async def test_mistakes_then_success_then_a_real_replay_revokes(
+    http: TestClient, new_client: ClientFactory, user: User, registry: Registry
+) -> None:
+    client, secret = await new_client()
+    code = (await obtain_code(http, authorize_params(client.client_id), user.username, PASSWORD))["code"]
+    status, _ = await _redeem(http, client.client_id, secret, code=code, redirect_uri=REDIRECT_URI + "x")
+    assert status == 400
+    status, first = await _redeem(http, client.client_id, secret, code=code)
+    assert status == 200
+    # a second redemption after success is a replay, even with a request that would not match
+    for form in ({"redirect_uri": REDIRECT_URI + "x"}, {}):
+        status, body = await _redeem(http, client.client_id, secret, code=code, **form)
+        assert (status, body["error"]) == (400, "invalid_grant")
+        assert "already used" in body["error_description"]
+    assert await _replays_recorded(registry, client.client_id) == 2
+    jti = jwt.decode(first["access_token"], options={"verify_signature": False})["jti"]
+    assert await registry.revoked_tokens.is_revoked(jti)
 
 
 async def test_concurrent_redemptions_yield_exactly_one_token_which_the_replays_revoke(

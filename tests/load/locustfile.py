@@ -267,7 +267,7 @@ def hidden(page: str, name: str) -> str | None:
     return None if match is None else html.unescape(match.group(1))
 
 
-_PAGE_ERROR = re.compile(r'<p class="error"[^>]*>(.*?)</p>', re.DOTALL)
+_PAGE_ERROR = re.compile(r'<p class="(?:error|muted details)"[^>]*>(.*?)</p>', re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
 

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.support.programs import NODE_AT_LEAST
+
 PEER = Path(__file__).parent / "peer"
 
 
@@ -37,9 +39,6 @@ def ensure_wrk() -> str:
     if path is None:
         raise ToolMissing("wrk is not on PATH after installing it")
     return path
-
-
-NODE_AT_LEAST = (20, 19)  # oidc-provider 9 calls URL.parse and crypto.hash
 
 
 def ensure_peer() -> list[str]:

@@ -160,7 +160,7 @@ def _unavailable(status: int, code: str | None, redirected_error: str | None) ->
 
 def _page_error(text: str) -> str | None:
     """The error code on Tessera's HTML error page (shown to a person instead of JSON)."""
-    match = re.search(r'<p class="error" role="alert"><strong>([a-z_]+)</strong>', text)
+    match = re.search(r'<code id="error-code">([a-z_]+)</code>', text)
     return match.group(1) if match else None
 
 

