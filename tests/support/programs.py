@@ -93,8 +93,8 @@ def problem(name: str) -> str | None:
         if _parts(version) < program.at_least:
             wanted = ".".join(map(str, program.at_least))
             return (
-                f"{name} {version or '(version unknown)'} at {found} is older than {wanted}: install it with"
-                f" {install} from NodeSource (Debian 12 and Ubuntu 24.04 ship 18), {README}"
+                f"{name} {version or '(version unknown)'} at {found} is older than {wanted}: install {wanted}"
+                f" or newer (Debian 12 and Ubuntu 24.04 ship 18), {README}"
             )
     return None
 
