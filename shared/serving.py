@@ -29,7 +29,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from shared.config import Directory, Integer, Text, default_dev_dir, setting
+from shared import service_errors
+from shared.config import Directory, Env, Integer, Text, default_dev_dir, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +147,15 @@ def _worker(factory: Callable[[], web.Application], listener: Listener, supervis
     code = 0
     try:
         run_one(factory(), listener, reuse_port=True)
-    except BaseException:
+    except BaseException as error:
         code = 1
-        traceback.print_exc()  # os._exit below would swallow it: say why this worker failed
+        # os._exit below would swallow it: say why this worker failed, in one line when it is a
+        # database or Redis that cannot be reached (as the tessera command itself does)
+        explained = service_errors.explain(error, Env(os.environ)) if isinstance(error, Exception) else None
+        if explained is None:
+            traceback.print_exc()
+        else:
+            print(f"tessera: {explained}", file=sys.stderr)
         sys.stderr.flush()
     finally:
         os._exit(code)

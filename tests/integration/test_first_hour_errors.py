@@ -21,7 +21,7 @@ from shared import service_errors
 from shared.config import Env
 from shared.logging import LoggingSettings, chosen_format
 from tests.support.flow import REDIRECT_URI, authorize_params, basic
-from tests.support.servers import TEST_KEK, AppFactory, ClientFactory
+from tests.support.servers import TEST_KEK, AppFactory, ClientFactory, free_port
 from tests.support.services import Services
 
 
@@ -74,6 +74,20 @@ def test_a_closed_database_port_names_the_variable(backing: Services) -> None:
     host = urlsplit(backing.admin_database_url).hostname
     url = _with(backing.admin_database_url, netloc=f"postgres@{host}:1")
     _one_line_failure(_tessera(_env(url, backing.redis_url), "migrate"), "TESSERA_DATABASE_URL", "running")
+
+
+def test_server_workers_explain_a_closed_database_port_in_one_line(backing: Services) -> None:
+    """``--workers N``: each worker says why it failed as the command does, not with a traceback."""
+    host = urlsplit(backing.admin_database_url).hostname
+    url = _with(backing.admin_database_url, netloc=f"postgres@{host}:1")
+    result = _tessera(
+        _env(url, backing.redis_url), "auth-server", "--workers", "2", "--port", str(free_port())
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert (
+        "tessera: cannot connect to PostgreSQL" in result.stderr and "TESSERA_DATABASE_URL" in result.stderr
+    )
 
 
 def test_a_wrong_user_or_password_names_the_variable(backing: Services) -> None:
