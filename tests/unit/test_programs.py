@@ -40,9 +40,7 @@ def test_too_old_a_version_fails_in_one_line(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(pytest.fail.Exception) as failed:
         require("node")
     message = str(failed.value)
-    assert message.startswith(
-        f"node v18.19.1 at {fake} is older than 20.19: install 20.19 or newer"
-    )
+    assert message.startswith(f"node v18.19.1 at {fake} is older than 20.19: install 20.19 or newer")
     assert "\n" not in message
 
 
