@@ -258,16 +258,22 @@ async def cmd_client_update(args: argparse.Namespace) -> None:
     _print(updated.registration())
 
 
-async def cmd_user_create(args: argparse.Namespace) -> None:
-    settings = auth_settings()
+def _new_password(args: argparse.Namespace, prompt: str) -> str:
+    """A password from stdin (``--password-stdin``) or typed twice; at least 8 characters."""
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass("Password: ")
+        password = getpass.getpass(f"{prompt}: ")
         if getpass.getpass("Again: ") != password:
             raise CommandError("passwords differ")
     if len(password) < 8:
         raise CommandError("password must be at least 8 characters")
+    return password
+
+
+async def cmd_user_create(args: argparse.Namespace) -> None:
+    settings = auth_settings()
+    password = _new_password(args, "Password")
     problem = usernames.problem(args.username)
     if problem is not None:
         raise CommandError(problem)
@@ -336,15 +342,7 @@ async def cmd_user_update(args: argparse.Namespace) -> None:
         raise CommandError(problem)
     password_hash = None
     if args.password or args.password_stdin:
-        if args.password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
-        else:
-            password = getpass.getpass("New password: ")
-            if getpass.getpass("Again: ") != password:
-                raise CommandError("passwords differ")
-        if len(password) < 8:
-            raise CommandError("password must be at least 8 characters")
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await asyncio.to_thread(hash_password, _new_password(args, "New password"))
     async with open_registry(settings) as registry:
         user = await _find_user(registry, args.user)
         try:

@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -56,6 +56,26 @@ log = logging.getLogger("tessera.jwt_validation")
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+
+
+class _Refreshed(Protocol):
+    async def refresh(self) -> Any: ...
+    async def run(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def _refreshing(source: _Refreshed) -> AsyncIterator[None]:
+    """A source fetched once now and refreshed in the background until the block ends, then closed."""
+    await source.refresh()
+    task = asyncio.create_task(source.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.close()
 
 
 class KeySource:
@@ -192,15 +212,8 @@ class JWKSKeySource(KeySource):
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(keys.cleanup_ctx)``: first fetch at start, refresh in background."""
-        await self.refresh()
-        task = asyncio.create_task(self.run())
-        try:
+        async with _refreshing(self):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.close()
 
 
 @dataclass
@@ -340,15 +353,8 @@ class RevocationList:
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(revocations.cleanup_ctx)``: first fetch at start (a failure
         does not stop the start), then refresh in the background."""
-        await self.refresh()
-        task = asyncio.create_task(self.run())
-        try:
+        async with _refreshing(self):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.close()
 
 
 class TokenValidator:
