@@ -92,6 +92,9 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
+_stop_requested = False  # this process got SIGTERM/SIGINT (each worker is its own process)
+
+
 def run_one(app: web.Application, listener: Listener, reuse_port: bool = False) -> None:
     """Serve until SIGTERM/SIGINT, then give in-flight requests ``shutdown_grace`` seconds.
 
@@ -101,12 +104,11 @@ def run_one(app: web.Application, listener: Listener, reuse_port: bool = False) 
     """
     app.on_startup.append(_freeze_startup_objects)
     loop = _event_loop()
-    stopping = False
 
     def stop() -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
+        global _stop_requested
+        if not _stop_requested:
+            _stop_requested = True
             raise web.GracefulExit()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -150,12 +152,14 @@ def _worker(factory: Callable[[], web.Application], listener: Listener, supervis
     except BaseException as error:
         code = 1
         # os._exit below would swallow it: say why this worker failed, in one line when it is a
-        # database or Redis that cannot be reached (as the tessera command itself does)
-        explained = service_errors.explain(error, Env(os.environ)) if isinstance(error, Exception) else None
-        if explained is None:
-            traceback.print_exc()
-        else:
+        # database or Redis that cannot be reached (as the tessera command itself does). The stop
+        # the supervisor sends when another worker failed may land while this one is failing too,
+        # and then hides the reason under a GracefulExit or "Event loop stopped": look beneath.
+        explained = service_errors.explain(error, Env(os.environ))
+        if explained is not None:
             print(f"tessera: {explained}", file=sys.stderr)
+        elif not _stop_requested:
+            traceback.print_exc()
         sys.stderr.flush()
     finally:
         os._exit(code)
