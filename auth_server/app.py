@@ -11,6 +11,7 @@ from aiohttp import web
 
 from auth_server import crypto, keys, routes
 from auth_server.appkeys import REGISTRY
+from auth_server.oidc.logout import deliver_forever
 from auth_server.pages import error_page
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
 from auth_server.schema import MIGRATIONS, SCHEMA
@@ -22,7 +23,7 @@ from shared.redis import create_redis
 
 
 async def _has_active_key(registry: Registry) -> None:
-    registry.keyring.active(datetime.now(UTC))  # raises LookupError without one
+    registry.keyring.active(datetime.now(UTC), registry.settings.signing_alg)  # LookupError without one
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
             background = [
                 asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval)),
                 asyncio.create_task(registry.clients.follow_changes(stop)),
+                asyncio.create_task(deliver_forever(registry, stop)),  # back-channel logout
             ]
             try:
                 yield

@@ -14,6 +14,17 @@ from typing import Any
 # RFC 7591 §2.1: the response types that go with each grant type (no other grant type has one).
 # The grants serving them at /authorize declare them too (grants/base.py); a test holds the two equal.
 GRANT_RESPONSE_TYPES = {"authorization_code": ("code",), "implicit": ("token",)}
+# Every response type served, with the grant types a client needs for it (OpenID Connect Dynamic
+# Registration §2, "response_types"; OAuth 2.0 Multiple Response Type Encoding Practices §3-5).
+# Each is written in its canonical form: its space-separated values sorted (their order does not matter).
+RESPONSE_TYPE_GRANTS: dict[str, tuple[str, ...]] = {
+    "code": ("authorization_code",),
+    "token": ("implicit",),
+    "id_token": ("implicit",),
+    "id_token token": ("implicit",),
+    "code id_token": ("authorization_code", "implicit"),
+}
+SUBJECT_TYPES = ("public", "pairwise")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "none")
 # Tessera issues 22-character URL-safe ids; anything unlike an id is refused before any lookup.
@@ -23,6 +34,23 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def plausible_client_id(value: str) -> bool:
     """Whether ``value`` could name a client at all (so that it is worth a lookup or a cache entry)."""
     return _CLIENT_ID.fullmatch(value) is not None
+
+
+# optional RFC 7591 / OpenID metadata, listed in a client's registration only when set
+_OPTIONAL_METADATA = (
+    "sector_identifier_uri",
+    "userinfo_signed_response_alg",
+    "default_max_age",
+    "logo_uri",
+    "client_uri",
+    "policy_uri",
+    "tos_uri",
+)
+
+
+def canonical_response_type(value: str) -> str:
+    """A response type with its space-separated values sorted: ``id_token code`` is ``code id_token``."""
+    return " ".join(sorted(value.split()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +69,22 @@ class Client:
     require_pkce: bool = True
     # operated by the provider itself: a remembered consent may answer without asking again
     first_party: bool = False
+    # OpenID Connect (Dynamic Registration 1.0 §2; RP-Initiated Logout §3.1; Back-Channel Logout §2.2)
+    registered_response_types: tuple[str, ...] | None = None  # None: those of the grant types
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
+    sector_identifier: str | None = None  # the host pairwise subjects are computed for
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
+    userinfo_signed_response_alg: str | None = None  # None: userinfo answers plain JSON
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    default_max_age: int | None = None
+    require_auth_time: bool = False
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -57,7 +101,10 @@ class Client:
 
     @property
     def response_types(self) -> tuple[str, ...]:
-        """What the client may ask for at /authorize, as RFC 7591 §2.1 pairs them with its grant types."""
+        """What the client may ask for at /authorize: as registered, or as RFC 7591 §2.1 pairs them
+        with its grant types."""
+        if self.registered_response_types is not None:
+            return self.registered_response_types
         return tuple(
             rt for grant, types in GRANT_RESPONSE_TYPES.items() if grant in self.grant_types for rt in types
         )
@@ -79,6 +126,19 @@ class Client:
             "require_pkce": self.require_pkce,
             "first_party": self.first_party,
         }
+        out["subject_type"] = self.subject_type
+        out["id_token_signed_response_alg"] = self.id_token_signed_response_alg
+        if self.post_logout_redirect_uris:
+            out["post_logout_redirect_uris"] = list(self.post_logout_redirect_uris)
+        if self.backchannel_logout_uri is not None:
+            out["backchannel_logout_uri"] = self.backchannel_logout_uri
+            out["backchannel_logout_session_required"] = self.backchannel_logout_session_required
+        if self.require_auth_time:
+            out["require_auth_time"] = True
+        for name in _OPTIONAL_METADATA:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         if self.jwks is not None:
             out["jwks"] = self.jwks
         if self.jwks_uri is not None:

@@ -14,11 +14,15 @@ import dataclasses
 import getpass
 import json
 import logging
+import re
 import sys
+import unicodedata
 import uuid
+import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -26,11 +30,24 @@ from auth_server import flow, keys, signing, usernames
 from auth_server.clients import AUTH_METHODS
 from auth_server.crypto import hash_password
 from auth_server.grants import GRANT_TYPES
-from auth_server.registration import ClientMetadata, RegistrationError, register
+from auth_server.registration import (
+    LOOPBACK_HOSTS,
+    ClientMetadata,
+    RegistrationError,
+    metadata_from_document,
+    register,
+)
 from auth_server.registry import Registry
 from auth_server.schema import MIGRATIONS, SCHEMA
 from auth_server.settings import Settings
-from auth_server.stores.users import SameCanonicalName, User, UsernameTaken, UserStore
+from auth_server.stores.users import (
+    PROFILE_FIELDS,
+    Profile,
+    SameCanonicalName,
+    User,
+    UsernameTaken,
+    UserStore,
+)
 from shared import db, embedded, serving
 from shared.cli import CommandError, Commands, Migrated, Subcommands
 from shared.redis import create_redis
@@ -171,26 +188,80 @@ def _jwks_file(path: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _metadata_document(path: str) -> dict[str, Any]:
+    """The JSON object in the file at ``path`` (``-``: standard input)."""
+    source = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            value = json.load(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as file:
+                value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read client metadata from {source}: {error}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{source} must hold a JSON object of RFC 7591 client metadata")
+    return value
+
+
+def _client_metadata(args: argparse.Namespace) -> ClientMetadata:
+    """The registration ``tessera client create`` asks for: the ``--metadata-file`` document (RFC 7591
+    names, RFC 7591 defaults), or the flags' defaults without one; a flag given overrides its field."""
+    if args.metadata_file is None:
+        missing = [flag for flag, value in (("--name", args.name), ("--scope", args.scope)) if value is None]
+        if missing:
+            raise CommandError(f"{' and '.join(missing)} required (or give --metadata-file)")
+        base = ClientMetadata(
+            client_name="", redirect_uris=(), grant_types=("authorization_code", "refresh_token"), scope=()
+        )
+        method_given = False
+    else:
+        document = _metadata_document(args.metadata_file)
+        try:
+            base = metadata_from_document(document)
+        except RegistrationError as error:
+            source = "standard input" if args.metadata_file == "-" else args.metadata_file
+            raise CommandError(f"{source}: {error}") from None
+        method_given = document.get("token_endpoint_auth_method") is not None
+    metadata = dataclasses.replace(base, **_flag_overrides(args, method_given=method_given))
+    if not metadata.scope:
+        raise CommandError('a scope is required: "scope" in the metadata file, or --scope')
+    if args.public and metadata.token_endpoint_auth_method != "none":  # noqa: S105 - the method named none
+        raise CommandError("a public client authenticates with 'none'")
+    return metadata
+
+
+def _flag_overrides(args: argparse.Namespace, *, method_given: bool) -> dict[str, Any]:
+    """The fields ``tessera client create``'s flags set, by RFC 7591 name (only the flags given).
+
+    Without an auth method given (flag or document), ``--public`` means ``none`` and a key flag means
+    ``private_key_jwt``."""
+    overrides: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("client_name", args.name),
+            ("redirect_uris", args.redirect_uri),
+            ("grant_types", args.grant_type),
+            ("scope", None if args.scope is None else args.scope.split()),
+            ("jwks", _jwks_file(args.jwks_file)),
+            ("jwks_uri", args.jwks_uri),
+            ("require_pkce", False if args.pkce_optional else None),
+            ("allow_introspection", True if args.allow_introspection else None),
+            ("first_party", True if args.first_party else None),
+        )
+        if value is not None
+    }
+    keyed = args.jwks_file is not None or args.jwks_uri is not None
+    default = "none" if args.public else "private_key_jwt" if keyed and not method_given else None
+    method = args.auth_method or default
+    if method is not None:
+        overrides["token_endpoint_auth_method"] = method
+    return overrides
+
+
 async def cmd_client_create(args: argparse.Namespace) -> None:
     settings = auth_settings()
-    grant_types = args.grant_type or ["authorization_code", "refresh_token"]
-    keyed = args.jwks_file is not None or args.jwks_uri is not None
-    default_method = "none" if args.public else "private_key_jwt" if keyed else "client_secret_basic"
-    auth_method = args.auth_method or default_method
-    if args.public and auth_method != "none":
-        raise CommandError("a public client authenticates with 'none'")
-    metadata = ClientMetadata(
-        client_name=args.name,
-        redirect_uris=args.redirect_uri or [],
-        grant_types=grant_types,
-        scope=args.scope.split(),
-        token_endpoint_auth_method=auth_method,
-        jwks=_jwks_file(args.jwks_file),
-        jwks_uri=args.jwks_uri,
-        require_pkce=not args.pkce_optional,
-        allow_introspection=args.allow_introspection,
-        first_party=args.first_party,
-    )
+    metadata = _client_metadata(args)
     async with open_registry(settings) as registry:
         try:
             client, secret, notices = await register(registry, metadata)
@@ -220,7 +291,10 @@ async def cmd_client_show(args: argparse.Namespace) -> None:
         client = await registry.clients.get(args.client_id)
     if client is None:
         raise CommandError(f"no client {args.client_id!r}")
-    _print(client.registration())
+    shown = client.registration()
+    if client.sector_identifier is not None:
+        shown["sector_identifier"] = client.sector_identifier  # the host pairwise subjects are computed for
+    _print(shown)
 
 
 async def cmd_client_delete(args: argparse.Namespace) -> None:
@@ -271,12 +345,107 @@ def _new_password(args: argparse.Namespace, prompt: str) -> str:
     return password
 
 
+# A user's profile as the CLI sets it (OpenID Connect Core §5.1): the text claims, each checked.
+PROFILE_TEXT = ("email", "name", "nickname", "picture", "locale", "zoneinfo")
+MAX_EMAIL = 254  # RFC 5321 §4.5.3.1.3, a path's limit
+MAX_NAME = 200
+# the picture travels inside ID tokens and userinfo answers: a small avatar, not a photo
+MAX_PICTURE = 8192
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")  # BCP 47, as Core §5.1 asks: zh-CN, en
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]+={0,2}")
+
+
+def _check_email(email: str) -> None:
+    """Core §5.1 ``email``: an RFC 5322 addr-spec, checked only for its shape (one @, no spaces)."""
+    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
+        raise CommandError(f"--email {email!r} is not an email address")
+
+
+def _check_display_name(flag: str, value: str) -> None:
+    """Core §5.1 ``name``, ``nickname``: printable text of at most :data:`MAX_NAME` characters."""
+    if not value.strip() or len(value) > MAX_NAME:
+        raise CommandError(f"{flag} must be 1 to {MAX_NAME} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise CommandError(f"{flag} must not contain control or format characters")
+
+
+def _check_picture(picture: str) -> None:
+    """Core §5.1 ``picture``: an https URL (http on a loopback host) or a base64 ``data:image/``
+    URL, at most :data:`MAX_PICTURE` characters; never ``javascript:`` or another scheme a page
+    would run."""
+    if len(picture) > MAX_PICTURE:
+        raise CommandError(f"--picture is over {MAX_PICTURE} characters: link to the image instead")
+    if _DATA_IMAGE.fullmatch(picture):
+        return
+    parts = urlsplit(picture)
+    web = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if not web or not parts.hostname or any(c.isspace() for c in picture):
+        raise CommandError("--picture must be an https URL or a data:image/...;base64, URL")
+
+
+def _check_locale(locale: str) -> None:
+    """Core §5.1 ``locale``: a BCP 47 language tag, such as ``zh-CN``."""
+    if not _LOCALE.fullmatch(locale):
+        raise CommandError(f"--locale {locale!r} is not a BCP 47 language tag, such as zh-CN or en")
+
+
+def _check_zoneinfo(zone: str) -> None:
+    """Core §5.1 ``zoneinfo``: a time zone of the IANA database, such as ``Asia/Shanghai``."""
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise CommandError(f"--zoneinfo {zone!r} is not an IANA time zone, such as Asia/Shanghai") from None
+
+
+_PROFILE_CHECKS = {
+    "email": _check_email,
+    "name": lambda value: _check_display_name("--name", value),
+    "nickname": lambda value: _check_display_name("--nickname", value),
+    "picture": _check_picture,
+    "locale": _check_locale,
+    "zoneinfo": _check_zoneinfo,
+}
+
+
+def _profile_changes(args: argparse.Namespace, *, clearing: bool) -> dict[str, Any]:
+    """The profile fields the flags set, each checked; with ``clearing`` (``user update``), an empty
+    value clears a field. ``email_verified``: ``--email-verified`` (create) or ``yes``/``no`` (update);
+    a new email without it is unverified (:meth:`UserStore.set_profile`)."""
+    changes: dict[str, Any] = {}
+    for field in PROFILE_TEXT:
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if value == "" and clearing:
+            changes[field] = None
+            continue
+        _PROFILE_CHECKS[field](value)
+        changes[field] = value
+    verified = args.email_verified
+    if isinstance(verified, str):
+        changes["email_verified"] = verified == "yes"
+    elif verified:
+        changes["email_verified"] = True
+    if changes.get("email_verified") and "email" in changes and changes["email"] is None:
+        raise CommandError("--email-verified needs an email address")
+    return changes
+
+
+def _profile(profile: Profile) -> dict[str, Any]:
+    """A user's profile as the CLI prints it, under the OpenID Connect claim names (Core §5.1)."""
+    return {**{field: getattr(profile, field) for field in PROFILE_FIELDS}, "updated_at": profile.updated_at}
+
+
 async def cmd_user_create(args: argparse.Namespace) -> None:
     settings = auth_settings()
-    password = _new_password(args, "Password")
     problem = usernames.problem(args.username)
     if problem is not None:
         raise CommandError(problem)
+    changes = _profile_changes(args, clearing=False)
+    if args.email_verified and "email" not in changes:
+        raise CommandError("--email-verified needs --email")
+    password = _new_password(args, "Password")
     async with open_registry(settings) as registry:
         try:
             user = await registry.users.create(
@@ -284,7 +453,9 @@ async def cmd_user_create(args: argparse.Namespace) -> None:
             )
         except UsernameTaken as error:
             raise CommandError(str(error)) from None
-    _print({"user_id": user.subject, "username": user.username})
+        profile = await registry.users.set_profile(user.user_id, changes)
+    assert profile is not None
+    _print({"user_id": user.subject, "username": user.username, **_profile(profile)})
 
 
 async def _find_user(registry: Registry, who: str) -> User:
@@ -319,13 +490,15 @@ async def cmd_user_show(args: argparse.Namespace) -> None:
     async with open_registry(settings) as registry:
         user = await _find_user(registry, args.user)
         summary = await registry.users.summary(user.user_id)
+        profile = await registry.users.profile(user.user_id)
         consents = await registry.consents.list(user_id=user.user_id)
-    assert summary is not None
+    assert summary is not None and profile is not None
     _print(
         {
             "user_id": user.subject,
             "username": user.username,
             "created_at": summary.created_at,
+            **_profile(profile),
             "consents": [
                 {"client_id": c.client_id, "scope": list(c.scope), "granted_at": c.granted_at}
                 for c in consents
@@ -336,8 +509,12 @@ async def cmd_user_show(args: argparse.Namespace) -> None:
 
 async def cmd_user_update(args: argparse.Namespace) -> None:
     settings = auth_settings()
-    if args.username is None and not args.password and not args.password_stdin:
-        raise CommandError("nothing to change: give --username, --password or --password-stdin")
+    changes = _profile_changes(args, clearing=True)
+    if args.username is None and not args.password and not args.password_stdin and not changes:
+        raise CommandError(
+            "nothing to change: give --username, --password, --password-stdin or a profile option"
+            " (--email, --email-verified, --name, --nickname, --picture, --locale, --zoneinfo)"
+        )
     if args.username is not None and (problem := usernames.problem(args.username)) is not None:
         raise CommandError(problem)
     password_hash = None
@@ -345,17 +522,24 @@ async def cmd_user_update(args: argparse.Namespace) -> None:
         password_hash = await asyncio.to_thread(hash_password, _new_password(args, "New password"))
     async with open_registry(settings) as registry:
         user = await _find_user(registry, args.user)
+        if changes.get("email_verified") and "email" not in changes:
+            current = await registry.users.profile(user.user_id)
+            if current is None or current.email is None:
+                raise CommandError(f"user {user.username!r} has no email address to mark verified")
         try:
             updated = await registry.users.update(
                 user.user_id, username=args.username, password_hash=password_hash
             )
         except UsernameTaken as error:
             raise CommandError(str(error)) from None
-        if updated is None:
+        profile = await registry.users.set_profile(user.user_id, changes) if changes else None
+        if updated is None or (changes and profile is None):
             raise CommandError(f"no user {args.user!r}")
+        profile = profile or await registry.users.profile(user.user_id)
+        assert profile is not None
         changed = [
             name for name, value in (("username", args.username), ("password", password_hash)) if value
-        ]
+        ] + sorted(changes)
         families = 0
         if password_hash is not None:
             # a new password ends every grant made under the old one
@@ -364,7 +548,12 @@ async def cmd_user_update(args: argparse.Namespace) -> None:
             "user.updated", subject=user.subject, changed=changed, refresh_token_families_revoked=families
         )
     _print(
-        {"user_id": updated.subject, "username": updated.username, "refresh_token_families_revoked": families}
+        {
+            "user_id": updated.subject,
+            "username": updated.username,
+            **_profile(profile),
+            "refresh_token_families_revoked": families,
+        }
     )
 
 
@@ -505,10 +694,18 @@ def add_subcommands(sub: Subcommands) -> None:
 
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
     create = client.add_parser("create", help="register a client; prints its secret once")
-    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--metadata-file",
+        metavar="FILE",
+        help="register from an RFC 7591 / OpenID Connect client metadata JSON document ('-': stdin);"
+        " the options below override its fields",
+    )
+    create.add_argument("--name", help="client_name (required without --metadata-file)")
     create.add_argument("--redirect-uri", action="append", help="exact redirect URI (repeatable)")
     create.add_argument("--grant-type", action="append", choices=GRANT_TYPES, help="(repeatable)")
-    create.add_argument("--scope", required=True, help='space-separated, e.g. "photos:read photos:write"')
+    create.add_argument(
+        "--scope", help='space-separated, e.g. "openid photos:read" (required without --metadata-file)'
+    )
     create.add_argument(
         "--public", action="store_true", help="a public client (SPA, mobile): no secret, PKCE"
     )
@@ -549,19 +746,22 @@ def add_subcommands(sub: Subcommands) -> None:
     user_create = user.add_parser("create")
     user_create.add_argument("--username", required=True)
     user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _add_profile_arguments(user_create, update=False)
     user_create.set_defaults(run=cmd_user_create)
     user.add_parser("list", help="every user (never a password hash)").set_defaults(run=cmd_user_list)
-    user_show = user.add_parser("show", help="a user and the consents they gave")
+    user_show = user.add_parser("show", help="a user, their profile and the consents they gave")
     user_show.add_argument("user", help="username or user id")
     user_show.set_defaults(run=cmd_user_show)
     user_update = user.add_parser(
-        "update", help="rename a user or set a new password (which revokes their refresh tokens)"
+        "update",
+        help="rename a user, change their profile, or set a new password (which revokes their tokens)",
     )
     user_update.add_argument("user", help="username or user id")
     user_update.add_argument("--username", help="the new username")
     password = user_update.add_mutually_exclusive_group()
     password.add_argument("--password", action="store_true", help="prompt for a new password")
     password.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+    _add_profile_arguments(user_update, update=True)
     user_update.set_defaults(run=cmd_user_update)
     user_delete = user.add_parser("delete", help="delete a user, their consents, and revoke their tokens")
     user_delete.add_argument("user", help="username or user id")
@@ -617,6 +817,21 @@ def add_subcommands(sub: Subcommands) -> None:
     key.add_parser(
         "rewrap", help="re-encrypt every private key under the current TESSERA_KEY_ENCRYPTION_KEY"
     ).set_defaults(run=cmd_keys_rewrap)
+
+
+def _add_profile_arguments(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    """The profile options of ``user create`` and ``user update`` (OpenID Connect Core §5.1 claims)."""
+    cleared = " ('' clears it)" if update else ""
+    parser.add_argument("--email", help=f"email address; unverified unless --email-verified{cleared}")
+    if update:
+        parser.add_argument("--email-verified", choices=["yes", "no"], help="whether the email is verified")
+    else:
+        parser.add_argument("--email-verified", action="store_true", help="the email address is verified")
+    parser.add_argument("--name", help=f"full name, e.g. 'Xiaomei Wang'{cleared}")
+    parser.add_argument("--nickname", help=f"the name to greet the user by, e.g. 小美{cleared}")
+    parser.add_argument("--picture", help=f"avatar: an https URL or a data:image/...;base64, URL{cleared}")
+    parser.add_argument("--locale", help=f"BCP 47 language tag, e.g. zh-CN{cleared}")
+    parser.add_argument("--zoneinfo", help=f"IANA time zone, e.g. Asia/Shanghai{cleared}")
 
 
 COMMANDS = Commands("auth", add_subcommands, migrate=migrate_schema)

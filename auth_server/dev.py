@@ -1,10 +1,11 @@
 """``tessera dev``: the whole scenario on one machine, in one command.
 
-Runs migrations, seeds the demo (the user ``xiaomei`` with a few photos, the Photo Printer client
-and a partner client), then starts the authorization server, the Photo Warehouse and the Photo
-Printer as three processes. With no URLs configured, PostgreSQL and Redis are real embedded
-servers keeping their data in one folder per user (``TESSERA_DEV_DIR``, by default
-``$XDG_DATA_HOME/tessera`` or ``~/.local/share/tessera``; see :mod:`shared.embedded`).
+Runs migrations, seeds the demo (the user ``xiaomei`` with her profile and a few photos, the Photo
+Printer client, an OpenID Connect relying party, and a partner client), then starts the
+authorization server, the Photo Warehouse and the Photo Printer as three processes. With no URLs
+configured, PostgreSQL and Redis are real embedded servers keeping their data in one folder per
+user (``TESSERA_DEV_DIR``, by default ``$XDG_DATA_HOME/tessera`` or ``~/.local/share/tessera``; see
+:mod:`shared.embedded`).
 
 Before it starts anything it takes a lock in that folder (a second ``tessera dev`` says where the
 first runs and leaves it alone) and checks that every port is free. A server counts as started
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import errno
 import fcntl
@@ -40,7 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
+from auth_server.clients import Client
 from auth_server.commands import auth_settings, migrate_auth, open_registry
 from auth_server.crypto import hash_password
 from auth_server.registration import ClientMetadata, register
@@ -66,41 +70,95 @@ class Demo:
     partner_secret: str
 
 
+def printer_origin(printer_port: int) -> str:
+    return f"http://localhost:{printer_port}"
+
+
 def printer_redirect(printer_port: int) -> str:
-    return f"http://localhost:{printer_port}/callback"
+    return f"{printer_origin(printer_port)}/callback"
+
+
+def printer_metadata(printer_port: int) -> ClientMetadata:
+    """The Photo Printer: a confidential client of the code flow, signing in with OpenID Connect
+    (RP-Initiated Logout back to its home page, Back-Channel Logout to sign its users out)."""
+    origin = printer_origin(printer_port)
+    return ClientMetadata(
+        client_name="Photo Printer",
+        redirect_uris=[printer_redirect(printer_port)],
+        grant_types=["authorization_code", "refresh_token"],
+        scope=["photos:read", "openid", "profile", "email", "offline_access"],
+        post_logout_redirect_uris=[f"{origin}/"],
+        backchannel_logout_uri=f"{origin}/backchannel-logout",
+        backchannel_logout_session_required=True,
+    )
+
+
+PARTNER = ClientMetadata(
+    client_name="Print partner (B2B)",
+    redirect_uris=[],
+    grant_types=["client_credentials"],
+    scope=["warehouse:stats"],
+)
+
+
+def avatar(text: str, colour: str) -> str:
+    """A round avatar with ``text`` on it (an SVG image as a ``data:`` URL), for the demo profile."""
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
+        f'<circle cx="48" cy="48" r="48" fill="{colour}"/>'
+        '<text x="48" y="63" font-size="44" text-anchor="middle" fill="#fff"'
+        f' font-family="sans-serif">{escape(text)}</text></svg>'
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+
+
+# xiaomei's standard claims (OpenID Connect Core §5.1), which the Photo Printer greets her with
+DEMO_PROFILE = {
+    "name": "Xiaomei Wang",
+    "nickname": "小美",
+    "email": "xiaomei@example.com",
+    "email_verified": True,
+    "picture": avatar("美", "#e8618c"),
+    "locale": "zh-CN",
+    "zoneinfo": "Asia/Shanghai",
+}
+
+
+def _is_current(client: Client | None, wanted: ClientMetadata) -> bool:
+    """Whether a saved demo client is still registered as the demo wants it (else it is replaced)."""
+    return (
+        client is not None
+        and client.redirect_uris == tuple(wanted.redirect_uris)
+        and set(client.scope) == set(wanted.scope)
+        and client.post_logout_redirect_uris == tuple(wanted.post_logout_redirect_uris)
+        and client.backchannel_logout_uri == wanted.backchannel_logout_uri
+        and client.backchannel_logout_session_required == wanted.backchannel_logout_session_required
+    )
 
 
 async def seed(auth: Settings, registry: Registry, printer_port: int) -> tuple[Demo, str]:
     """Create the demo user and clients, once; later runs find them (credentials kept in the data
-    folder). Returns the clients and the user's subject."""
+    folder), and replace demo clients registered differently by an earlier version. Returns the
+    clients and the user's subject."""
     user = await registry.users.by_username(DEMO_USER)
     if user is None:
         user = await registry.users.create(DEMO_USER, await asyncio.to_thread(hash_password, DEMO_PASSWORD))
+    profile = await registry.users.profile(user.user_id)
+    if profile is not None and profile.email is None and profile.nickname is None:
+        await registry.users.set_profile(user.user_id, DEMO_PROFILE)
+    wanted = printer_metadata(printer_port)
     saved = auth.dev_data_dir / "demo-clients.json"
     if saved.exists():
         demo = Demo(**json.loads(saved.read_text()))
         printer = await registry.clients.get(demo.printer_id)
-        current = printer is not None and printer_redirect(printer_port) in printer.redirect_uris
-        if current and await registry.clients.get(demo.partner_id):
+        partner = await registry.clients.get(demo.partner_id)
+        if _is_current(printer, wanted) and _is_current(partner, PARTNER):
             return demo, user.subject
-    printer, printer_secret, _ = await register(
-        registry,
-        ClientMetadata(
-            client_name="Photo Printer",
-            redirect_uris=[printer_redirect(printer_port)],
-            grant_types=["authorization_code", "refresh_token"],
-            scope=["photos:read"],
-        ),
-    )
-    partner, partner_secret, _ = await register(
-        registry,
-        ClientMetadata(
-            client_name="Print partner (B2B)",
-            redirect_uris=[],
-            grant_types=["client_credentials"],
-            scope=["warehouse:stats"],
-        ),
-    )
+        for stale in (printer, partner):
+            if stale is not None:
+                await registry.clients.delete(stale.client_id)
+    printer, printer_secret, _ = await register(registry, wanted)
+    partner, partner_secret, _ = await register(registry, PARTNER)
     assert printer_secret and partner_secret
     demo = Demo(printer.client_id, printer_secret, partner.client_id, partner_secret)
     saved.parent.mkdir(parents=True, exist_ok=True)

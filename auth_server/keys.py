@@ -18,11 +18,14 @@ log = logging.getLogger("tessera.keys")
 
 
 async def ensure_key(registry: Registry) -> None:
-    """Create a signing key if none is active yet (many replicas may race here; one wins)."""
-    record = signing.generate(registry.settings.signing_alg, registry.kek, datetime.now(UTC))
-    if await registry.keys.add_if_none_active(record):
-        log.info("created the first signing key kid=%s alg=%s", record.kid, record.alg)
-        await registry.audit.record("key.created", kid=record.kid, alg=record.alg)
+    """Create a signing key for each algorithm the server signs with that has none active yet:
+    access tokens' (``TESSERA_SIGNING_ALG``) and ID tokens' (RS256, and ES256). Many replicas may
+    race here; one wins for each algorithm."""
+    for alg in dict.fromkeys((registry.settings.signing_alg, *signing.ID_TOKEN_ALGORITHMS)):
+        record = signing.generate(alg, registry.kek, datetime.now(UTC))
+        if await registry.keys.add_if_none_active(record):
+            log.info("created the first %s signing key kid=%s", record.alg, record.kid)
+            await registry.audit.record("key.created", kid=record.kid, alg=record.alg)
 
 
 async def rotate(

@@ -26,7 +26,7 @@ _templates = jinja2.Environment(
 )
 
 _CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none';"
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none';"
     " base-uri 'none'; form-action 'self'"
 )
 

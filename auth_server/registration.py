@@ -11,30 +11,62 @@ are served at /authorize (and so need a redirect URI). Redirect URIs are matched
 comparison at /authorize (RFC 9700 §4.1.3), so they are checked hard here: absolute, no fragment,
 no wildcard; https, or http only on a loopback host, or a private-use scheme (RFC 8252 §7.1) for
 public (native) clients.
+
+The OpenID Connect metadata (Dynamic Registration 1.0 §2, RP-Initiated Logout 1.0 §3.1, Back-Channel
+Logout 1.0 §2.2) has rules of its own, one function each, run by :func:`validate_openid_metadata`;
+a pairwise client's sector identifier (Core §8.1) is computed at registration, fetching its
+``sector_identifier_uri`` through the one guarded fetcher (:mod:`shared.fetch`).
+:func:`metadata_from_document` reads an RFC 7591 JSON document (``tessera client create
+--metadata-file``, later the registration endpoint). A :class:`RegistrationError` carries the RFC 7591
+§3.2.2 error code such an endpoint answers with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from auth_server.clients import AUTH_METHODS, Client
+from aiohttp.abc import AbstractResolver
+
+from auth_server.clients import (
+    AUTH_METHODS,
+    RESPONSE_TYPE_GRANTS,
+    SUBJECT_TYPES,
+    Client,
+    canonical_response_type,
+)
 from auth_server.grants import GRANTS, Grants
 from auth_server.registry import Registry
-from shared.fetch import KINDS, PRIVATE_KINDS, FetchRefused, address_kind, host_address
+from auth_server.signing import ID_TOKEN_ALGORITHMS
+from auth_server.stores.clients import OIDC_FIELDS
+from shared.fetch import KINDS, PRIVATE_KINDS, Fetcher, FetchError, FetchRefused, address_kind, host_address
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# the largest default_max_age the database holds (a PostgreSQL integer)
+MAX_AGE_LIMIT = 2**31 - 1
+# the web pages about a client that the consent page may link to (RFC 7591 §2)
+INFO_URIS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
 
 
 class RegistrationError(ValueError):
-    """A client registration that breaks a rule; the message says which."""
+    """A client registration that breaks a rule; the message says which.
+
+    ``error``: the RFC 7591 §3.2.2 error code a registration endpoint answers with
+    (``invalid_redirect_uri`` or ``invalid_client_metadata``).
+    """
+
+    def __init__(self, message: str, *, error: str = "invalid_client_metadata") -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
 class ClientMetadata:
-    """What a client asks to be registered with, in RFC 7591 §2 names (the last three are Tessera's)."""
+    """What a client asks to be registered with, in RFC 7591 §2 and OpenID Connect Dynamic Registration
+    1.0 §2 names (``require_pkce``, ``allow_introspection`` and ``first_party`` are Tessera's)."""
 
     client_name: str
     redirect_uris: Sequence[str]
@@ -49,6 +81,23 @@ class ClientMetadata:
     allow_introspection: bool = False
     # operated by the provider itself: a remembered consent may answer without asking again
     first_party: bool = False
+    # OpenID Connect Dynamic Registration 1.0 §2; None: those that go with the grant types (RFC 7591 §2.1)
+    response_types: Sequence[str] | None = None
+    # RP-Initiated Logout 1.0 §3.1
+    post_logout_redirect_uris: Sequence[str] = ()
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm name
+    userinfo_signed_response_alg: str | None = None  # None: userinfo answers plain JSON
+    # Back-Channel Logout 1.0 §2.2
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    default_max_age: int | None = None
+    require_auth_time: bool = False
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
 
 
 class Registered(NamedTuple):
@@ -59,9 +108,15 @@ class Registered(NamedTuple):
     notices: tuple[str, ...]
 
 
-async def register(registry: Registry, metadata: ClientMetadata) -> Registered:
+async def register(
+    registry: Registry, metadata: ClientMetadata, *, resolver: AbstractResolver | None = None
+) -> Registered:
     """Check ``metadata`` against every rule (:class:`RegistrationError` if one is broken), then
-    create the client."""
+    create the client.
+
+    ``resolver``: answers the host names of a ``sector_identifier_uri`` instead of the system
+    resolver (tests); the fetch allows private addresses only for a development issuer either way.
+    """
     settings = registry.settings
     validate_registration(
         name=metadata.client_name,
@@ -75,6 +130,9 @@ async def register(registry: Registry, metadata: ClientMetadata) -> Registered:
         require_pkce=metadata.require_pkce,
         development=settings.development,
     )
+    validate_openid_metadata(metadata, development=settings.development)
+    sector = await sector_identifier(metadata, development=settings.development, resolver=resolver)
+    openid = {name: getattr(metadata, name) for name in OIDC_FIELDS if name != "sector_identifier"}
     client, secret = await registry.clients.create(
         name=metadata.client_name,
         redirect_uris=list(metadata.redirect_uris),
@@ -86,6 +144,10 @@ async def register(registry: Registry, metadata: ClientMetadata) -> Registered:
         jwks_uri=metadata.jwks_uri,
         require_pkce=metadata.require_pkce,
         first_party=metadata.first_party,
+        response_types=None
+        if metadata.response_types is None
+        else list(canonical_response_types(metadata.response_types)),
+        openid={**openid, "sector_identifier": sector},
     )
     return Registered(client, secret, notices(metadata.grant_types))
 
@@ -147,7 +209,9 @@ def validate_registration(
     elif jwks is not None or jwks_uri is not None:
         raise RegistrationError("a JWKS is only used with the private_key_jwt auth method")
     if any(grant.response_types for grant in declared) and not redirect_uris:
-        raise RegistrationError("grant types that use /authorize need at least one redirect URI")
+        raise RegistrationError(
+            "grant types that use /authorize need at least one redirect URI", error="invalid_redirect_uri"
+        )
     for uri in redirect_uris:
         check_redirect_uri(uri, public=auth_method == "none")
     unknown = [s for s in scope if s not in known_scopes]
@@ -157,28 +221,34 @@ def validate_registration(
         )
 
 
-def check_redirect_uri(uri: str, *, public: bool) -> None:
+def check_redirect_uri(
+    uri: str, *, public: bool, label: str = "redirect URI", error: str = "invalid_redirect_uri"
+) -> None:
+    """A redirect URI (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §4.1.3); ``label`` names it in
+    messages, ``error`` is the RFC 7591 error code (post-logout redirect URIs follow the same rules)."""
+
+    def refuse(message: str) -> RegistrationError:
+        return RegistrationError(f"{label} {uri!r}{message}", error=error)
+
     if any(c in uri for c in "* \t\r\n") or "\\" in uri:
-        raise RegistrationError(f"redirect URI {uri!r}: wildcards and whitespace are not allowed")
+        raise refuse(": wildcards and whitespace are not allowed")
     parts = urlsplit(uri)
     if not parts.scheme:
-        raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+        raise refuse(" must be absolute")
     if parts.fragment or uri.endswith("#"):
-        raise RegistrationError(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+        raise refuse(" must not contain a fragment (RFC 6749 §3.1.2)")
     if parts.username is not None or parts.password is not None:
-        raise RegistrationError(f"redirect URI {uri!r} must not contain user information")
+        raise refuse(" must not contain user information")
     if parts.scheme == "https":
         if not parts.hostname:
-            raise RegistrationError(f"redirect URI {uri!r} has no host")
+            raise refuse(" has no host")
     elif parts.scheme == "http":
         if parts.hostname not in LOOPBACK_HOSTS:
-            raise RegistrationError(f"redirect URI {uri!r}: plain http is allowed only for loopback hosts")
+            raise refuse(": plain http is allowed only for loopback hosts")
     elif public and "." in parts.scheme:
         pass  # private-use URI scheme of a native app, e.g. com.example.app:/callback (RFC 8252 §7.1)
     else:
-        raise RegistrationError(
-            f"redirect URI {uri!r}: use https (or a reverse-domain private scheme for a public native app)"
-        )
+        raise refuse(": use https (or a reverse-domain private scheme for a public native app)")
 
 
 def check_jwks(jwks: dict[str, Any]) -> None:
@@ -194,8 +264,14 @@ def check_jwks(jwks: dict[str, Any]) -> None:
 
 
 def check_jwks_uri(uri: str, *, development: bool | None = None) -> None:
-    """Early feedback on a ``jwks_uri``; the real guard is :mod:`shared.fetch` at every fetch, which
-    checks the addresses a name resolves to when it connects (a name can change its answer).
+    """Early feedback on a ``jwks_uri`` (:func:`check_fetched_uri`)."""
+    check_fetched_uri(uri, field="jwks_uri", development=development, fetched="keys")
+
+
+def check_fetched_uri(uri: str, *, field: str, development: bool | None = None, fetched: str) -> None:
+    """Early feedback on a URL Tessera will fetch (``jwks_uri``, ``sector_identifier_uri``); the real
+    guard is :mod:`shared.fetch` at every fetch, which checks the addresses a name resolves to when it
+    connects (a name can change its answer). ``field`` and ``fetched`` (what is fetched) are for messages.
 
     * ``development=False`` (a production issuer): https only, and the host must not be a loopback
       name (``localhost``, ``*.localhost``, RFC 6761 §6.3) nor an IP literal outside the public
@@ -210,14 +286,14 @@ def check_jwks_uri(uri: str, *, development: bool | None = None) -> None:
     loopback_http = parts.scheme == "http" and host in LOOPBACK_HOSTS and development is not False
     if not (parts.scheme == "https" and host) and not loopback_http:
         if development is False:
-            raise RegistrationError(f"jwks_uri {uri!r} must be https")
-        raise RegistrationError(f"jwks_uri {uri!r} must be https (http only on a loopback host)")
+            raise RegistrationError(f"{field} {uri!r} must be https")
+        raise RegistrationError(f"{field} {uri!r} must be https (http only on a loopback host)")
     if development is False and (host == "localhost" or host.endswith(".localhost")):
-        raise RegistrationError(f"jwks_uri {uri!r}: {host} is a loopback name; use a public https URL")
+        raise RegistrationError(f"{field} {uri!r}: {host} is a loopback name; use a public https URL")
     try:
         address = host_address(host)
     except FetchRefused as error:
-        raise RegistrationError(f"jwks_uri {uri!r}: {error}") from None
+        raise RegistrationError(f"{field} {uri!r}: {error}") from None
     if address is None:
         return
     kind = address_kind(address)
@@ -228,5 +304,281 @@ def check_jwks_uri(uri: str, *, development: bool | None = None) -> None:
     )
     if not allowed:
         raise RegistrationError(
-            f"jwks_uri {uri!r}: {address} is {KINDS[kind]}; Tessera fetches keys only from public addresses"
+            f"{field} {uri!r}: {address} is {KINDS[kind]};"
+            f" Tessera fetches {fetched} only from public addresses"
         )
+
+
+def canonical_response_types(response_types: Sequence[str]) -> tuple[str, ...]:
+    """Each response type in canonical form (:func:`canonical_response_type`), each once."""
+    return tuple(dict.fromkeys(canonical_response_type(value) for value in response_types))
+
+
+def validate_openid_metadata(metadata: ClientMetadata, *, development: bool) -> None:
+    """Raise :class:`RegistrationError` naming the first OpenID Connect metadata rule broken (what
+    :func:`validate_registration` checks is taken as checked). The sector identifier document is
+    fetched later, by :func:`sector_identifier`.
+
+    ``development``: whether the issuer is a local development one, which allows http on loopback
+    hosts for the URLs Tessera fetches or shows (``sector_identifier_uri``, ``logo_uri``...).
+    """
+    if metadata.response_types is not None:
+        check_response_types(metadata.response_types, grant_types=metadata.grant_types, scope=metadata.scope)
+    for uri in metadata.post_logout_redirect_uris:
+        check_redirect_uri(
+            uri,
+            public=metadata.token_endpoint_auth_method == "none",  # noqa: S105 - the method named none
+            label="post_logout_redirect_uri",
+            error="invalid_client_metadata",
+        )
+    check_subject_type(metadata.subject_type)
+    if metadata.sector_identifier_uri is not None:
+        check_fetched_uri(
+            metadata.sector_identifier_uri,
+            field="sector_identifier_uri",
+            development=development,
+            fetched="sector identifier documents",
+        )
+    elif metadata.subject_type == "pairwise":
+        redirect_uri_sector(metadata.redirect_uris)
+    check_signing_alg("id_token_signed_response_alg", metadata.id_token_signed_response_alg)
+    if metadata.userinfo_signed_response_alg is not None:
+        check_signing_alg("userinfo_signed_response_alg", metadata.userinfo_signed_response_alg)
+    if metadata.backchannel_logout_uri is not None:
+        check_backchannel_logout_uri(metadata.backchannel_logout_uri)
+    if metadata.default_max_age is not None:
+        check_default_max_age(metadata.default_max_age)
+    for field in INFO_URIS:
+        uri = getattr(metadata, field)
+        if uri is not None:
+            check_info_uri(field, uri, development=development)
+
+
+def check_response_types(
+    response_types: Sequence[str], *, grant_types: Sequence[str], scope: Sequence[str]
+) -> None:
+    """OpenID Connect Dynamic Registration 1.0 §2 ``response_types``: each one served by Tessera
+    (compared in canonical form: the order of its values does not matter), with every grant type it
+    needs registered too (RFC 7591 §2.1, :data:`RESPONSE_TYPE_GRANTS`); one that returns an ID token
+    needs ``openid`` in the client's scope (Core §3.1.2.1). An empty list is refused: leaving the
+    field out means the response types of the grant types."""
+    if not response_types:
+        raise RegistrationError("response_types must not be empty (leave it out to use the grant types')")
+    for value in response_types:
+        needed = RESPONSE_TYPE_GRANTS.get(canonical_response_type(value))
+        if needed is None:
+            raise RegistrationError(
+                f"unsupported response type {value!r}; supported: {', '.join(RESPONSE_TYPE_GRANTS)}"
+            )
+        missing = [grant_type for grant_type in needed if grant_type not in grant_types]
+        if missing:
+            raise RegistrationError(
+                f"response type {value!r} needs the grant type(s) {', '.join(missing)} (RFC 7591 §2.1)"
+            )
+        if "id_token" in value.split() and "openid" not in scope:
+            raise RegistrationError(
+                f"response type {value!r} returns an ID token: the client's scope must include openid"
+            )
+
+
+def check_subject_type(subject_type: str) -> None:
+    """OpenID Connect Core §8: ``public`` (one ``sub`` for every client) or ``pairwise`` (one per sector)."""
+    if subject_type not in SUBJECT_TYPES:
+        raise RegistrationError(
+            f"subject_type must be one of {', '.join(SUBJECT_TYPES)} (OpenID Connect Core §8)"
+        )
+
+
+def redirect_uri_sector(redirect_uris: Sequence[str]) -> str:
+    """OpenID Connect Core §8.1: without a ``sector_identifier_uri``, the sector of a pairwise client
+    is the host of its redirect URIs, which must then all have one host."""
+    hosts = {urlsplit(uri).hostname for uri in redirect_uris}
+    if len(hosts) != 1 or None in hosts:
+        raise RegistrationError(
+            "a pairwise client's redirect URIs must all have one host; otherwise register a"
+            " sector_identifier_uri that lists them (OpenID Connect Core §8.1)"
+        )
+    (host,) = hosts
+    assert host is not None
+    return host
+
+
+async def sector_identifier(
+    metadata: ClientMetadata, *, development: bool, resolver: AbstractResolver | None = None
+) -> str | None:
+    """The host that pairwise subjects are computed for (OpenID Connect Core §8.1): that of the
+    ``sector_identifier_uri`` once its document is fetched and checked (:func:`check_sector_document`),
+    else that of the redirect URIs for a pairwise client, else none (a public client).
+
+    The fetch goes through :class:`shared.fetch.Fetcher`, private addresses allowed only for a
+    development issuer; ``resolver`` replaces the system resolver (tests).
+    """
+    uri = metadata.sector_identifier_uri
+    if uri is None:
+        return redirect_uri_sector(metadata.redirect_uris) if metadata.subject_type == "pairwise" else None
+    async with Fetcher(allow_private=development, resolver=resolver) as fetcher:
+        try:
+            document = await fetcher.fetch_json(uri)
+        except FetchError as error:
+            raise RegistrationError(f"sector_identifier_uri: {error}") from None
+    check_sector_document(uri, document, metadata.redirect_uris)
+    host = urlsplit(uri).hostname
+    assert host is not None  # check_fetched_uri saw to it
+    return host
+
+
+def check_sector_document(uri: str, document: Any, redirect_uris: Sequence[str]) -> None:
+    """OpenID Connect Core §8.1, Dynamic Registration 1.0 §5: the document at a
+    ``sector_identifier_uri`` is a JSON array of URIs that lists every redirect URI of the client."""
+    if not isinstance(document, list) or not all(isinstance(item, str) for item in document):
+        raise RegistrationError(
+            f"sector_identifier_uri {uri!r} must hold a JSON array of redirect URIs"
+            " (OpenID Connect Core §8.1)"
+        )
+    missing = [redirect for redirect in redirect_uris if redirect not in document]
+    if missing:
+        raise RegistrationError(
+            f"sector_identifier_uri {uri!r} does not list the redirect URI(s) {', '.join(missing)};"
+            " it must list every one (OpenID Connect Core §8.1)",
+            error="invalid_redirect_uri",
+        )
+
+
+def check_signing_alg(field: str, alg: str) -> None:
+    """``id_token_signed_response_alg`` / ``userinfo_signed_response_alg`` (Dynamic Registration 1.0
+    §2): an algorithm Tessera signs with. ``none`` is refused: Core §2 permits unsigned ID tokens only
+    to a client that asks for them and gets ID tokens from the token endpoint alone, and Tessera
+    offers none."""
+    if alg == "none":
+        raise RegistrationError(
+            f"{field}: Tessera signs every token (alg none is not offered);"
+            f" use one of {', '.join(ID_TOKEN_ALGORITHMS)}"
+        )
+    if alg not in ID_TOKEN_ALGORITHMS:
+        raise RegistrationError(f"{field} must be one of {', '.join(ID_TOKEN_ALGORITHMS)}, not {alg!r}")
+
+
+def check_backchannel_logout_uri(uri: str) -> None:
+    """Back-Channel Logout 1.0 §2.2: an absolute URL, https (http only on a loopback host, as for
+    redirect URIs), which may have a query but no fragment."""
+    _web_url("backchannel_logout_uri", uri, loopback_http=True)
+
+
+def check_default_max_age(max_age: int) -> None:
+    """Dynamic Registration 1.0 §2 ``default_max_age``: a number of seconds, not negative."""
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= MAX_AGE_LIMIT:
+        raise RegistrationError(
+            f"default_max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}"
+        )
+
+
+def check_info_uri(field: str, uri: str, *, development: bool) -> None:
+    """``logo_uri``, ``client_uri``, ``policy_uri``, ``tos_uri`` (RFC 7591 §2), shown or linked on the
+    consent page: https URLs without a fragment; http on a loopback host for a development issuer only."""
+    _web_url(field, uri, loopback_http=development)
+
+
+def _web_url(field: str, uri: str, *, loopback_http: bool) -> SplitResult:
+    """``uri`` parsed if it is an absolute https URL with a host (or http on a loopback host, with
+    ``loopback_http``), with neither user information, fragment nor whitespace."""
+    if any(c.isspace() for c in uri):
+        raise RegistrationError(f"{field} {uri!r} must not contain whitespace")
+    parts = urlsplit(uri)
+    allowed = parts.scheme == "https" or (
+        loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    )
+    if not allowed or not parts.hostname:
+        where = " (http only on a loopback host)" if loopback_http else ""
+        raise RegistrationError(f"{field} {uri!r} must be an absolute https URL{where}")
+    if parts.username is not None or parts.password is not None:
+        raise RegistrationError(f"{field} {uri!r} must not contain user information")
+    if parts.fragment or uri.endswith("#"):
+        raise RegistrationError(f"{field} {uri!r} must not contain a fragment")
+    return parts
+
+
+def _text(field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise RegistrationError(f"{field} must be a string")
+    return value
+
+
+def _texts(field: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RegistrationError(f"{field} must be an array of strings")
+    return tuple(value)
+
+
+def _flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RegistrationError(f"{field} must be true or false")
+    return value
+
+
+def _whole_number(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistrationError(f"{field} must be a whole number")
+    return value
+
+
+def _json_object(field: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RegistrationError(f"{field} must be a JSON object")
+    return value
+
+
+def _scope(field: str, value: Any) -> tuple[str, ...]:
+    return tuple(_text(field, value).split())
+
+
+# Each field of an RFC 7591 document Tessera reads, with how its JSON value is read.
+DOCUMENT_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "client_name": _text,
+    "redirect_uris": _texts,
+    "grant_types": _texts,
+    "response_types": _texts,
+    "scope": _scope,  # RFC 7591 §2: one string, space-separated
+    "token_endpoint_auth_method": _text,
+    "jwks": _json_object,
+    "jwks_uri": _text,
+    "post_logout_redirect_uris": _texts,
+    "subject_type": _text,
+    "sector_identifier_uri": _text,
+    "id_token_signed_response_alg": _text,
+    "userinfo_signed_response_alg": _text,
+    "backchannel_logout_uri": _text,
+    "backchannel_logout_session_required": _flag,
+    "default_max_age": _whole_number,
+    "require_auth_time": _flag,
+    **dict.fromkeys(INFO_URIS, _text),
+    "require_pkce": _flag,
+    "allow_introspection": _flag,
+    "first_party": _flag,
+}
+assert set(DOCUMENT_FIELDS) <= {field.name for field in dataclasses.fields(ClientMetadata)}
+
+
+def metadata_from_document(document: Mapping[str, Any], *, ignore_unknown: bool = False) -> ClientMetadata:
+    """:class:`ClientMetadata` from an RFC 7591 §2 JSON object; a ``null`` value is the same as a
+    field left out, and fields left out take RFC 7591's defaults (``grant_types``:
+    ``authorization_code``; ``token_endpoint_auth_method``: ``client_secret_basic``).
+
+    A value of the wrong JSON type is a :class:`RegistrationError`, and so is a field Tessera does not
+    read unless ``ignore_unknown``: a registration endpoint ignores those (RFC 7591 §2), but an
+    operator's file is refused, so that a misspelt name does not pass unnoticed.
+    """
+    unknown = [name for name in document if name not in DOCUMENT_FIELDS]
+    if unknown and not ignore_unknown:
+        raise RegistrationError(
+            f"unknown client metadata: {', '.join(unknown)}; known: {', '.join(DOCUMENT_FIELDS)}"
+        )
+    fields = {
+        name: DOCUMENT_FIELDS[name](name, value)
+        for name, value in document.items()
+        if name in DOCUMENT_FIELDS and value is not None
+    }
+    fields.setdefault("client_name", "")
+    fields.setdefault("redirect_uris", ())
+    fields.setdefault("grant_types", ("authorization_code",))
+    fields.setdefault("scope", ())
+    return ClientMetadata(**fields)

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from auth_server.authorization.request import AuthorizationRequest
 from auth_server.client_keys import ClientKeys
 from auth_server.crypto import KeyEncryption
+from auth_server.oidc.subjects import Subjects
 from auth_server.refresh_rotation import RotationPolicy
 from auth_server.settings import Settings
 from auth_server.signing import KeyRing
@@ -19,8 +20,10 @@ from auth_server.stores.authorization_requests import AuthorizationRequestStore
 from auth_server.stores.clients import ClientStore
 from auth_server.stores.codes import CodeStore
 from auth_server.stores.consents import ConsentStore
+from auth_server.stores.instance_secrets import InstanceSecrets
 from auth_server.stores.keys import KeyStore
 from auth_server.stores.login_attempts import LoginAttemptStore
+from auth_server.stores.logout_deliveries import LogoutDeliveryStore
 from auth_server.stores.rate_limits import RateLimitStore
 from auth_server.stores.refresh_tokens import RefreshTokenStore
 from auth_server.stores.revoked_tokens import RevokedTokenStore
@@ -52,6 +55,7 @@ class Registry:
     authorization_requests: AuthorizationRequestStore[AuthorizationRequest]
     revoked_tokens: RevokedTokenStore
     login_attempts: LoginAttemptStore
+    logout_deliveries: LogoutDeliveryStore
     rate_limits: RateLimitStore
     audit: AuditLog
     assertion_jtis: UsedJtiStore
@@ -59,6 +63,7 @@ class Registry:
     keyring: KeyRing
     kek: KeyEncryption
     access_tokens: AccessTokenIssuer
+    subjects: Subjects
 
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Registry:
@@ -97,6 +102,7 @@ class Registry:
                 window=settings.login_lockout_window,
                 known_ttl=settings.login_known_address_ttl,
             ),
+            logout_deliveries=LogoutDeliveryStore(redis, keys),
             assertion_jtis=UsedJtiStore(redis, keys),
             rate_limits=RateLimitStore(redis, keys, sync_interval=settings.rate_sync_ms / 1000),
             audit=audit,
@@ -108,5 +114,7 @@ class Registry:
                 audience=settings.access_token_audience,
                 ttl=settings.access_token_ttl,
                 keyring=keyring,
+                alg=settings.signing_alg,
             ),
+            subjects=Subjects(InstanceSecrets(pool)),
         )

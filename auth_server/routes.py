@@ -14,6 +14,7 @@ from aiohttp import web
 from auth_server import paths
 from auth_server.endpoints.authorize import authorize
 from auth_server.endpoints.consent import consent
+from auth_server.endpoints.end_session import end_session
 from auth_server.endpoints.introspection import introspect
 from auth_server.endpoints.jwks import jwks
 from auth_server.endpoints.login import login, login_page, logout
@@ -21,6 +22,7 @@ from auth_server.endpoints.metadata import metadata
 from auth_server.endpoints.revocation import revoke
 from auth_server.endpoints.revocation_list import endpoint as revocation_list
 from auth_server.endpoints.token import token
+from auth_server.endpoints.userinfo import userinfo
 from auth_server.endpoints.welcome import welcome
 from shared import observability, openapi
 from shared.openapi import FORM, HTML, OBJECT, REDIRECT, errors, json_body, ref
@@ -49,6 +51,24 @@ _AUTHORIZE_PARAMETERS = (
     "state",
     "code_challenge",
     "code_challenge_method",
+    "response_mode",
+    "nonce",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "id_token_hint",
+    "acr_values",
+    "claims",
+    "ui_locales",
+    "display",
+)
+_END_SESSION_PARAMETERS = (
+    "id_token_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+    "ui_locales",
+    "logout_hint",
 )
 _REVOCATION_LIST = {
     "type": "object",
@@ -80,16 +100,40 @@ def add_routes(app: web.Application) -> None:
         summary="RFC 8414 metadata",
         responses={"200": json_body(OBJECT, "metadata")},
     )
+    routes.get(
+        paths.OPENID_CONFIGURATION,
+        metadata,
+        summary="OpenID Connect Discovery 1.0 provider metadata (the RFC 8414 document)",
+        responses={"200": json_body(OBJECT, "metadata")},
+    )
     routes.get(paths.JWKS, jwks, summary="RFC 7517 key set", responses={"200": {"description": "JWK Set"}})
+    for register in (routes.get, routes.post):
+        register(
+            paths.USERINFO,
+            userinfo,
+            summary="OpenID Connect Core §5.3 userinfo endpoint",
+            security=[{"bearer": []}],
+            responses={
+                "200": json_body(OBJECT, "the user's claims (or application/jwt)"),
+                **errors(400, 401, 403, 503),
+            },
+        )
     routes.get(
         paths.AUTHORIZE,
         authorize,
-        summary="RFC 6749 §4.1/§4.2 authorization endpoint",
+        summary="RFC 6749 §4.1/§4.2 authorization endpoint (OpenID Connect Core §3.1.2)",
         parameters=[
             {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
             for n in _AUTHORIZE_PARAMETERS
         ],
         responses={"200": HTML, "302": REDIRECT, "400": HTML, "429": HTML, "503": HTML},
+    )
+    routes.post(
+        paths.AUTHORIZE,
+        authorize,
+        summary="The authorization endpoint, its parameters as a form (OpenID Connect Core §3.1.2.1)",
+        requestBody={"required": True, "content": FORM},
+        responses={"200": HTML, "302": REDIRECT, "400": HTML, "413": HTML, "429": HTML, "503": HTML},
     )
     routes.post(
         paths.TOKEN,
@@ -149,6 +193,23 @@ def add_routes(app: web.Application) -> None:
         summary="Answer a consent page",
         requestBody={"content": FORM},
         responses={"303": REDIRECT, "400": HTML},
+    )
+    routes.get(
+        paths.END_SESSION,
+        end_session,
+        summary="OpenID Connect RP-Initiated Logout 1.0 end-session endpoint",
+        parameters=[
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in _END_SESSION_PARAMETERS
+        ],
+        responses={"200": HTML, "302": REDIRECT, "400": HTML},
+    )
+    routes.post(
+        paths.END_SESSION,
+        end_session,
+        summary="OpenID Connect RP-Initiated Logout 1.0 end-session endpoint (form), and its confirmation",
+        requestBody={"content": FORM},
+        responses={"200": HTML, "303": REDIRECT, "400": HTML},
     )
 
 

@@ -6,6 +6,15 @@ import re
 
 from shared.errors import InvalidScope
 
+# The scopes of OpenID Connect Core (§3.1.2.1, §5.4, §11), known to every Tessera whatever the API
+# scopes configured, with the words the consent page shows for them.
+OPENID_SCOPES = {
+    "openid": "Sign you in with your account here (your account's ID)",
+    "profile": "See your name, nickname, profile picture, language and time zone",
+    "email": "See your email address",
+    "offline_access": "Keep access while you are away (until you take it back)",
+}
+
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from auth_server.scopes import OPENID_SCOPES
 from auth_server.signing import ALGORITHMS as SIGNING_ALGORITHMS
 from shared import settings_docs
 from shared.config import (
@@ -146,7 +147,7 @@ def _networks(
 def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str, Any]) -> Mapping[str, str]:
     raw = env.optional(key)
     if raw is None:
-        return default
+        return MappingProxyType({**OPENID_SCOPES, **default})
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -155,7 +156,10 @@ def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str
         isinstance(k, str) and isinstance(v, str) and k and " " not in k for k, v in value.items()
     ):
         raise ConfigError(f"{env.name(key)} must be a JSON object of scope -> description")
-    return MappingProxyType(dict(value))
+    openid = [name for name in value if name in OPENID_SCOPES]
+    if openid:
+        raise ConfigError(f"{env.name(key)}: {', '.join(openid)} are OpenID Connect's scopes, always known")
+    return MappingProxyType({**OPENID_SCOPES, **value})
 
 
 SECONDS = "seconds"
@@ -198,6 +202,12 @@ class Settings:
         "ACCESS_TOKEN_TTL",
         Integer(minimum=30, maximum=86400, unit=SECONDS),
         "Lifetime of access tokens.",
+        default=600,
+    )
+    id_token_ttl: int = setting(
+        "ID_TOKEN_TTL",
+        Integer(minimum=30, maximum=86400, unit=SECONDS),
+        "Lifetime of ID tokens (OpenID Connect): how long a client may accept one it receives.",
         default=600,
     )
     key_encryption_keys_previous: tuple[bytes, ...] = setting(
@@ -339,7 +349,8 @@ class Settings:
     scopes: Mapping[str, str] = setting(
         "SCOPES",
         Parsed(_scopes, "JSON object: scope -> description"),
-        "The scopes, each with the description the consent page shows.",
+        "The API scopes, each with the description the consent page shows (OpenID Connect's `openid`,"
+        " `profile`, `email` and `offline_access` are always known).",
         default_factory=lambda: DEFAULT_SCOPES,
     )
     site_name: str = setting(

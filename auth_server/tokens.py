@@ -48,8 +48,9 @@ class KeyRingKeys(KeySource):
 
 
 class AccessTokenIssuer:
-    def __init__(self, *, issuer: str, audience: str, ttl: int, keyring: KeyRing) -> None:
+    def __init__(self, *, issuer: str, audience: str, ttl: int, keyring: KeyRing, alg: str) -> None:
         self.issuer = issuer
+        self.alg = alg
         self.audience = audience
         self.ttl = ttl
         self._keyring = keyring
@@ -77,10 +78,12 @@ class AccessTokenIssuer:
         scope: tuple[str, ...],
         auth_time: int | None = None,
         grant_id: str | None = None,
+        userinfo_claims: tuple[str, ...] | None = None,
     ) -> str:
         """The signed token. ``grant_id`` names the refresh-token family it is issued from, so that
-        revoking the family revokes it too, with one entry in the revocation list."""
-        key = self._keyring.active(datetime.now(UTC))
+        revoking the family revokes it too, with one entry in the revocation list.
+        ``userinfo_claims``: the claims an OpenID request asked userinfo for by name (Core §5.5)."""
+        key = self._keyring.active(datetime.now(UTC), self.alg)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
@@ -95,6 +98,8 @@ class AccessTokenIssuer:
             claims["auth_time"] = auth_time
         if grant_id is not None:
             claims["grant_id"] = grant_id
+        if userinfo_claims:
+            claims["userinfo_claims"] = list(userinfo_claims)
         # the JWS layer signs the payload bytes as given: orjson serialises them in a fraction of
         # the time jwt.encode's json.dumps takes (the claims are all str and int, nothing to convert)
         return jwt.api_jws.encode(

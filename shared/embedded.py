@@ -84,7 +84,9 @@ def postgres_url(data_dir: Path, database: str = DEV_DATABASE) -> str:
     data_dir = data_dir.expanduser().resolve()
     pgdata = data_dir / "postgres"
     with _start_lock(data_dir):
-        if not _postgres_answers(pgdata):
+        if _postgres_answers(pgdata):
+            _wait_until_ready(pgdata)  # one already runs there, maybe still recovering
+        else:
             _initdb(pgdata)
             _start_postgres(pgdata)
     url = f"postgresql://{POSTGRES_USER}@/{database}?host={pgdata}"
@@ -96,6 +98,19 @@ def postgres_url(data_dir: Path, database: str = DEV_DATABASE) -> str:
 
 def _postgres_answers(pgdata: Path) -> bool:
     return _socket_answers(pgdata / ".s.PGSQL.5432")
+
+
+def _postgres_ready(pgdata: Path) -> bool:
+    """Whether the server accepts connections: not only its socket (a server recovering after a
+    kill listens, and answers "the database system is starting up"), as ``pg_isready`` says."""
+    if not _postgres_answers(pgdata):
+        return False
+    result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        [str(_postgres_bin() / "pg_isready"), "-q", "-h", str(pgdata), "-U", POSTGRES_USER, "-d", "postgres"],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
 
 
 def _initdb(pgdata: Path) -> None:
@@ -175,7 +190,7 @@ def _start_postgres(pgdata: Path) -> None:
             preexec_fn=_child_setup(user, signal.SIGINT),  # SIGINT: a fast shutdown
         )
     _started.append((pgdata, process))
-    _wait(lambda: _postgres_answers(pgdata), process, f"the embedded PostgreSQL (see {logfile})")
+    _wait(lambda: _postgres_ready(pgdata), process, f"the embedded PostgreSQL (see {logfile})")
     log.info("started the embedded PostgreSQL in %s", pgdata)
 
 
@@ -307,6 +322,17 @@ def _socket_answers(path: Path) -> bool:
         except OSError:
             return False
         return True
+
+
+def _wait_until_ready(pgdata: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _postgres_ready(pgdata):
+        if time.monotonic() > deadline:
+            raise EmbeddedError(
+                f"the embedded PostgreSQL in {pgdata} did not accept connections within"
+                f" {START_TIMEOUT:.0f} s (see {pgdata / 'log'})"
+            )
+        time.sleep(0.05)
 
 
 def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:

@@ -3,9 +3,10 @@
 A private_key_jwt client's ``jwks_uri`` (RFC 7523, RFC 7591 §2), and later metadata documents and
 sector identifiers, point wherever their registrant likes: at Redis on 127.0.0.1:6379, a Docker
 socket on localhost:2375, the cloud metadata service on 169.254.169.254, or a name that resolves to
-a public address when registered and to a private one when fetched (DNS rebinding). Every such
-fetch goes through :class:`Fetcher` (OWASP's SSRF Prevention Cheat Sheet; RFC 9700 §4.15 for the
-redirect rule), which:
+a public address when registered and to a private one when fetched (DNS rebinding); so does a
+client's ``backchannel_logout_uri``, to which logout tokens are POSTed. Every such fetch (or POST,
+:meth:`Fetcher.post_form`) goes through :class:`Fetcher` (OWASP's SSRF Prevention Cheat Sheet;
+RFC 9700 §4.15 for the redirect rule), which:
 
 * fetches https URLs only; plain http only for a caller that allows private targets (development);
 * refuses user information in the URL, and numeric hosts that are not canonical IP literals
@@ -169,7 +170,8 @@ def host_address(host: str) -> IPAddress | None:
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A fetched answer: 200 with its body, or 304 (empty body) to a conditional request."""
+    """A fetched answer: 200 with its body, or 304 (empty body) to a conditional request; or
+    whatever non-redirect answer :meth:`Fetcher.post_form` got."""
 
     url: str  # the URL that answered (another than the one asked for only after a redirect)
     status: int
@@ -264,6 +266,25 @@ class Fetcher:
         except (aiohttp.ClientError, OSError, ValueError) as error:
             raise FetchError(f"could not fetch {_shown(url)}: {_describe(error)}") from None
 
+    async def post_form(self, url: str, form: Mapping[str, str]) -> Fetched:
+        """POST ``form`` (``application/x-www-form-urlencoded``) to ``url`` under the same guard as
+        :meth:`get`: vetted addresses, the size and time limits, no redirect followed. Whatever
+        status the answer has is returned (the caller judges it), with its body (at most
+        ``max_bytes``); a redirect is a :class:`FetchError`, as is every failure to get an answer.
+        Used for notifications to a URL a client registered (Back-Channel Logout 1.0 §2.5)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._post(url, dict(form))
+        except FetchRefused as error:
+            raise FetchRefused(f"refused to post to {_shown(url)}: {error}") from None
+        except FetchError as error:
+            raise FetchError(f"could not post to {_shown(url)}: {error}") from None
+        except TimeoutError:
+            waited = f"no answer within {self.timeout:g} s"
+            raise FetchError(f"could not post to {_shown(url)}: {waited}") from None
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            raise FetchError(f"could not post to {_shown(url)}: {_describe(error)}") from None
+
     async def close(self) -> None:
         session, self._session = self._session, None
         resolver, self._resolver = self._resolver, None
@@ -300,6 +321,13 @@ class Fetcher:
                     raise FetchError(f"it answered HTTP {response.status}")
                 return Fetched(str(target), 200, response.headers, await self._read(response))
         raise FetchError(f"it redirects more than {self.max_redirects} time(s)")
+
+    async def _post(self, url: str, form: dict[str, str]) -> Fetched:
+        target = self._checked(url)
+        async with self._open().post(target, data=form, allow_redirects=False) as response:
+            if response.status in REDIRECT_STATUSES:
+                raise FetchError(f"it redirects (HTTP {response.status}); redirects are not followed")
+            return Fetched(str(target), response.status, response.headers, await self._read(response))
 
     def _checked(self, url: str) -> URL:
         """``url`` parsed, if the policy allows fetching it; the address check of names comes later."""

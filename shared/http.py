@@ -33,7 +33,7 @@ def has_control_characters(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
-def _single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+def single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:
@@ -73,11 +73,11 @@ async def read_form(request: web.Request) -> dict[str, str]:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The request body is not valid UTF-8 form encoding.") from None
-    return _single_valued(pairs)
+    return single_valued(pairs)
 
 
 def query_params(request: web.Request) -> dict[str, str]:
-    return _single_valued(request.query.items())
+    return single_valued(request.query.items())
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

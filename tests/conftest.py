@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -83,7 +84,10 @@ def new_client(registry: Registry) -> ClientFactory:
         auth_method: str | None = None,
         name: str = "Photo Printer",
         require_pkce: bool | None = None,
+        **openid: Any,
     ) -> tuple[Client, str | None]:
+        """A registered client; ``openid``: more registration metadata by its RFC 7591 /
+        OpenID Connect name (``response_types``, ``subject_type``, ``post_logout_redirect_uris``...)."""
         method = auth_method or ("none" if public else "client_secret_basic")
         client, secret, _ = await register(
             registry,
@@ -97,6 +101,7 @@ def new_client(registry: Registry) -> ClientFactory:
                 # the tests of other rules run confidential clients with it relaxed, as an operator may,
                 # so that they exercise the code flow both with PKCE and without.
                 require_pkce=method == "none" if require_pkce is None else require_pkce,
+                **openid,
             ),
         )
         return client, secret

@@ -1,7 +1,8 @@
 """The authorization request's checks, one per rule, run in order (RFC 6749 §3.1, §4.1.1, §4.2.1;
-RFC 7636 §4.3-4.4; RFC 9207; RFC 9700 §2.1, §4.1).
+RFC 7636 §4.3-4.4; RFC 9207; RFC 9700 §2.1, §4.1; OpenID Connect Core §3.1.2.1-3.1.2.2, §5.5, §6).
 
-    CHECKS = client → redirect URI → response mode → parameters → response type → PKCE → state → scope
+    CHECKS = client → redirect URI → response mode → parameters → unsupported → response type → PKCE
+             → state → scope → nonce → prompt → max_age → claims → display → id_token_hint
 
 Each check reads the request's parameters and what the checks before it established, then
 establishes one thing more or raises an :class:`~shared.errors.OAuthError`. Order matters: the
@@ -9,8 +10,9 @@ client and its exact redirect URI come first, and until the response mode has fi
 answers go, an error is shown as a page, never redirected (no open redirector, RFC 9700 §4.1.3;
 the caller decides with :attr:`Checking.redirection`). The response mode is fixed before the
 response type is checked so that even an unsupported response type's error goes back, in the
-mode that response type would have used. A new rule (OpenID Connect's nonce, a PAR request_uri, a
-resource indicator) is one more check in the list.
+mode that response type would have used. A new rule (a PAR request_uri, a resource indicator) is
+one more check in the list. OpenID Connect's parameters are checked on every request that has them;
+what they ask of the sign-in (prompt, max_age, the hinted user) the endpoint acts on.
 """
 
 from __future__ import annotations
@@ -19,17 +21,47 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from aiohttp import web
 from multidict import MultiMapping
 
 from auth_server import pkce, scopes
 from auth_server.authorization.request import AuthorizationRequest
-from auth_server.authorization.response_modes import Redirection
-from auth_server.clients import Client
+from auth_server.authorization.response_modes import Redirection, asked_mode, default_mode
+from auth_server.clients import Client, canonical_response_type
 from auth_server.grants import GRANTS
+from auth_server.oidc.claims import ClaimsRequest
+from auth_server.oidc.hints import verify_hint
 from auth_server.registry import Registry
-from shared.errors import InvalidRequest, UnauthorizedClient, UnsupportedResponseType
-from shared.http import has_control_characters, query_params
+from shared.errors import (
+    InvalidRequest,
+    InvalidScope,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from shared.http import has_control_characters, single_valued
+
+PROMPTS = ("none", "login", "consent", "select_account")
+DISPLAYS = ("page", "popup", "touch", "wap")
+
+
+class RequestNotSupported(OAuthError):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    error = "request_uri_not_supported"
+
+
+class RegistrationNotSupported(OAuthError):
+    error = "registration_not_supported"
+
+
+# OpenID Connect Core §3.1.2.6: request objects (§6) and self-registration parameters are not offered
+_UNSUPPORTED: dict[str, type[OAuthError]] = {
+    "request": RequestNotSupported,
+    "request_uri": RequestUriNotSupported,
+    "registration": RegistrationNotSupported,
+}
 
 
 @dataclass(slots=True)
@@ -37,27 +69,36 @@ class Checking:
     """An authorization request while its checks run: the HTTP request, and what each check established."""
 
     registry: Registry
-    http: web.Request
+    # the request's parameters: its query (GET), or its form (POST, OpenID Connect Core §3.1.2.1)
+    query: MultiMapping[str]
     client: Client | None = None  # check_client
     redirect_uri: str | None = None  # check_redirect_uri
     redirect_uri_given: bool = True  # check_redirect_uri: False when the only registered one is used
     redirection: Redirection | None = None  # check_response_mode: from here on, errors are redirected
     params: dict[str, str] = field(default_factory=dict)  # check_parameters: each named once
+    response_type: str | None = None  # check_response_type: its canonical form
     code_challenge: str | None = None  # check_pkce
-    scope: tuple[str, ...] = ()  # check_scope
+    scope: tuple[str, ...] = ()  # check_scope, widened by check_claims
+    prompt: frozenset[str] = frozenset()  # check_prompt
+    max_age: int | None = None  # check_max_age: the request's, else the client's default_max_age
+    claims: ClaimsRequest | None = None  # check_claims
+    hinted_subject: str | None = None  # check_id_token_hint: the user as the client sees them
 
     def request(self) -> AuthorizationRequest:
         """The request every check has passed."""
         client, redirection = _established(self.client), _established(self.redirection)
-        response_type = _established(self.params.get("response_type"))
         return AuthorizationRequest(
             client_id=client.client_id,
             redirect_uri=redirection.redirect_uri,
-            response_type=response_type,
+            response_type=_established(self.response_type),
             scope=self.scope,
             state=redirection.state,
             code_challenge=self.code_challenge,
             redirect_uri_given=self.redirect_uri_given,
+            response_mode=self.params.get("response_mode"),
+            nonce=self.params.get("nonce"),
+            claims=None if self.claims is None else self.claims.serialize(),
+            ask_consent="consent" in self.prompt,
         )
 
 
@@ -94,7 +135,7 @@ def registered_redirect(client: Client, redirect_uri: str | None) -> str:
 
 async def check_client(checking: Checking) -> None:
     """A registered client (RFC 6749 §4.1.1: client_id is required)."""
-    client_id = _single(checking.http.query, "client_id")
+    client_id = _single(checking.query, "client_id")
     if client_id is None:
         raise InvalidRequest("The client_id parameter is required.")
     checking.client = await checking.registry.clients.get(client_id)
@@ -103,49 +144,69 @@ async def check_client(checking: Checking) -> None:
 
 
 async def check_redirect_uri(checking: Checking) -> None:
-    """Exactly one of the client's registered redirect URIs (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3)."""
-    named = _single(checking.http.query, "redirect_uri")
+    """Exactly one of the client's registered redirect URIs (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3).
+    An OpenID Connect request must name it, even a client's only one (Core §3.1.2.1)."""
+    named = _single(checking.query, "redirect_uri")
+    if named is None and "openid" in (_single(checking.query, "scope") or "").split(" "):
+        raise InvalidRequest("redirect_uri is required in an OpenID Connect request.")
     checking.redirect_uri = registered_redirect(_established(checking.client), named)
     checking.redirect_uri_given = named is not None
 
 
 async def check_response_mode(checking: Checking) -> None:
-    """Where and how answers go: the mode the response type asks for, with state and iss."""
-    state = _single(checking.http.query, "state")
-    response_type = _single(checking.http.query, "response_type")
+    """Where and how answers go, with state and iss: the response mode named, if this server has
+    it and it may carry the response type's answer, else the response type's default."""
+    state = _single(checking.query, "state")
+    response_type = _single(checking.query, "response_type")
     checking.redirection = Redirection(
         _established(checking.redirect_uri),
         state,
         checking.registry.settings.issuer,
-        GRANTS.response_mode(response_type),
+        default_mode(response_type),
     )
+    asked = _single(checking.query, "response_mode")
+    if asked is not None:
+        mode = asked_mode(response_type, asked)
+        checking.redirection = Redirection(
+            checking.redirection.redirect_uri, state, checking.redirection.issuer, mode
+        )
 
 
 async def check_parameters(checking: Checking) -> None:
     """Every parameter at most once, without control characters (RFC 6749 §3.1)."""
-    checking.params = query_params(checking.http)
+    checking.params = single_valued(checking.query.items())
+
+
+async def check_unsupported(checking: Checking) -> None:
+    """Request objects and registration parameters are not offered (OpenID Connect Core §3.1.2.6)."""
+    for name, error in _UNSUPPORTED.items():
+        if name in checking.params:
+            raise error(f"The {name} parameter is not supported by this server.")
 
 
 async def check_response_type(checking: Checking) -> None:
-    """A response type this server serves (RFC 6749 §3.1.1), through a grant the client has."""
+    """A response type this server serves (RFC 6749 §3.1.1; its values in any order), through a
+    grant the client has, and registered for the client (OpenID Connect Registration §2)."""
     client, response_type = _established(checking.client), checking.params.get("response_type")
     if response_type is None:
         raise InvalidRequest("The response_type parameter is required.")
     grant = GRANTS.serving(response_type)
     if grant is None:
         raise UnsupportedResponseType(f"response_type {response_type!r} is not supported.")
-    if not client.allows_grant(grant.grant_type):
+    canonical = canonical_response_type(response_type)
+    if not client.allows_grant(grant.grant_type) or canonical not in client.response_types:
         if grant.deprecated:
             # RFC 9700 §2.1.2 deprecates the implicit grant: it exists only for clients registered for it.
             raise UnsupportedResponseType(
                 f"response_type {response_type} is not enabled for this client; use code with PKCE."
             )
         raise UnauthorizedClient(f"This client may not use response_type {response_type!r}.")
+    checking.response_type = canonical
 
 
 async def check_pkce(checking: Checking) -> None:
     """A code's S256 challenge (RFC 7636 §4.3), required as :func:`auth_server.pkce.check_challenge` says."""
-    if checking.params.get("response_type") != "code":
+    if "code" not in _established(checking.response_type).split():
         return
     challenge = checking.params.get("code_challenge")
     pkce.check_challenge(
@@ -161,10 +222,74 @@ async def check_state(checking: Checking) -> None:
 
 
 async def check_scope(checking: Checking) -> None:
-    """Known scopes the client may have (RFC 6749 §3.3); none asked, the client's own."""
+    """Known scopes the client may have (RFC 6749 §3.3); none asked, the client's own. A response
+    type with an ID token needs ``openid``; ``offline_access`` is dropped unless a code is issued
+    (OpenID Connect Core §11)."""
     known = set(checking.registry.settings.scopes)
     requested = scopes.parse(checking.params.get("scope"))
-    checking.scope = scopes.resolve(requested, _established(checking.client).scope, known)
+    scope = scopes.resolve(requested, _established(checking.client).scope, known)
+    values = _established(checking.response_type).split()
+    if "id_token" in values and "openid" not in scope:
+        raise InvalidScope("response_type with id_token needs the openid scope.")
+    if "code" not in values:
+        scope = tuple(s for s in scope if s != "offline_access")
+    checking.scope = scope
+
+
+async def check_nonce(checking: Checking) -> None:
+    """An ID token sent from the authorization endpoint needs a nonce to be bound to the client's
+    session (OpenID Connect Core §3.2.2.1, §3.3.2.11)."""
+    if "id_token" in _established(checking.response_type).split() and "nonce" not in checking.params:
+        raise InvalidRequest("nonce is required when the response type includes id_token.")
+
+
+async def check_prompt(checking: Checking) -> None:
+    """``prompt`` (Core §3.1.2.1): known values; ``none`` alone."""
+    values = frozenset(checking.params.get("prompt", "").split())
+    unknown = values - set(PROMPTS)
+    if unknown:
+        raise InvalidRequest(f"prompt value {sorted(unknown)[0]!r} is not supported.")
+    if "none" in values and len(values) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other prompt values.")
+    checking.prompt = values
+
+
+async def check_max_age(checking: Checking) -> None:
+    """``max_age`` in seconds (Core §3.1.2.1), else the client's ``default_max_age``."""
+    raw = checking.params.get("max_age")
+    if raw is None:
+        checking.max_age = _established(checking.client).default_max_age
+        return
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequest("max_age must be a non-negative number of seconds.")
+    checking.max_age = int(raw)
+
+
+async def check_claims(checking: Checking) -> None:
+    """The ``claims`` parameter (Core §5.5): a JSON object; a claim asked for by name brings in the
+    scope that releases it, if the client may have that scope (the consent page then names it)."""
+    claims = ClaimsRequest.parse(checking.params.get("claims"))
+    if claims is None:
+        return
+    allowed = _established(checking.client).scope
+    extra = tuple(s for s in sorted(claims.scopes()) if s in allowed and s not in checking.scope)
+    checking.scope = (*checking.scope, *extra)
+    checking.claims = claims
+
+
+async def check_display(checking: Checking) -> None:
+    """``display`` (Core §3.1.2.1): one of the defined values; every page fits any screen."""
+    display = checking.params.get("display")
+    if display is not None and display not in DISPLAYS:
+        raise InvalidRequest(f"display must be one of {', '.join(DISPLAYS)}.")
+
+
+async def check_id_token_hint(checking: Checking) -> None:
+    """``id_token_hint`` (Core §3.1.2.1): an ID token this server issued to this client."""
+    hint = checking.params.get("id_token_hint")
+    if hint is not None:
+        claims = verify_hint(checking.registry, hint, _established(checking.client).client_id)
+        checking.hinted_subject = str(claims["sub"])
 
 
 CHECKS: tuple[Check, ...] = (
@@ -172,10 +297,17 @@ CHECKS: tuple[Check, ...] = (
     check_redirect_uri,
     check_response_mode,
     check_parameters,
+    check_unsupported,
     check_response_type,
     check_pkce,
     check_state,
     check_scope,
+    check_nonce,
+    check_prompt,
+    check_max_age,
+    check_claims,
+    check_display,
+    check_id_token_hint,
 )
 
 

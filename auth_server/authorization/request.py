@@ -26,6 +26,23 @@ class AuthorizationRequest:
     redirect_uri_given: bool = True
     # the user who was shown the consent page, the only one who can answer it; None until then
     user_id: str | None = None
+    # the response mode asked for (``response_mode``), or None: the response type's default
+    response_mode: str | None = None
+    # OpenID Connect (Core §3.1.2.1): echoed in the ID token; the ``claims`` parameter, serialized
+    nonce: str | None = None
+    claims: str | None = None
+    # ``prompt=consent``: ask again even if the user consented before
+    ask_consent: bool = False
+
+    @property
+    def openid(self) -> bool:
+        """An OpenID Connect authentication request (Core §3.1.2.1): its scope has ``openid``."""
+        return "openid" in self.scope
+
+    @property
+    def response_values(self) -> frozenset[str]:
+        """What the response type asks for: ``code``, ``token``, ``id_token`` (any of them)."""
+        return frozenset(self.response_type.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +51,12 @@ class ResourceOwner:
 
     subject: str
     auth_time: int
+    sid: str | None = None  # the sign-in session (ID tokens' ``sid``)
+    amr: tuple[str, ...] = ("pwd",)
 
     @classmethod
     def of(cls, session: Session | None) -> ResourceOwner | None:
         """The user signed in with ``session``; None when nobody is."""
         if session is None or session.user_id is None or session.auth_time is None:
             return None
-        return cls(session.user_id, session.auth_time)
+        return cls(session.user_id, session.auth_time, session.sid, session.amr or ("pwd",))

@@ -1,8 +1,10 @@
 """Authorization endpoint (RFC 6749 §3.1, §4.1.1-4.1.2, §4.2; RFC 7636 §4.3; RFC 9207; RFC 9700 §2.1, §4.1).
 
-The steps, in order: the rate limit → the checks (``authorization/checks.py``: client → redirect
-URI → response mode → parameters → response type → PKCE → state → scope) → a signed-in user, else
-the login page → a remembered consent answers at once, else the consent page (``/consent`` decides).
+The steps, in order: the rate limit → the checks (``authorization/checks.py``) → a signed-in user
+recently enough (OpenID Connect Core §3.1.2.3: ``prompt=login``, ``max_age``, the user an
+``id_token_hint`` names), else the login page → a remembered consent answers at once (unless
+``prompt=consent``), else the consent page (``/consent`` decides). With ``prompt=none`` nothing is
+shown: what would need a page is answered ``login_required`` or ``consent_required`` (§3.1.2.6).
 
 Until the checks have verified the client's exact redirect URI, every error is shown as a page
 and nothing redirects (no open redirector). After that, errors go back to the client with
@@ -11,22 +13,26 @@ and nothing redirects (no open redirector). After that, errors go back to the cl
 
 from __future__ import annotations
 
+import time
 import uuid
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+from multidict import MultiDict, MultiMapping
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
 from auth_server.authorization import checks
 from auth_server.authorization.answer import answer
-from auth_server.authorization.request import ResourceOwner
+from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.authorization.response_modes import REDIRECT_HEADERS
+from auth_server.clients import Client
 from auth_server.pages import current_session, render
 from auth_server.rate_limits import limit, per_address
-from auth_server.registry import UNAVAILABLE_ERRORS
+from auth_server.registry import UNAVAILABLE_ERRORS, Registry
 from shared.error_middleware import html_page
 from shared.errors import OAuthError, TemporarilyUnavailable
+from shared.http import read_form
 from shared.observability import METRICS
 
 
@@ -34,29 +40,34 @@ from shared.observability import METRICS
 async def authorize(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     await limit(registry, per_address("authorize", request, registry.settings.rate_authorize_per_ip))
-    checking = checks.Checking(registry, request)
+    query: MultiMapping[str] = request.query
+    if request.method == "POST":  # OpenID Connect Core §3.1.2.1: the parameters as a form
+        query = MultiDict(await read_form(request))
+    checking = checks.Checking(registry, query)
     try:
         authz = await checks.run(checking)
         client, redirection = checking.client, checking.redirection
         assert client is not None and redirection is not None
         session = await current_session(request)
         owner = ResourceOwner.of(session)
-        if session is None or owner is None:
-            return web.Response(
-                status=302,
-                headers={
-                    "Location": f"{paths.LOGIN}?{urlencode({'return_to': request.path_qs})}",
-                    **REDIRECT_HEADERS,
-                },
-            )
-        if client.remembers_consent(authz.response_type) and set(
-            authz.scope
-        ) <= await registry.consents.granted(uuid.UUID(owner.subject), client.client_id):
+        if session is None or owner is None or await _must_sign_in(registry, checking, owner):
+            if "none" in checking.prompt:
+                raise LoginRequired("The user is not signed in (prompt=none).")
+            return _to_login(query, reauthenticate=owner is not None)
+        granted = await registry.consents.granted(uuid.UUID(owner.subject), client.client_id)
+        if (
+            not authz.ask_consent
+            and client.remembers_consent(authz.response_type)
+            and set(authz.scope) <= granted
+        ):
             return redirection.response(await answer(registry, request.app[METRICS], authz, owner))
+        if "none" in checking.prompt:
+            raise ConsentRequired("The user has not consented to this request (prompt=none).")
         request_id = await registry.authorization_requests.put(authz, owner.subject)
         return render(
             "consent.html",
             client_name=client.client_name,
+            client=client,
             username=session.username,
             scopes=[(s, registry.settings.scopes.get(s, s)) for s in authz.scope],
             redirect_host=urlsplit(redirection.redirect_uri).netloc or redirection.redirect_uri,
@@ -74,3 +85,51 @@ async def authorize(request: web.Request) -> web.Response:
         return checking.redirection.error(
             TemporarilyUnavailable("The authorization server is temporarily unavailable.")
         )
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+
+
+async def _remembered(
+    registry: Registry, client: Client, authz: AuthorizationRequest, owner: ResourceOwner
+) -> bool:
+    """Whether a consent the user gave before answers this request without asking again."""
+    if authz.ask_consent or not client.remembers_consent(authz.response_type):
+        return False
+    return set(authz.scope) <= await registry.consents.granted(uuid.UUID(owner.subject), client.client_id)
+
+
+async def _must_sign_in(registry: Registry, checking: checks.Checking, owner: ResourceOwner) -> bool:
+    """Whether the signed-in user must sign in (again) first: ``prompt=login`` or
+    ``select_account``, a sign-in older than ``max_age`` (or the client's ``default_max_age``),
+    or an ``id_token_hint`` naming someone else (Core §3.1.2.1)."""
+    if checking.prompt & {"login", "select_account"}:
+        return True
+    if checking.max_age is not None and time.time() - owner.auth_time > checking.max_age:
+        return True
+    if checking.hinted_subject is not None:
+        client = checking.client
+        assert client is not None
+        return await registry.subjects.for_client(client, owner.subject) != checking.hinted_subject
+    return False
+
+
+def _to_login(query: MultiMapping[str], *, reauthenticate: bool) -> web.Response:
+    """The login page, to come back here once signed in. A forced sign-in is asked for once: the
+    request resumed drops ``prompt=login`` and ``max_age`` (the ID token's ``auth_time`` then says
+    when the user signed in, and the client checks it, §3.1.3.7)."""
+    resumed = [
+        (name, value)
+        for name, value in query.items()
+        if name != "max_age" and not (name == "prompt" and set(value.split()) & {"login", "select_account"})
+    ]
+    return_to = f"{paths.AUTHORIZE}?{urlencode(resumed)}"
+    login = {"return_to": return_to, **({"reauthenticate": "1"} if reauthenticate else {})}
+    return web.Response(
+        status=302, headers={"Location": f"{paths.LOGIN}?{urlencode(login)}", **REDIRECT_HEADERS}
+    )

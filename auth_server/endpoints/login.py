@@ -17,7 +17,8 @@ from aiohttp import web
 from auth_server import login_csrf, paths
 from auth_server.appkeys import REGISTRY
 from auth_server.authorization.checks import registered_redirect
-from auth_server.pages import cookie_name, current_session, render, see_other, session_id, set_session_cookie
+from auth_server.oidc.logout import end_session
+from auth_server.pages import current_session, render, see_other, session_id, set_session_cookie
 from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
 from auth_server.rate_limits import limit, per_address
 from shared.error_middleware import html_page
@@ -86,13 +87,24 @@ async def _form_page(
 
 @html_page
 async def login_page(request: web.Request) -> web.Response:
+    """The sign-in form; a signed-in user goes straight back to the request, unless it asks for a
+    fresh sign-in (``reauthenticate``: OpenID Connect's ``prompt=login``, ``max_age``, or a hinted
+    user who is not the one signed in)."""
     return_to = safe_return_to(request.query.get("return_to"))
     session = await current_session(request)
-    if session is not None and session.user_id is not None:
+    reauthenticate = request.query.get("reauthenticate") == "1" and return_to != paths.LOGIN
+    if session is not None and session.user_id is not None and not reauthenticate:
         if return_to != paths.LOGIN:
             return see_other(return_to)
         return render("signed_in.html", username=session.username, csrf=session.csrf)
-    return await _form_page(request, return_to=return_to)
+    return await _form_page(request, return_to=return_to, username=_login_hint(return_to))
+
+
+def _login_hint(return_to: str) -> str:
+    """The ``login_hint`` of the request resumed (OpenID Connect Core §3.1.2.1): the username to
+    pre-fill, if it is one (at most a username's length, printable)."""
+    hint = dict(parse_qsl(urlsplit(return_to).query)).get("login_hint", "")
+    return hint if len(hint) <= 150 and hint.isprintable() else ""
 
 
 @html_page
@@ -147,14 +159,12 @@ async def login(request: web.Request) -> web.Response:
 
 @html_page
 async def logout(request: web.Request) -> web.Response:
-    registry = request.app[REGISTRY]
     form = await read_form(request)
     session = await current_session(request)
     sid = session_id(request)
     if session is None or sid is None or not session.csrf_matches(form.get("csrf_token", "")):
         raise InvalidRequest("The sign-out form expired; reload the page and try again.")
-    await registry.sessions.delete(sid)
     response = see_other(paths.LOGIN)
-    settings = registry.settings
-    response.del_cookie(cookie_name(request), path="/", secure=settings.secure_cookies, httponly=True)
+    # deletes the session, clears the cookie, and tells the session's clients (back-channel logout)
+    await end_session(request, response, via="logout")
     return response

@@ -1,5 +1,7 @@
-"""Authorization server metadata (RFC 8414 §2-3), built from the issuer and what is implemented:
-the grants, response types and response modes come from the grant declarations (``grants/``)."""
+"""Authorization server metadata (RFC 8414 §2-3) and OpenID Provider metadata (OpenID Connect
+Discovery 1.0 §3-4): one document, served at both well-known paths, built from the issuer and what
+is implemented — the grants, response types and response modes come from the grant declarations
+(``grants/``), the claims from ``oidc/claims.py``. Only what works is listed."""
 
 from __future__ import annotations
 
@@ -9,10 +11,14 @@ from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
+from auth_server.authorization.checks import DISPLAYS, PROMPTS
 from auth_server.client_auth import ASSERTION_ALGS
-from auth_server.clients import AUTH_METHODS
+from auth_server.clients import AUTH_METHODS, SUBJECT_TYPES
 from auth_server.grants import GRANTS, Grants
+from auth_server.oidc.claims import CLAIMS_SUPPORTED
+from auth_server.oidc.id_tokens import ACR_VALUES
 from auth_server.settings import Settings
+from auth_server.signing import ID_TOKEN_ALGORITHMS
 
 
 def document(settings: Settings, grants: Grants = GRANTS) -> dict[str, Any]:
@@ -37,6 +43,25 @@ def document(settings: Settings, grants: Grants = GRANTS) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        # OpenID Connect Discovery 1.0 §3
+        "userinfo_endpoint": settings.endpoint(paths.USERINFO),
+        "end_session_endpoint": settings.endpoint(paths.END_SESSION),
+        "subject_types_supported": list(SUBJECT_TYPES),
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "userinfo_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "prompt_values_supported": list(PROMPTS),
+        "display_values_supported": list(DISPLAYS),
+        "acr_values_supported": list(ACR_VALUES),
+        "ui_locales_supported": ["en"],
+        "claims_locales_supported": ["en"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

@@ -19,6 +19,9 @@ from auth_server.authorization.request import AuthorizationRequest, ResourceOwne
 from auth_server.clients import Client
 from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
+from auth_server.oidc import id_tokens
+from auth_server.oidc.claims import userinfo_claims
+from auth_server.oidc.id_tokens import Authentication
 from auth_server.registry import Registry
 from auth_server.stores.codes import CodeGrant, Issued, Mismatch, Presented, Replayed
 from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
@@ -37,6 +40,10 @@ async def issue_code(
             auth_time=owner.auth_time,
             code_challenge=request.code_challenge,
             redirect_uri_given=request.redirect_uri_given,
+            nonce=request.nonce,
+            claims=request.claims,
+            sid=owner.sid,
+            amr=owner.amr,
         )
     )
     return {"code": code}
@@ -70,14 +77,30 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     if not scope:
         raise InvalidScope("The client is no longer allowed any of the approved scopes.")
 
+    openid = "openid" in scope
     issued = await issue_tokens(
         registry,
         client,
         subject=grant.subject,
         scope=scope,
         auth_time=grant.auth_time,
-        refresh=GRANT.issues_refresh_tokens,
+        # OpenID Connect Core §11: an authentication request gets a refresh token only for offline_access
+        refresh=GRANT.issues_refresh_tokens and (not openid or "offline_access" in scope),
+        userinfo_claims=userinfo_claims(grant.claims),
     )
+    if openid:
+        authentication = Authentication(
+            subject=grant.subject,
+            auth_time=grant.auth_time,
+            scope=scope,
+            nonce=grant.nonce,
+            sid=grant.sid,
+            amr=grant.amr,
+            claims=grant.claims,
+        )
+        issued.body["id_token"] = await id_tokens.issue(
+            registry, client, authentication, access_token=issued.body["access_token"]
+        )
     record = Issued(issued.family_id, issued.access.jti, issued.access.record.expires_at)
     if await registry.codes.record_issued(code, record):
         # A replay arrived while these tokens were being made. Revoke them, exactly as a replay
@@ -112,8 +135,7 @@ GRANT = Grant(
     "authorization_code",
     token_endpoint=exchange,
     authorization_endpoint=issue_code,
-    response_types=("code",),
-    response_mode="query",
+    response_types=("code", "code id_token"),
     parameters=("code", "redirect_uri", "code_verifier"),
     issues_refresh_tokens=True,
 )

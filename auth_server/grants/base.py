@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
-from auth_server.authorization.response_modes import ResponseMode
+from auth_server.authorization.response_modes import RESPONSE_MODES, ResponseMode, default_mode
 from auth_server.clients import Client
 from auth_server.grants.common import TokenRequest
 from auth_server.registry import Registry
@@ -38,9 +38,9 @@ class Grant:
     token_endpoint: TokenHandler | None = None
     # answers an approved authorization request of one of ``response_types``
     authorization_endpoint: AuthorizationHandler | None = None
-    # the response types this grant serves at /authorize, and the mode its answers use
+    # the response types this grant serves at /authorize (canonical: values sorted); each answers in
+    # its default response mode (``authorization/response_modes.py``) unless the request names one
     response_types: tuple[str, ...] = ()
-    response_mode: ResponseMode = "query"
     # the token endpoint parameters it reads, besides grant_type and client authentication
     parameters: tuple[str, ...] = ()
     # whether its tokens start a refresh-token family (the refresh_token grant only continues one)
@@ -82,13 +82,11 @@ class Grants(Mapping[str, Grant]):
         return len(self._by_type)
 
     def serving(self, response_type: str | None) -> Grant | None:
-        """The grant that answers ``response_type`` at the authorization endpoint, if any."""
-        return None if response_type is None else self._by_response_type.get(response_type)
-
-    def response_mode(self, response_type: str | None) -> ResponseMode:
-        """How answers to ``response_type`` go back; ``query`` for one no grant serves (its error)."""
-        grant = self.serving(response_type)
-        return "query" if grant is None else grant.response_mode
+        """The grant that answers ``response_type`` (in any order of its values) at the
+        authorization endpoint, if any."""
+        if response_type is None:
+            return None
+        return self._by_response_type.get(" ".join(sorted(response_type.split())))
 
     @property
     def response_types(self) -> tuple[str, ...]:
@@ -96,7 +94,9 @@ class Grants(Mapping[str, Grant]):
 
     @property
     def response_modes(self) -> tuple[ResponseMode, ...]:
-        return tuple(dict.fromkeys(grant.response_mode for grant in self._by_response_type.values()))
+        """The default modes of the response types served, then the others a request may name."""
+        defaults = [default_mode(response_type) for response_type in self._by_response_type]
+        return tuple(dict.fromkeys([*defaults, *RESPONSE_MODES]))
 
     @property
     def deprecated(self) -> tuple[str, ...]:

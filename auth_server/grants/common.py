@@ -39,6 +39,7 @@ async def issue_tokens(
     scope: tuple[str, ...],
     auth_time: int | None,
     refresh: bool,
+    userinfo_claims: tuple[str, ...] | None = None,
 ) -> IssuedTokens:
     """Sign an access token and, when asked and the client may refresh, start a refresh-token family."""
     access = registry.access_tokens.prepare()
@@ -58,6 +59,7 @@ async def issue_tokens(
         scope=scope,
         auth_time=auth_time,
         grant_id=None if family_id is None else str(family_id),
+        userinfo_claims=userinfo_claims,
     )
     return IssuedTokens(
         token_response(jwt, registry.access_tokens.ttl, scope, refresh_token), access, family_id

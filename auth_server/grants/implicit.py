@@ -1,9 +1,11 @@
-"""Implicit grant (RFC 6749 §4.2): the access token straight from the authorization endpoint.
+"""Implicit grant (RFC 6749 §4.2; OpenID Connect Core §3.2): tokens straight from the authorization endpoint.
 
 Deprecated by RFC 9700 §2.1.2 and off unless a client is registered for it: the token travels in
 the redirect URI's fragment (§4.2.2; ``authorization/response_modes.py``), where the browser, its
 history and any script on the page can read it, and no refresh token is ever issued. It exists
 for single-page apps that cannot yet run the code flow with PKCE. There is no token-endpoint half.
+OpenID Connect's implicit flow (``id_token``, ``id_token token``) is this grant too: the ID token
+is added to the answer by ``authorization/answer.py``, as for every response type that asks for one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from auth_server.registry import Registry
 async def issue_token(
     registry: Registry, request: AuthorizationRequest, owner: ResourceOwner
 ) -> dict[str, str]:
-    """The answer to an approved authorization request (RFC 6749 §4.2.2)."""
+    """The answer to an approved authorization request (RFC 6749 §4.2.2): an access token if the
+    response type asks for one (``id_token`` alone asks for none, OpenID Connect Core §3.2.2.1)."""
+    if "token" not in request.response_values:
+        return {}
     issuer = registry.access_tokens
     access = issuer.prepare()
     token = issuer.sign(
@@ -37,7 +42,6 @@ async def issue_token(
 GRANT = Grant(
     "implicit",
     authorization_endpoint=issue_token,
-    response_types=("token",),
-    response_mode="fragment",
+    response_types=("token", "id_token", "id_token token"),
     deprecated=True,
 )

@@ -4,7 +4,8 @@ Events: ``client.created``, ``client.updated``, ``client.deleted``, ``client.sec
 ``consent.granted``, ``consent.revoked``, ``user.updated``, ``user.deleted``,
 ``refresh_token.reuse_detected``, ``authorization_code.replayed``,
 ``login.succeeded``, ``login.failed``, ``login.locked_out``, ``key.created``, ``key.rotated``,
-``keys.rewrapped``. Details never hold a secret, code, token or password.
+``keys.rewrapped``, ``session.ended``, ``logout.delivery_failed``. Details never hold a secret,
+code, token or password.
 """
 
 from __future__ import annotations

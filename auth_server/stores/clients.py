@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -29,7 +30,28 @@ log = logging.getLogger("tessera.clients")
 
 _COLUMNS = (
     "client_id, client_name, secret_hash, redirect_uris, grant_types, scope, token_endpoint_auth_method,"
-    " allow_introspection, jwks::text AS jwks, jwks_uri, require_pkce, first_party"
+    " allow_introspection, jwks::text AS jwks, jwks_uri, require_pkce, first_party, response_types,"
+    " post_logout_redirect_uris, subject_type, sector_identifier_uri, sector_identifier,"
+    " id_token_signed_response_alg, userinfo_signed_response_alg, backchannel_logout_uri,"
+    " backchannel_logout_session_required, default_max_age, require_auth_time, logo_uri, client_uri,"
+    " policy_uri, tos_uri"
+)
+# the OpenID metadata columns, stored and read under their Client field names
+OIDC_FIELDS = (
+    "post_logout_redirect_uris",
+    "subject_type",
+    "sector_identifier_uri",
+    "sector_identifier",
+    "id_token_signed_response_alg",
+    "userinfo_signed_response_alg",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+    "default_max_age",
+    "require_auth_time",
+    "logo_uri",
+    "client_uri",
+    "policy_uri",
+    "tos_uri",
 )
 
 
@@ -47,6 +69,9 @@ def _client(row: asyncpg.Record) -> Client:
         jwks_uri=row["jwks_uri"],
         require_pkce=row["require_pkce"],
         first_party=row["first_party"],
+        registered_response_types=None if row["response_types"] is None else tuple(row["response_types"]),
+        **{name: row[name] for name in OIDC_FIELDS if name != "post_logout_redirect_uris"},
+        post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
     )
 
 
@@ -82,13 +107,27 @@ class ClientStore:
         jwks_uri: str | None = None,
         require_pkce: bool = True,
         first_party: bool = False,
+        response_types: list[str] | None = None,
+        openid: Mapping[str, Any] | None = None,
     ) -> tuple[Client, str | None]:
-        """Insert a client; return it with its newly generated secret (``None`` unless a secret method)."""
+        """Insert a client; return it with its newly generated secret (``None`` unless a secret method).
+
+        ``openid``: OpenID metadata by :data:`OIDC_FIELDS` name (absent ones take their defaults).
+        """
         secret = new_token() if auth_method in SECRET_METHODS else None
+        extra = {name: value for name, value in (openid or {}).items() if value is not None}
+        unknown = set(extra) - set(OIDC_FIELDS)
+        assert not unknown, f"not OpenID client metadata: {unknown}"
+        if "post_logout_redirect_uris" in extra:
+            extra["post_logout_redirect_uris"] = list(extra["post_logout_redirect_uris"])
+        columns = ", ".join(extra)
+        placeholders = ", ".join(f"${n}" for n in range(14, 14 + len(extra)))
         row = await self._pool.fetchrow(
             "INSERT INTO clients (client_id, client_name, secret_hash, redirect_uris, grant_types, scope,"
-            " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri, require_pkce, first_party)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12) RETURNING {_COLUMNS}",
+            " token_endpoint_auth_method, allow_introspection, jwks, jwks_uri, require_pkce, first_party,"
+            f" response_types{', ' + columns if extra else ''})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13"
+            f"{', ' + placeholders if extra else ''}) RETURNING {_COLUMNS}",
             _new_client_id(),
             name,
             None if secret is None else digest(secret),
@@ -101,6 +140,8 @@ class ClientStore:
             jwks_uri,
             require_pkce,
             first_party,
+            response_types,
+            *extra.values(),
         )
         assert row is not None
         client = _client(row)

@@ -77,6 +77,11 @@ class CodeGrant:
     code_challenge: str | None
     # whether /authorize named the redirect URI (then /token must repeat it, RFC 6749 §4.1.3)
     redirect_uri_given: bool = True
+    # OpenID Connect: what the ID token issued for the code repeats (Core §3.1.3.6)
+    nonce: str | None = None
+    claims: str | None = None
+    sid: str | None = None
+    amr: tuple[str, ...] = ("pwd",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,8 @@ class CodeStore:
         if status == 1:
             data = json.loads(value)
             data["scope"] = tuple(data["scope"])
+            if "amr" in data:
+                data["amr"] = tuple(data["amr"])
             return CodeGrant(**data)
         if status == 2:
             flat = json.loads(value)

@@ -63,10 +63,13 @@ class KeyStore:
         await self._pool.execute(_INSERT, *_values(key))
 
     async def add_if_none_active(self, key: KeyRecord) -> bool:
-        """Insert ``key`` only if no key is active yet; safe when many replicas start at once."""
+        """Insert ``key`` only if no key of its algorithm is active yet; safe when many replicas
+        start at once."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _FIRST_KEY_LOCK)
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at <= now())"):
+            if await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE activates_at <= now() AND alg = $1)", key.alg
+            ):
                 return False
             await conn.execute(_INSERT, *_values(key))
             return True

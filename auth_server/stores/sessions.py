@@ -1,7 +1,9 @@
 """Browser sessions in Redis, behind a cookie holding a 256-bit random id (stored as its SHA-256).
 
 Every visitor of the login page gets an anonymous session carrying the CSRF token of its forms;
-logging in replaces it with a new id (no session fixation).
+logging in replaces it with a new id (no session fixation). A signed-in session also has a public
+``sid`` (OpenID Connect Front/Back-Channel Logout's session id, carried in ID tokens: never the
+cookie's secret) and remembers which clients got an ID token in it, to tell them when it ends.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Session:
     user_id: str | None = None
     username: str | None = None
     auth_time: int | None = None
+    sid: str | None = None  # public id of a signed-in session (ID tokens' ``sid``)
+    amr: tuple[str, ...] = ()  # how the user authenticated (RFC 8176 values): ("pwd",)
 
     def csrf_matches(self, presented: str) -> bool:
         return secrets.compare_digest(self.csrf.encode(), presented.encode("utf-8", "surrogatepass"))
@@ -50,15 +54,54 @@ class SessionStore:
 
     async def get(self, session_id: str) -> Session | None:
         raw = await self._redis.get(self._key(session_id))
-        return None if raw is None else Session(**json.loads(raw))
+        if raw is None:
+            return None
+        fields = json.loads(raw)
+        fields["amr"] = tuple(fields.get("amr", ()))
+        return Session(**fields)
 
     async def delete(self, session_id: str) -> None:
         await self._redis.delete(self._key(session_id))
 
-    async def log_in(self, old_session_id: str | None, *, user_id: str, username: str, now: int) -> str:
-        """Replace the session (new id, new CSRF token) with an authenticated one; return the new id."""
+    async def log_in(
+        self,
+        old_session_id: str | None,
+        *,
+        user_id: str,
+        username: str,
+        now: int,
+        amr: tuple[str, ...] = ("pwd",),
+    ) -> str:
+        """Replace the session (new id, new CSRF token) with an authenticated one; return the new id.
+
+        Signing in again as the same user keeps the session's ``sid`` (the clients it told keep
+        their sessions); a different user gets a new one."""
+        old = None if old_session_id is None else await self.get(old_session_id)
         if old_session_id is not None:
             await self.delete(old_session_id)
-        session = replace(Session(csrf=new_token()), user_id=user_id, username=username, auth_time=now)
+        sid = old.sid if old is not None and old.user_id == user_id and old.sid else new_token()
+        session = replace(
+            Session(csrf=new_token()), user_id=user_id, username=username, auth_time=now, sid=sid, amr=amr
+        )
         session_id, _ = await self.create(session)
         return session_id
+
+    def _clients_key(self, sid: str) -> str:
+        return self._keys("session-clients", hexdigest(sid))
+
+    async def note_client(self, sid: str, client_id: str) -> None:
+        """Remember that ``client_id`` got an ID token in session ``sid`` (for logout)."""
+        key = self._clients_key(sid)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, client_id)
+            pipe.expire(key, self.ttl)
+            await pipe.execute()
+
+    async def take_clients(self, sid: str) -> list[str]:
+        """The clients that got an ID token in session ``sid``, forgotten as they are returned."""
+        key = self._clients_key(sid)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.smembers(key)
+            pipe.delete(key)
+            members, _ = await pipe.execute()
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -21,6 +22,28 @@ class User:
     def subject(self) -> str:
         """The ``sub`` of this user's tokens: stable and never reassigned, unlike a username."""
         return str(self.user_id)
+
+
+# The profile columns, by the OpenID Connect standard claim each holds (Core §5.1).
+PROFILE_FIELDS = ("email", "email_verified", "name", "nickname", "picture", "locale", "zoneinfo")
+
+_PROFILE_COLUMNS = f"{', '.join(PROFILE_FIELDS)}, updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a user's standard claims are made of (OpenID Connect Core §5.1)."""
+
+    user_id: uuid.UUID
+    username: str
+    email: str | None
+    email_verified: bool
+    name: str | None
+    nickname: str | None
+    picture: str | None
+    locale: str | None
+    zoneinfo: str | None
+    updated_at: datetime
 
 
 class UsernameTaken(ValueError):
@@ -183,6 +206,33 @@ class UserStore:
         except asyncpg.UniqueViolationError:
             raise UsernameTaken(f"username {username!r} is taken") from None
         return None if row is None else User(**dict(row))
+
+    async def profile(self, user_id: uuid.UUID) -> Profile | None:
+        row = await self._pool.fetchrow(
+            f"SELECT user_id, username, {_PROFILE_COLUMNS} FROM users WHERE user_id = $1", user_id
+        )
+        return None if row is None else Profile(**dict(row))
+
+    async def set_profile(self, user_id: uuid.UUID, changes: dict[str, Any]) -> Profile | None:
+        """Set some profile fields (by :data:`PROFILE_FIELDS` name; a value of ``None`` clears one).
+
+        Changing the email makes it unverified unless ``email_verified`` is set in the same call.
+        """
+        unknown = set(changes) - set(PROFILE_FIELDS)
+        if unknown:
+            raise ValueError(f"not profile fields: {', '.join(sorted(unknown))}")
+        if "email" in changes and "email_verified" not in changes:
+            changes = {**changes, "email_verified": False}
+        if "email_verified" in changes and changes["email_verified"] is None:
+            changes = {**changes, "email_verified": False}
+        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(changes, start=2))
+        row = await self._pool.fetchrow(
+            f"UPDATE users SET {assignments + ', ' if changes else ''}updated_at = now() WHERE user_id = $1"
+            f" RETURNING user_id, username, {_PROFILE_COLUMNS}",
+            user_id,
+            *changes.values(),
+        )
+        return None if row is None else Profile(**dict(row))
 
     async def delete(self, user_id: uuid.UUID) -> bool:
         """Delete a user (their consents go with them); the caller revokes their tokens."""

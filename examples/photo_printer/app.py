@@ -1,13 +1,16 @@
 """Photo Printer: a third-party site that prints photos it imports from the Photo Warehouse.
 
-It is an ordinary confidential OAuth 2.0 client (``client_secret_basic``) and uses only what any
-client may use: the issuer's RFC 8414 metadata, the authorization-code flow with PKCE S256 and
-``state``, RFC 9207's ``iss`` check, the token endpoint and the warehouse API. It imports nothing
-from Tessera.
+Its users "Sign in with Photo Warehouse": it is an OpenID Connect relying party and a confidential
+OAuth 2.0 client (``client_secret_basic``) in one sign-in, and uses only what any client may use:
+the issuer's discovery document, the authorization-code flow with PKCE S256, ``state`` and
+``nonce``, RFC 9207's ``iss`` check, the token endpoint, a verified ID token (``oidc.py``),
+userinfo, RP-initiated and back-channel logout, and the warehouse API. It imports nothing from
+Tessera.
 
 Sessions live on the server, in memory: the browser holds only a random id in an ``HttpOnly``,
-``SameSite=Lax`` cookie, and tokens never reach it. Photos reach the browser through this site's
-own ``/photos/{id}/image`` proxy. Tokens, codes and the client secret are never logged, and the
+``SameSite=Lax`` cookie, and tokens never reach it (except the ID token, as the ``id_token_hint``
+of the sign-out redirect). Photos reach the browser through this site's own ``/photos/{id}/image``
+proxy. Tokens, codes and the client secret are never logged, and the
 access log leaves out query strings.
 """
 
@@ -33,10 +36,26 @@ import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from examples.photo_printer.oidc import (
+    KeySet,
+    LogoutRequest,
+    MetadataError,
+    ProviderMetadata,
+    TokenInvalid,
+    check_url,
+    discover,
+    verify_id_token,
+    verify_logout_token,
+)
+
+__all__ = ["ConfigError", "MetadataError", "PrinterSettings", "create_app"]
+
 log = logging.getLogger("photo_printer")
 
 COOKIE = "photo_printer_session"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
+# sign in (openid), greet by name with the avatar (profile, email), keep importing while the user is
+# away (offline_access: a refresh token, OpenID Connect Core §11), and read the photos
+DEFAULT_SCOPE = "openid profile email offline_access photos:read"
 PENDING_TTL = 600  # seconds a sign-in may take, from /connect to /callback
 SESSION_IDLE_TIMEOUT = 3600
 MAX_SESSIONS = 10_000
@@ -47,14 +66,29 @@ HTTP_TIMEOUT = aiohttp.ClientTimeout(total=15)
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline';"
-    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     # /callback's URL holds the code: it must never travel in a Referer header
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def content_security_policy(form_targets: str = "") -> str:
+    """The pages' policy. img-src: the user's avatar is a URL of the provider's choosing (https:, or
+    a data: URL). form-action: the sign-out form redirects to the provider's end_session_endpoint, and
+    browsers check a form's redirects too, so its origin is in ``form_targets``."""
+    return (
+        "default-src 'none'; img-src 'self' data: https:; style-src 'unsafe-inline';"
+        f" form-action 'self'{' ' + form_targets if form_targets else ''}; frame-ancestors 'none';"
+        " base-uri 'none'"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -67,15 +101,11 @@ class ConfigError(ValueError):
     """A setting is missing or malformed."""
 
 
-class MetadataError(RuntimeError):
-    """The issuer's metadata is unusable, or belongs to another issuer."""
-
-
 def _check_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
-        raise ConfigError(f"{name} must be an absolute http(s) URL without a fragment, not {value!r}")
-    return value
+    try:
+        return check_url(name, value)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +117,18 @@ class PrinterSettings:
     api_base: str = "http://localhost:8001"
     host: str = "127.0.0.1"
     port: int = 9000
-    scope: str = "photos:read"
+    scope: str = DEFAULT_SCOPE
 
     def __post_init__(self) -> None:
         _check_url("PRINTER_ISSUER", self.issuer)
         _check_url("PRINTER_REDIRECT_URI", self.redirect_uri)
         _check_url("PRINTER_API_BASE", self.api_base)
         if urlsplit(self.issuer).query:
-            raise ConfigError("PRINTER_ISSUER must not have a query (RFC 8414 §2)")
+            raise ConfigError("PRINTER_ISSUER must not have a query (OpenID Connect Discovery §3)")
         if not self.client_id or not self.client_secret:
             raise ConfigError("PRINTER_CLIENT_ID and PRINTER_CLIENT_SECRET are required")
-        if not self.scope.split():
-            raise ConfigError("PRINTER_SCOPE must name at least one scope")
+        if "openid" not in self.scope.split():
+            raise ConfigError("PRINTER_SCOPE must include openid: the printer signs its users in")
         if not 0 < self.port < 65536:
             raise ConfigError("PRINTER_PORT must be between 1 and 65535")
 
@@ -124,77 +154,18 @@ class PrinterSettings:
             api_base=get("PRINTER_API_BASE", "http://localhost:8001").rstrip("/"),
             host=get("PRINTER_HOST", "127.0.0.1"),
             port=port,
-            scope=get("PRINTER_SCOPE", "photos:read"),
+            scope=get("PRINTER_SCOPE", DEFAULT_SCOPE),
         )
 
     @property
     def secure_cookies(self) -> bool:
         return urlsplit(self.redirect_uri).scheme == "https"
 
-
-# --- the authorization server, as its metadata describes it ---------------------------------------
-
-
-def metadata_url(issuer: str) -> str:
-    """RFC 8414 §3.1: the well-known segment goes between the host and any path of the issuer."""
-    parts = urlsplit(issuer)
-    return urlunsplit((parts.scheme, parts.netloc, METADATA_PATH + parts.path.rstrip("/"), "", ""))
-
-
-@dataclass(frozen=True, slots=True)
-class ServerMetadata:
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    revocation_endpoint: str | None
-    iss_parameter_supported: bool
-
-    @classmethod
-    def parse(cls, document: Any, expected_issuer: str) -> ServerMetadata:
-        if not isinstance(document, dict):
-            raise MetadataError("the metadata document is not a JSON object")
-        if document.get("issuer") != expected_issuer:
-            # RFC 8414 §3.3: otherwise another server could pass its endpoints off as the issuer's
-            raise MetadataError(
-                f"the metadata names issuer {document.get('issuer')!r}, not {expected_issuer!r}"
-            )
-
-        def endpoint(name: str, *, required: bool = True) -> str | None:
-            value = document.get(name)
-            if value is None and not required:
-                return None
-            if not isinstance(value, str):
-                raise MetadataError(f"the metadata has no {name}")
-            try:
-                return _check_url(name, value)
-            except ConfigError as error:
-                raise MetadataError(str(error)) from None
-
-        def listed(name: str, default: list[str]) -> list[Any]:
-            value = document.get(name, default)
-            return value if isinstance(value, list) else []
-
-        if "code" not in listed("response_types_supported", []):
-            raise MetadataError("the server does not offer the authorization-code flow")
-        if "S256" not in listed("code_challenge_methods_supported", []):
-            raise MetadataError("the server does not support PKCE with S256")
-        # RFC 8414 §2: when absent, the default is client_secret_basic
-        if "client_secret_basic" not in listed(
-            "token_endpoint_auth_methods_supported", ["client_secret_basic"]
-        ):
-            raise MetadataError("the server does not accept client_secret_basic")
-        authorization_endpoint, token_endpoint = (
-            endpoint("authorization_endpoint"),
-            endpoint("token_endpoint"),
-        )
-        assert authorization_endpoint is not None and token_endpoint is not None
-        return cls(
-            issuer=expected_issuer,
-            authorization_endpoint=authorization_endpoint,
-            token_endpoint=token_endpoint,
-            revocation_endpoint=endpoint("revocation_endpoint", required=False),
-            iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
-        )
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        """Where the provider sends the browser back after sign-out: this site's home page."""
+        parts = urlsplit(self.redirect_uri)
+        return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
 
 
 # --- server-side sessions --------------------------------------------------------------------------
@@ -202,9 +173,10 @@ class ServerMetadata:
 
 @dataclass(frozen=True, slots=True)
 class PendingAuthorization:
-    """What /connect remembers until /callback: the state and the PKCE verifier."""
+    """What /connect remembers until /callback: the state, the nonce and the PKCE verifier."""
 
     state: str = field(repr=False)
+    nonce: str = field(repr=False)
     code_verifier: str = field(repr=False)
     created_at: float
 
@@ -220,13 +192,27 @@ class Tokens:
         return self.expires_at is not None and now >= self.expires_at - EXPIRY_MARGIN
 
 
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    """Who signed in: the ID token's ``sub`` and ``sid``, the profile userinfo gave, and the ID token
+    itself (the ``id_token_hint`` of the sign-out)."""
+
+    sub: str
+    sid: str | None
+    display_name: str
+    picture: str | None
+    id_token: str = field(repr=False)
+
+
 @dataclass(slots=True, eq=False)
 class BrowserSession:
     session_id: str = field(repr=False)
     csrf_token: str = field(repr=False)
     last_seen: float
     pending: PendingAuthorization | None = None
+    user: SignedInUser | None = None
     tokens: Tokens | None = None
+    logout_state: str | None = field(default=None, repr=False)  # the state of a sign-out in progress
     # one refresh at a time: the browser loads thumbnails in parallel, and Tessera rotates refresh
     # tokens and revokes the whole family when a rotated one is presented again
     refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -262,6 +248,24 @@ class SessionStore:
         self._sessions[session.session_id] = session
         return session
 
+    def end(self, session: BrowserSession) -> None:
+        """Forget the session: its cookie is worth nothing from now on."""
+        self._sessions.pop(session.session_id, None)
+
+    def end_matching(self, logout: LogoutRequest) -> int:
+        """End the session with the logout's ``sid`` (when it has one), or every session of its ``sub``;
+        return how many ended."""
+        ended = [
+            session_id
+            for session_id, session in self._sessions.items()
+            if session.user is not None
+            and (logout.sid is None or session.user.sid == logout.sid)
+            and (logout.sub is None or session.user.sub == logout.sub)
+        ]
+        for session_id in ended:
+            del self._sessions[session_id]
+        return len(ended)
+
     def rotate(self, session: BrowserSession) -> None:
         """New id and CSRF token for the same session, once it holds tokens (no session fixation)."""
         self._sessions.pop(session.session_id, None)
@@ -277,7 +281,9 @@ class SessionStore:
 
 SETTINGS = web.AppKey("printer_settings", PrinterSettings)
 SESSIONS = web.AppKey("printer_sessions", SessionStore)
-METADATA = web.AppKey("printer_metadata", ServerMetadata)
+METADATA = web.AppKey("printer_metadata", ProviderMetadata)
+KEYS = web.AppKey("printer_keys", KeySet)
+POLICY = web.AppKey("printer_content_security_policy", str)
 HTTP = web.AppKey("printer_http", aiohttp.ClientSession)
 
 
@@ -450,11 +456,86 @@ async def call_api(app: web.Application, session: BrowserSession, path: str) -> 
     return response
 
 
+# --- who signed in: the ID token and userinfo ------------------------------------------------------
+
+
+class UserinfoError(Exception):
+    """Userinfo did not answer with the signed-in user's claims."""
+
+
+async def fetch_userinfo(app: web.Application, access_token: str) -> dict[str, Any]:
+    """The claims userinfo (Core §5.3) gives for ``access_token``, or ``{}`` if the provider has none."""
+    endpoint = app[METADATA].userinfo_endpoint
+    if endpoint is None:
+        return {}
+    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+    try:
+        async with app[HTTP].get(endpoint, headers=headers, allow_redirects=False) as response:
+            if response.status != 200 or response.content_type != "application/json":
+                raise UserinfoError(f"status {response.status}, {response.content_type}")
+            claims = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        raise UserinfoError(type(error).__name__) from None
+    if not isinstance(claims, dict):
+        raise UserinfoError("not a JSON object")
+    return claims
+
+
+def _text(claims: Mapping[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def avatar(claims: Mapping[str, Any]) -> str | None:
+    """The ``picture`` claim, if the page may show it: an https URL or a data: URL of an image."""
+    picture = _text(claims, "picture")
+    if picture is None:
+        return None
+    if picture.startswith("data:image/") or urlsplit(picture).scheme == "https":
+        return picture
+    return None
+
+
+async def signed_in_user(
+    app: web.Application, body: Mapping[str, Any], tokens: Tokens, nonce: str
+) -> SignedInUser:
+    """The user a token response signs in: its ID token verified, and userinfo read with the same ``sub``."""
+    id_token = body.get("id_token")
+    if not isinstance(id_token, str):
+        raise TokenInvalid("the token response has no ID token")
+    claims = await verify_id_token(
+        id_token,
+        keys=app[KEYS],
+        metadata=app[METADATA],
+        client_id=app[SETTINGS].client_id,
+        nonce=nonce,
+        access_token=tokens.access_token,
+    )
+    profile = await fetch_userinfo(app, tokens.access_token)
+    if profile and profile.get("sub") != claims["sub"]:
+        raise UserinfoError("userinfo is about another user")  # Core §5.3.2: must not be used
+    merged = {**claims, **profile}
+    names = (_text(merged, name) for name in ("nickname", "name", "preferred_username"))
+    sid = claims.get("sid")
+    return SignedInUser(
+        sub=claims["sub"],
+        sid=sid if isinstance(sid, str) else None,
+        display_name=next((name for name in names if name), "there"),
+        picture=avatar(merged),
+        id_token=id_token,
+    )
+
+
 # --- pages ------------------------------------------------------------------------------------------
 
 
-def render(template: str, *, status: int = 200, **context: Any) -> web.Response:
-    text = _templates.get_template(template).render(**context)
+def render(
+    template: str, *, status: int = 200, session: BrowserSession | None = None, **context: Any
+) -> web.Response:
+    """A page; with the signed-in ``session``, its header greets the user and offers to sign out."""
+    context.setdefault("csrf", session.csrf_token if session is not None else "")
+    user = session.user if session is not None else None
+    text = _templates.get_template(template).render(user=user, **context)
     return web.Response(text=text, status=status, content_type="text/html")
 
 
@@ -480,6 +561,17 @@ def message(
     )
 
 
+def sign_in_failed(why: str, *, status: int = 400) -> web.Response:
+    return message(
+        "Sign-in failed",
+        f"Photo Warehouse could not sign you in ({why}). Please try again.",
+        status=status,
+        error=True,
+        link="/connect",
+        link_text="Try again",
+    )
+
+
 def invalid_link() -> web.Response:
     return message(
         "Sign-in failed",
@@ -496,7 +588,7 @@ def please_reconnect() -> web.Response:
         "Connection lost",
         "Photo Warehouse no longer accepts our access to your photos. Please connect again.",
         link="/connect",
-        link_text="Import photos from Photo Warehouse",
+        link_text="Sign in with Photo Warehouse",
     )
 
 
@@ -546,16 +638,25 @@ def expired_form() -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
+    """The home page: a greeting, or "Sign in with Photo Warehouse" (and, back from a sign-out whose
+    ``state`` matches, the news that it worked: RP-Initiated Logout §3)."""
     session = current_session(request)
-    connected = session is not None and session.tokens is not None
-    return render("index.html", connected=connected, csrf=session.csrf_token if session else "")
+    signed_out = False
+    state = _single(request, "state")
+    if session is not None and session.logout_state is not None and state is not None:
+        signed_out = _same(state, session.logout_state)
+        session.logout_state = None
+    return render("index.html", session=session, signed_out=signed_out)
 
 
 async def connect(request: web.Request) -> web.Response:
     settings, metadata = request.app[SETTINGS], request.app[METADATA]
     session = current_session(request) or request.app[SESSIONS].create()
     pending = PendingAuthorization(
-        state=secrets.token_urlsafe(32), code_verifier=secrets.token_urlsafe(64), created_at=time.time()
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        code_verifier=secrets.token_urlsafe(64),
+        created_at=time.time(),
     )
     session.pending = pending
     params = {
@@ -564,6 +665,7 @@ async def connect(request: web.Request) -> web.Response:
         "redirect_uri": settings.redirect_uri,
         "scope": settings.scope,
         "state": pending.state,
+        "nonce": pending.nonce,
         "code_challenge": s256(pending.code_verifier),
         "code_challenge_method": "S256",
     }
@@ -605,15 +707,15 @@ async def callback(request: web.Request) -> web.Response:
     error = _single(request, "error")
     if error == "access_denied":
         return message(
-            "No photos imported",
-            "You chose not to share your photos. Nothing was imported.",
+            "Not signed in",
+            "You chose not to sign in with Photo Warehouse. Nothing was imported.",
             link="/connect",
             link_text="Try again",
         )
     if error is not None:
         return message(
             "Sign-in failed",
-            f"Photo Warehouse could not connect your account ({error}).",
+            f"Photo Warehouse could not sign you in ({error}).",
             status=400,
             error=True,
             detail=_single(request, "error_description"),
@@ -634,19 +736,19 @@ async def callback(request: web.Request) -> web.Response:
             },
         )
         tokens = tokens_from(body, previous_refresh=None, scope=settings.scope)
+        user = await signed_in_user(app, body, tokens, pending.nonce)
     except TokenError as failure:
         log.warning("the code exchange failed: %s", failure.error)
-        return message(
-            "Sign-in failed",
-            f"Photo Warehouse did not complete the sign-in ({failure.error}). Please try again.",
-            status=502,
-            error=True,
-            link="/connect",
-            link_text="Try again",
-        )
-    session.tokens = tokens
+        return sign_in_failed(failure.error, status=502)
+    except TokenInvalid as refused:
+        log.warning("the ID token was refused: %s", refused)
+        return sign_in_failed("invalid_id_token")
+    except UserinfoError as failure:
+        log.warning("userinfo failed: %s", failure)
+        return sign_in_failed("userinfo_failed", status=502)
+    session.user, session.tokens = user, tokens
     app[SESSIONS].rotate(session)
-    response = see_other("/photos")
+    response = see_other("/")  # the home page greets the user
     set_session_cookie(request, response, session)
     return response
 
@@ -704,7 +806,7 @@ async def photos_page(request: web.Request) -> web.Response:
         photos=photos,
         next_after=next_after,
         width=THUMBNAIL_WIDTH,
-        csrf=session.csrf_token,
+        session=session,
     )
 
 
@@ -761,13 +863,36 @@ async def print_photo(request: web.Request) -> web.Response:
     except ValueError:
         return message("Something went wrong", "Photo Warehouse sent an unexpected answer.", status=502)
     log.info("print job queued")
-    return render("printed.html", title=title if isinstance(title, str) and title else "Untitled")
+    title = title if isinstance(title, str) and title else "Untitled"
+    return render("printed.html", session=session, title=title)
 
 
-async def disconnect(request: web.Request) -> web.Response:
-    """Forget the tokens, and revoke them at the issuer (RFC 7009) when it offers revocation: the
-    refresh token, which takes the access tokens of its grant with it (§2.1), else the access token."""
+async def revoke(app: web.Application, tokens: Tokens) -> None:
+    """Revoke the tokens at the issuer (RFC 7009) when it offers revocation: the refresh token, which
+    takes the access tokens of its grant with it (§2.1), else the access token."""
+    endpoint = app[METADATA].revocation_endpoint
+    if endpoint is None:
+        return
+    settings = app[SETTINGS]
+    if tokens.refresh_token is not None:
+        form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+    else:
+        form = {"token": tokens.access_token, "token_type_hint": "access_token"}
+    headers = {"Authorization": basic_authorization(settings.client_id, settings.client_secret)}
+    try:
+        async with app[HTTP].post(endpoint, data=form, headers=headers, allow_redirects=False) as r:
+            if r.status != 200:
+                log.warning("revoking the %s failed with status %d", form["token_type_hint"], r.status)
+    except (aiohttp.ClientError, TimeoutError):
+        log.warning("revoking the %s failed: the server did not answer", form["token_type_hint"])
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Sign out: end this site's session, revoke its tokens, and send the browser to the provider's
+    end_session_endpoint to sign out there too (RP-Initiated Logout 1.0 §2), with a fresh ``state``
+    that the home page checks on the way back."""
     app = request.app
+    sessions = app[SESSIONS]
     session = current_session(request)
     if session is None:
         return see_other("/")
@@ -776,21 +901,57 @@ async def disconnect(request: web.Request) -> web.Response:
     # under the refresh lock: a refresh in flight must not write tokens back after we dropped them
     async with session.refresh_lock:
         tokens, session.tokens = session.tokens, None
-    endpoint = app[METADATA].revocation_endpoint
-    if tokens is not None and endpoint is not None:
-        settings = app[SETTINGS]
-        if tokens.refresh_token is not None:
-            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
-        else:
-            form = {"token": tokens.access_token, "token_type_hint": "access_token"}
-        headers = {"Authorization": basic_authorization(settings.client_id, settings.client_secret)}
-        try:
-            async with app[HTTP].post(endpoint, data=form, headers=headers, allow_redirects=False) as r:
-                if r.status != 200:
-                    log.warning("revoking the %s failed with status %d", form["token_type_hint"], r.status)
-        except (aiohttp.ClientError, TimeoutError):
-            log.warning("revoking the %s failed: the server did not answer", form["token_type_hint"])
-    return see_other("/")
+    user, session.user = session.user, None
+    sessions.end(session)
+    if tokens is not None:
+        await revoke(app, tokens)
+    endpoint = app[METADATA].end_session_endpoint
+    if user is None or endpoint is None:
+        return see_other("/")
+    returning = sessions.create()  # anonymous: it only remembers the state
+    returning.logout_state = secrets.token_urlsafe(32)
+    params = {
+        "id_token_hint": user.id_token,
+        "client_id": app[SETTINGS].client_id,
+        "post_logout_redirect_uri": app[SETTINGS].post_logout_redirect_uri,
+        "state": returning.logout_state,
+    }
+    separator = "&" if urlsplit(endpoint).query else "?"
+    response = see_other(f"{endpoint}{separator}{urlencode(params)}")
+    set_session_cookie(request, response, returning)
+    return response
+
+
+def _logout_error(description: str) -> web.Response:
+    return web.json_response(
+        {"error": "invalid_request", "error_description": description},
+        status=400,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def backchannel_logout(request: web.Request) -> web.Response:
+    """Back-Channel Logout 1.0 §2.5: the provider POSTs a signed ``logout_token``; every session it
+    names ends here, so the user's next page of this site shows them signed out."""
+    app = request.app
+    if request.content_type != "application/x-www-form-urlencoded":
+        return _logout_error("the logout token comes as an application/x-www-form-urlencoded form")
+    try:
+        values = (await request.post()).getall("logout_token", [])
+    except (ValueError, UnicodeDecodeError):
+        values = []
+    if len(values) != 1 or not isinstance(values[0], str) or not values[0]:
+        return _logout_error("send exactly one logout_token")
+    try:
+        logout_request = await verify_logout_token(
+            values[0], keys=app[KEYS], metadata=app[METADATA], client_id=app[SETTINGS].client_id
+        )
+    except TokenInvalid as refused:
+        log.warning("a logout token was refused: %s", refused)
+        return _logout_error(f"the logout token is not valid: {refused}")
+    ended = app[SESSIONS].end_matching(logout_request)
+    log.info("back-channel logout: %d session(s) ended", ended)
+    return web.Response(status=200, headers={"Cache-Control": "no-store"})
 
 
 # --- the application --------------------------------------------------------------------------------
@@ -809,26 +970,22 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", request.app[POLICY])
     for name, value in PAGE_HEADERS.items():
         response.headers.setdefault(name, value)
 
 
 async def _backend(app: web.Application) -> AsyncIterator[None]:
-    """An HTTP client for the issuer and the API, and the issuer's metadata, checked."""
+    """An HTTP client for the issuer and the API, the issuer's discovery document, checked, and its
+    keys (fetched when an ID token first needs them)."""
     settings = app[SETTINGS]
     # no cookie jar: nothing the servers set may leak from one user's calls into another's
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar()) as http:
-        url = metadata_url(settings.issuer)
-        try:
-            async with http.get(url, allow_redirects=False) as response:
-                if response.status != 200:
-                    raise MetadataError(f"{url} answered {response.status}")
-                document = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise MetadataError(f"could not read {url}: {error}") from None
-        app[METADATA] = ServerMetadata.parse(document, settings.issuer)
-        app[HTTP] = http
-        log.info("configured from %s; client %s", url, settings.client_id)
+        metadata = await discover(http, settings.issuer)
+        app[METADATA], app[KEYS], app[HTTP] = metadata, KeySet(http, metadata.jwks_uri), http
+        end_session = metadata.end_session_endpoint
+        app[POLICY] = content_security_policy(_origin(end_session) if end_session else "")
+        log.info("configured from %s's discovery document; client %s", settings.issuer, settings.client_id)
         yield
 
 
@@ -844,5 +1001,6 @@ def create_app(settings: PrinterSettings, *, sessions: SessionStore | None = Non
     app.router.add_get("/photos", photos_page)
     app.router.add_get("/photos/{photo_id}/image", photo_image)
     app.router.add_post("/photos/{photo_id}/print", print_photo)
-    app.router.add_post("/disconnect", disconnect)
+    app.router.add_post("/logout", logout)
+    app.router.add_post("/backchannel-logout", backchannel_logout)
     return app

@@ -95,7 +95,7 @@ def stack(empty_database: str, backing: Services, redis_cleanup: str, tmp_path: 
 
 async def _sign_in_at_tessera(page: Page, stack: Stack) -> None:
     await page.goto(f"{stack.printer}/")
-    await page.get_by_text("Import photos from Photo Warehouse").click()
+    await page.get_by_text("Sign in with Photo Warehouse").click()
     # at Tessera now: the printer never sees this page or the password
     await page.wait_for_url(f"{stack.issuer}/login*")
     await page.fill("input[name=username]", DEMO_USER)
@@ -118,10 +118,13 @@ async def test_the_photo_printer_scenario(stack: Stack) -> None:
         await expect(page.locator("#client-name")).to_have_text("Photo Printer")
         await expect(page.get_by_text("See your photos and their titles")).to_be_visible()
         await page.get_by_role("button", name="Allow").click()
+        await page.wait_for_url(f"{stack.printer}/")
+        await expect(page.locator("#greeting")).to_contain_text("小美")  # her nickname, from OpenID Connect
+        await page.get_by_text("Choose photos to print").click()
         await page.wait_for_url(f"{stack.printer}/photos*")
         for title, _ in SAMPLE_PHOTOS:
             await expect(page.get_by_text(title).first).to_be_visible()
-        thumbnails = page.locator("img")
+        thumbnails = page.locator("ul.photos img")
         await expect(thumbnails).to_have_count(len(SAMPLE_PHOTOS))
         widths = await thumbnails.evaluate_all("images => images.map(i => i.naturalWidth)")
         assert all(width > 0 for width in widths), "every thumbnail loaded through the printer"
@@ -132,6 +135,8 @@ async def test_the_photo_printer_scenario(stack: Stack) -> None:
     async with chromium() as browser:  # next time her consent is remembered
         page = browser.page
         await _sign_in_at_tessera(page, stack)
+        await page.wait_for_url(f"{stack.printer}/")
+        await page.get_by_text("Choose photos to print").click()
         await page.wait_for_url(f"{stack.printer}/photos*")
         await expect(page.get_by_text(SAMPLE_PHOTOS[0][0]).first).to_be_visible()
 

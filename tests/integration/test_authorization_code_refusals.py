@@ -86,7 +86,7 @@ async def test_error_pages_cannot_be_framed(http: TestClient) -> None:
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        ({"response_type": "code id_token"}, "unsupported_response_type"),
+        ({"response_type": "code bogus"}, "unsupported_response_type"),
         ({"scope": "photos:read admin"}, "invalid_scope"),
         ({"scope": "warehouse:stats"}, "invalid_scope"),  # known, but not allowed for this client
         ({"code_challenge": Pkce.new().challenge, "code_challenge_method": "plain"}, "invalid_request"),

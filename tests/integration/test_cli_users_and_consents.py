@@ -254,3 +254,95 @@ async def test_flow_says_when_the_callback_is_not_registered(
     assert f"http://127.0.0.1:{port}/callback" in result.stderr
     assert "redirect URI" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+AVATAR = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4="
+
+
+async def test_user_profile_flags(settings: Settings, registry: Registry) -> None:
+    username = f"mei-{uuid.uuid4().hex[:8]}"
+    created = _json(
+        await _tessera(
+            settings,
+            *("user", "create", "--username", username, "--password-stdin"),
+            *("--email", "mei@example.com", "--email-verified", "--name", "Xiaomei Wang"),
+            *("--nickname", "小美", "--picture", AVATAR, "--locale", "zh-CN", "--zoneinfo", "Asia/Shanghai"),
+            stdin="a long password\n",
+        )
+    )
+    assert created["username"] == username and "password_hash" not in created
+    assert created["email"] == "mei@example.com" and created["email_verified"] is True
+    assert (created["name"], created["nickname"], created["picture"]) == ("Xiaomei Wang", "小美", AVATAR)
+    assert (created["locale"], created["zoneinfo"]) == ("zh-CN", "Asia/Shanghai")
+    user = await registry.users.by_username(username)
+    assert user is not None
+    profile = await registry.users.profile(user.user_id)
+    assert profile is not None and profile.nickname == "小美" and profile.email_verified
+
+    shown = _json(await _tessera(settings, "user", "show", username))
+    assert shown["nickname"] == "小美" and shown["email_verified"] is True and shown["updated_at"]
+    assert "password_hash" not in shown and shown["consents"] == []
+
+    # a new email is unverified unless said so; an empty value clears a field; tokens stay
+    updated = _json(
+        await _tessera(settings, "user", "update", username, "--email", "mei@photos.example", "--picture", "")
+    )
+    assert updated["email"] == "mei@photos.example" and updated["email_verified"] is False
+    assert updated["picture"] is None and updated["nickname"] == "小美"
+    assert updated["refresh_token_families_revoked"] == 0
+    verified = _json(await _tessera(settings, "user", "update", username, "--email-verified", "yes"))
+    assert verified["email_verified"] is True
+    both = _json(
+        await _tessera(
+            settings, "user", "update", username, "--email", "mei@new.example", "--email-verified", "yes"
+        )
+    )
+    assert both["email"] == "mei@new.example" and both["email_verified"] is True
+    renamed = _json(
+        await _tessera(settings, "user", "update", username, "--nickname", "Mei", "--locale", "en")
+    )
+    assert (renamed["nickname"], renamed["locale"], renamed["zoneinfo"]) == ("Mei", "en", "Asia/Shanghai")
+    changes = [sorted(e["changed"]) for e in await _events(registry, "user.updated", user.subject)]
+    assert changes == [
+        ["locale", "nickname"],
+        ["email", "email_verified"],
+        ["email_verified"],
+        ["email", "picture"],
+    ]
+
+
+async def test_user_profile_values_are_checked(settings: Settings, registry: Registry) -> None:
+    username = f"mei-{uuid.uuid4().hex[:8]}"
+    for flags, error in (
+        (("--email", "not an address"), "not an email address"),
+        (("--email-verified",), "--email-verified needs --email"),
+        (("--picture", "javascript:alert(1)"), "--picture"),
+        (("--picture", "http://avatars.example/mei.png"), "--picture"),
+        (("--locale", "Chinese"), "BCP 47"),
+        (("--zoneinfo", "Mars/Olympus_Mons"), "IANA time zone"),
+        (("--nickname", "bad\u202enick"), "control or format"),
+    ):
+        result = await _tessera(
+            settings,
+            "user",
+            "create",
+            "--username",
+            username,
+            "--password-stdin",
+            *flags,
+            stdin="a long password\n",
+        )
+        assert result.returncode == 2 and error in result.stderr, (flags, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert await registry.users.by_username(username) is None  # nothing created by a refused command
+
+    plain = _json(
+        await _tessera(
+            settings, "user", "create", "--username", username, "--password-stdin", stdin="a long password\n"
+        )
+    )
+    assert plain["email"] is None and plain["email_verified"] is False and plain["nickname"] is None
+    unverifiable = await _tessera(settings, "user", "update", username, "--email-verified", "yes")
+    assert unverifiable.returncode == 2 and "no email address" in unverifiable.stderr
+    nothing = await _tessera(settings, "user", "update", username)
+    assert nothing.returncode == 2 and "--nickname" in nothing.stderr

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 import auth_server.endpoints.token
 from auth_server import cli, clients
+from auth_server.authorization.response_modes import default_mode
 from auth_server.clients import Client
 from auth_server.endpoints.metadata import document
 from auth_server.grants import GRANT_TYPES, GRANTS, Grant, Grants, implicit
@@ -51,8 +52,8 @@ def _validate(grants: Grants = GRANTS, **changes: Any) -> None:
 def test_metadata_lists_what_the_registry_declares(settings: Settings) -> None:
     doc = document(settings)
     assert doc["grant_types_supported"] == list(GRANTS)
-    assert doc["response_types_supported"] == ["code", "token"]
-    assert doc["response_modes_supported"] == ["query", "fragment"]
+    assert doc["response_types_supported"] == ["code", "code id_token", "token", "id_token", "id_token token"]
+    assert doc["response_modes_supported"] == ["query", "fragment", "form_post"]
     assert JWT_BEARER not in doc["grant_types_supported"]
 
     extended = document(settings, EXTENDED)
@@ -109,9 +110,14 @@ def test_the_shipped_grants_and_their_rules() -> None:
         "authorization_code",
         "password",
     ]
-    # RFC 7591 §2.1 pairs grant types with response types; the record of a client says it the same way
+    # RFC 7591 §2.1 pairs grant types with response types (OpenID Connect Registration §2 adds its
+    # own); the rules of a client's registration say it the same way
+    assert set(clients.RESPONSE_TYPE_GRANTS) == set(GRANTS.response_types)
     for grant_type, grant in GRANTS.items():
-        assert clients.GRANT_RESPONSE_TYPES.get(grant_type, ()) == grant.response_types, grant_type
+        for response_type in grant.response_types:
+            assert grant_type in clients.RESPONSE_TYPE_GRANTS[response_type], response_type
+        for response_type in clients.GRANT_RESPONSE_TYPES.get(grant_type, ()):
+            assert response_type in grant.response_types, grant_type
 
 
 def test_the_implicit_grant_is_declared_in_grants() -> None:
@@ -120,8 +126,10 @@ def test_the_implicit_grant_is_declared_in_grants() -> None:
     assert grant.authorization_endpoint is implicit.issue_token
     assert grant.authorization_endpoint.__module__ == "auth_server.grants.implicit"
     assert grant.token_endpoint is None  # no token-endpoint half
-    assert (grant.response_types, grant.response_mode, grant.deprecated) == (("token",), "fragment", True)
+    assert (grant.response_types, grant.deprecated) == (("token", "id_token", "id_token token"), True)
+    assert {default_mode(response_type) for response_type in grant.response_types} == {"fragment"}
     assert GRANTS.serving("token") is grant
+    assert GRANTS.serving("token id_token") is grant  # the values of a response type in any order
 
 
 def test_the_cli_offers_every_declared_grant() -> None:

@@ -130,11 +130,11 @@ async def test_rotating_the_key_encryption_key(
     # --- every key wrapped under A, each row recording A's id
     under_a = await aiohttp_client(create_app(_settings(own_db, backing, redis_prefix, KEK_A)))
     registry_a = under_a.app[REGISTRY]
-    await keys.rotate(registry_a, prepublication=0, alg="RS256")
+    await keys.rotate(registry_a, prepublication=0, alg="RS256")  # beside the first ES256 and RS256 keys
     await keys.rotate(registry_a, prepublication=3600)  # a "next" key, published but not signing yet
     await keys.reload(registry_a)
     before = await _rows(own_db)
-    assert len(before) == 3 and {kek for _, kek in before.values()} == {ID_A}
+    assert len(before) == 4 and {kek for _, kek in before.values()} == {ID_A}
     # one of them stored before key versions were recorded (migration 006 leaves such rows NULL)
     legacy_kid = sorted(before)[0]
     conn = await asyncpg.connect(own_db)
@@ -164,8 +164,8 @@ async def test_rotating_the_key_encryption_key(
     assert report["kek_id"] == ID_B
     assert sorted(report["rewrapped"]) == sorted(before)
     assert report["unchanged"] == [made_during.kid]
-    assert report["rewrapped_from"] == {ID_A: 3}  # the legacy row too was opened by A
-    assert f"rewrapped 3 signing key(s) under key-encryption key {ID_B}" in result.stderr
+    assert report["rewrapped_from"] == {ID_A: 4}  # the legacy row too was opened by A
+    assert f"rewrapped 4 signing key(s) under key-encryption key {ID_B}" in result.stderr
     after = await _rows(own_db)
     assert {kek for _, kek in after.values()} == {ID_B}
     for kid, (blob, _) in before.items():
@@ -175,9 +175,9 @@ async def test_rotating_the_key_encryption_key(
     (event,) = await _audit(own_db)
     assert event == {
         "kek_id": ID_B,
-        "count": 3,
+        "count": 4,
         "kids": report["rewrapped"],
-        "rewrapped_from": {ID_A: 3},
+        "rewrapped_from": {ID_A: 4},
     }
     listed = _tessera(own_db, backing, redis_prefix, KEK_B, "", "keys", "list")
     assert listed.returncode == 0, listed.stderr

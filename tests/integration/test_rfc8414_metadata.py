@@ -17,8 +17,8 @@ async def test_metadata_lists_every_endpoint_and_capability(http: TestClient) ->
     assert doc["jwks_uri"] == f"{ISSUER}/oauth2/jwks"
     assert doc["revocation_endpoint"] == f"{ISSUER}/oauth2/revoke"
     assert doc["introspection_endpoint"] == f"{ISSUER}/oauth2/introspect"
-    assert doc["response_types_supported"] == ["code", "token"]
-    assert doc["response_modes_supported"] == ["query", "fragment"]
+    assert doc["response_types_supported"] == ["code", "code id_token", "token", "id_token", "id_token token"]
+    assert doc["response_modes_supported"] == ["query", "fragment", "form_post"]
     assert set(doc["grant_types_supported"]) == {
         "authorization_code",
         "refresh_token",

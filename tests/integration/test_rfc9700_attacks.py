@@ -416,6 +416,13 @@ async def _visit_every_page(
     assert "code" in query_of(response.headers["Location"])
     response, _ = await walk.go("authorize: consent stored", "GET", return_to)
     assert "code" in query_of(response.headers["Location"])
+    response, _ = await walk.go("authorize: a POSTed request", "POST", "/oauth2/authorize", data=params)
+    assert "code" in query_of(response.headers["Location"])
+    form_post = {**params, "response_mode": "form_post"}
+    response, page = await walk.go(
+        "authorize: form_post answer", "GET", f"/oauth2/authorize?{urlencode(form_post)}"
+    )
+    assert response.status == 200 and 'name="code"' in page
     wider = authorize_params(client.client_id, scope="photos:read photos:write")
     _, page = await walk.go("consent page (wider scope)", "GET", f"/oauth2/authorize?{urlencode(wider)}")
     decision = {"csrf_token": hidden(page, "csrf_token"), "request_id": hidden(page, "request_id")}
@@ -426,6 +433,9 @@ async def _visit_every_page(
     _, page = await walk.go("signed-in page", "GET", "/login")
     assert "signed in as" in page
     await walk.go("login page while signed in", "GET", f"/login?{urlencode({'return_to': return_to})}")
+    response, _ = await walk.go("end session: confirmation page", "GET", "/oauth2/logout")
+    assert response.status == 200
+    await walk.go("end session: forged CSRF (error page)", "POST", "/oauth2/logout", data={"csrf_token": "x"})
     await walk.go("logout: forged CSRF (error page)", "POST", "/logout", data={"csrf_token": "forged"})
     await walk.go("logout", "POST", "/logout", data={"csrf_token": hidden(page, "csrf_token")})
 

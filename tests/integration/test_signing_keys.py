@@ -34,14 +34,15 @@ def _settings(url: str, settings: Settings, prefix: str, **extra: object) -> Set
     return make_settings(url, settings.redis_url or "", prefix, **extra)
 
 
-async def _kids(http: TestClient) -> list[str]:
+async def _kids(http: TestClient, alg: str | None = "ES256") -> list[str]:
+    """The published key ids, of the access tokens' algorithm unless ``alg`` says otherwise (None: all)."""
     response = await http.get("/oauth2/jwks")
     assert response.status == 200
     assert "max-age=300" in response.headers["Cache-Control"]
     assert response.content_type == "application/jwk-set+json"
     keys_ = (await response.json())["keys"]
     assert all("d" not in k for k in keys_), "private parts must never be published"
-    return [k["kid"] for k in keys_]
+    return [k["kid"] for k in keys_ if alg is None or k["alg"] == alg]
 
 
 def _kid_of(token: str) -> str:
@@ -49,13 +50,17 @@ def _kid_of(token: str) -> str:
     return kid
 
 
-async def test_first_start_creates_one_key_even_with_two_replicas(
+async def test_first_start_creates_one_key_per_algorithm_even_with_two_replicas(
     aiohttp_client: AppFactory, own_db: str, settings: Settings, redis_prefix: str
 ) -> None:
+    """One ES256 key for access tokens, one RS256 key for ID tokens (OpenID Connect Discovery §3:
+    RS256 must be offered) and the ES256 one serves ID tokens of clients registered for ES256."""
     one = await aiohttp_client(create_app(_settings(own_db, settings, redis_prefix)))
     two = await aiohttp_client(create_app(_settings(own_db, settings, redis_prefix)))
-    assert await _kids(one) == await _kids(two)
-    assert len(await _kids(one)) == 1
+    assert await _kids(one, None) == await _kids(two, None)
+    assert len(await _kids(one, "ES256")) == 1
+    assert len(await _kids(one, "RS256")) == 1
+    assert len(await _kids(one, None)) == 2
 
 
 async def test_private_keys_are_encrypted_at_rest(

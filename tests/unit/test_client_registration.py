@@ -73,3 +73,27 @@ def test_registration_rules() -> None:
         _register(grant_types=["refresh_token"])
     with pytest.raises(RegistrationError, match="name"):
         _register(name="  ")
+
+
+def test_errors_carry_their_rfc_7591_code() -> None:
+    with pytest.raises(RegistrationError) as bad_uri:
+        check_redirect_uri("https://printer.example/cb#x", public=False)
+    assert bad_uri.value.error == "invalid_redirect_uri"
+    with pytest.raises(RegistrationError) as no_uri:
+        _register(redirect_uris=[])
+    assert no_uri.value.error == "invalid_redirect_uri"
+    with pytest.raises(RegistrationError) as bad_scope:
+        _register(scope=["admin"])
+    assert bad_scope.value.error == "invalid_client_metadata"
+
+
+def test_the_label_names_the_uri_checked() -> None:
+    expected = r"^post_logout_redirect_uri 'http://printer\.example/'"
+    with pytest.raises(RegistrationError, match=expected) as bad:
+        check_redirect_uri(
+            "http://printer.example/",
+            public=False,
+            label="post_logout_redirect_uri",
+            error="invalid_client_metadata",
+        )
+    assert bad.value.error == "invalid_client_metadata"

@@ -1,0 +1,76 @@
+"""The UserInfo endpoint (OpenID Connect Core §5.3): the signed-in user's claims, for an access token.
+
+``GET`` or ``POST``, the token in the ``Authorization`` header (RFC 6750 §2.1), or for ``POST`` in
+the form body (§2.2, which Core §5.3.1 allows); never in the URL. Only a live access token of this
+server that carries ``openid`` is answered; a revoked one is refused like an expired one. It
+answers the claims of the token's scopes and those the request asked userinfo for by name (§5.5),
+with the ``sub`` the client sees (pairwise where registered, the same as in its ID tokens), as JSON,
+or as a JWT signed for the client when it registered ``userinfo_signed_response_alg`` (§5.3.2).
+Errors are RFC 6750 §3 challenges.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from auth_server.appkeys import REGISTRY
+from auth_server.oidc import signer
+from auth_server.oidc.claims import ClaimsRequest, released, values
+from auth_server.registry import Registry
+from shared.errors import NO_STORE, InsufficientScope, InvalidRequest, InvalidToken
+from shared.http import read_form
+from shared.jwt_validation import bearer_token
+
+
+async def userinfo(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    token = await _token(request)
+    claims = await registry.access_tokens.verify(token)
+    if claims is None or await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
+        raise InvalidToken("The access token is invalid, expired or revoked.")
+    scope = tuple(str(claims.get("scope", "")).split())
+    if "openid" not in scope:
+        raise InsufficientScope("The access token was not issued for OpenID Connect.", scope="openid")
+    body = await _claims(registry, claims, scope)
+    client = await registry.clients.get(str(claims.get("client_id", "")))
+    if client is None:
+        raise InvalidToken("The client this token was issued to is no longer registered.")
+    body["sub"] = await registry.subjects.for_client(client, str(claims["sub"]))
+    if client.userinfo_signed_response_alg is None:
+        return web.json_response(body, headers=NO_STORE)
+    signed = {"iss": registry.settings.issuer, "aud": client.client_id, "iat": int(time.time()), **body}
+    jws = signer.sign(registry.keyring, signed, alg=client.userinfo_signed_response_alg)
+    return web.Response(text=jws, content_type="application/jwt", headers=NO_STORE)
+
+
+async def _token(request: web.Request) -> str:
+    """The access token, from the header, or from a POSTed form (not both, RFC 6750 §2)."""
+    token = bearer_token(request)
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        form = await read_form(request)
+        in_body = form.get("access_token")
+        if in_body is not None:
+            if token is not None:
+                raise InvalidRequest("Send the access token once: in the header or in the body.")
+            token = in_body
+    if token is None:
+        raise InvalidToken("An access token is required.")
+    return token
+
+
+async def _claims(registry: Registry, claims: dict[str, Any], scope: tuple[str, ...]) -> dict[str, Any]:
+    """The user's claims that the token's scopes and its claims request release."""
+    asked = ClaimsRequest(userinfo={name: None for name in claims.get("userinfo_claims", ())}, id_token={})
+    names = released(scope, asked, "userinfo", scope_claims_here=True)
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        raise InvalidToken("The access token does not name a user.") from None
+    profile = await registry.users.profile(user_id)
+    if profile is None:
+        raise InvalidToken("The user of this token no longer exists.")
+    return values(profile, names)

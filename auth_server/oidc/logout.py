@@ -1,0 +1,230 @@
+"""Ending sign-in sessions, and telling clients: OpenID Connect Back-Channel Logout 1.0.
+
+:func:`end_session` is the one way a session ends, whether the user signs out at Tessera
+(``/logout``) or a client asks (RP-Initiated Logout 1.0, ``endpoints/end_session.py``): the
+session is deleted, its cookie cleared, and every client that got an ID token in it and registered
+a ``backchannel_logout_uri`` (§2.2) is queued a logout token (§2.3-§2.4).
+
+:func:`deliver_forever` is the worker every replica runs: it claims due deliveries from the Redis
+queue (:mod:`auth_server.stores.logout_deliveries`), signs a fresh logout token for each and POSTs
+it (§2.5) through the guarded :class:`shared.fetch.Fetcher`. A 2xx answer is success (§2.8: 200,
+though some frameworks answer 204); a 400 is the client refusing the token, given up; anything else
+(5xx, 429, no answer) is retried with exponential back-off, then given up with a warning and an
+audit event. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from auth_server.appkeys import REGISTRY
+from auth_server.clients import Client
+from auth_server.crypto import new_token
+from auth_server.oidc.signer import sign
+from auth_server.pages import cookie_name, current_session, session_id
+from auth_server.registry import Registry
+from auth_server.stores.logout_deliveries import DEFAULT_LEASE, Claimed, Delivery
+from auth_server.stores.sessions import Session
+from shared.fetch import Fetcher, FetchError, FetchRefused
+from shared.http import client_ip
+
+log = logging.getLogger("tessera.logout")
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 - a media type (Back-Channel Logout §2.4)
+LOGOUT_TOKEN_TTL = 120  # seconds: the token is delivered at once, or signed afresh for a retry
+DELIVERY_TIMEOUT = 5.0  # seconds one POST to a client may take
+POLL_INTERVAL = 1.0  # seconds between looks at the queue (an enqueue in this process wakes it sooner)
+MAX_OUTAGE_WAIT = 30.0  # seconds between looks at an unreachable queue, at most
+BATCH = 20  # deliveries claimed at once, and POSTed concurrently
+MAX_ANSWER_BYTES = 16 * 1024  # what is read of a client's answer (it is not used)
+
+
+# -- Ending a session --------------------------------------------------------------------------------
+
+
+async def end_session(request: web.Request, response: web.StreamResponse, *, via: str) -> list[str]:
+    """End the browser's session (if any) and clear its cookie on ``response``; return the clients
+    queued a logout token. ``via`` names the page that ended it, for the audit trail.
+
+    A request that carried no session cookie clears none: the cookie is SameSite=Lax, so another
+    site's form POST arrives without it, and its answer must not sign the user out."""
+    registry = request.app[REGISTRY]
+    key = session_id(request)
+    if key is None:
+        return []
+    session = await current_session(request)
+    notified = await end(registry, key, session, ip=client_ip(request), via=via)
+    settings = registry.settings
+    response.del_cookie(cookie_name(request), path="/", secure=settings.secure_cookies, httponly=True)
+    return notified
+
+
+async def end(
+    registry: Registry, key: str, session: Session | None, *, ip: str | None, via: str
+) -> list[str]:
+    """Delete the session stored under cookie value ``key``; if a user was signed in, queue a
+    logout token for each client that got an ID token in it and has a ``backchannel_logout_uri``
+    (Back-Channel Logout §2.3), and audit ``session.ended``. Returns the clients queued."""
+    await registry.sessions.delete(key)
+    if session is None or session.user_id is None:
+        return []
+    client_ids = await registry.sessions.take_clients(session.sid) if session.sid else []
+    notified = []
+    for client_id in client_ids:
+        client = await registry.clients.get(client_id)
+        if client is None or client.backchannel_logout_uri is None:
+            continue
+        sub = await registry.subjects.for_client(client, session.user_id)
+        await registry.logout_deliveries.enqueue(
+            Delivery(client_id=client_id, sub=sub, sid=session.sid, user_id=session.user_id)
+        )
+        notified.append(client_id)
+    await registry.audit.record(
+        "session.ended", subject=session.user_id, ip=ip, sid=session.sid, clients=client_ids, via=via
+    )
+    return notified
+
+
+# -- Logout tokens (Back-Channel Logout 1.0 §2.4) ---------------------------------------------------
+
+
+def logout_token_claims(issuer: str, delivery: Delivery, *, now: int) -> dict[str, Any]:
+    """§2.4: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``events``, ``sub`` and ``sid`` (when the
+    session has one); never ``nonce``."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": delivery.client_id,
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_TTL,
+        "jti": new_token(),
+        "events": {BACKCHANNEL_EVENT: {}},
+        "sub": delivery.sub,
+    }
+    if delivery.sid is not None:
+        claims["sid"] = delivery.sid
+    return claims
+
+
+def logout_token(registry: Registry, client: Client, delivery: Delivery) -> str:
+    """A fresh logout token for ``delivery``, signed like the client's ID tokens, typed
+    ``logout+jwt`` (§2.4). :class:`LookupError` if the ring has no active key of that algorithm."""
+    claims = logout_token_claims(registry.settings.issuer, delivery, now=int(time.time()))
+    return sign(registry.keyring, claims, alg=client.id_token_signed_response_alg, typ=LOGOUT_TOKEN_TYPE)
+
+
+# -- Delivery (Back-Channel Logout 1.0 §2.5, §2.8) --------------------------------------------------
+
+
+async def deliver_forever(
+    registry: Registry, stop: asyncio.Event, *, poll: float = POLL_INTERVAL, lease: float = DEFAULT_LEASE
+) -> None:
+    """Deliver queued logout tokens until ``stop`` is set; survives Redis and database outages.
+
+    Cancelling it is safe at any point: a delivery claimed and not finished is due again when its
+    lease ends, for whichever replica looks first.
+    """
+    store = registry.logout_deliveries
+    fetcher = Fetcher(
+        allow_private=registry.settings.development, max_bytes=MAX_ANSWER_BYTES, timeout=DELIVERY_TIMEOUT
+    )
+    failures = 0  # in a row: the wait grows while Redis is away, and so do the warnings' intervals
+    async with fetcher:
+        while not stop.is_set():
+            store.enqueued.clear()
+            try:
+                claimed = await store.claim(limit=BATCH, lease=lease)
+                failures = 0
+                await asyncio.gather(*(_deliver_one(registry, fetcher, c) for c in claimed))
+                if len(claimed) == BATCH:
+                    continue  # there may be more due now
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                failures += 1
+                log.warning("back-channel logout queue unreachable (%r); retrying", exc)
+            await _sleep(min(poll * 2 ** min(failures, 5), MAX_OUTAGE_WAIT), stop, store.enqueued)
+
+
+async def _sleep(seconds: float, *events: asyncio.Event) -> None:
+    """Wait ``seconds``, or until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _deliver_one(registry: Registry, fetcher: Fetcher, claimed: Claimed) -> None:
+    """One attempt; a failure of Redis or the database leaves the claim to expire and be retried."""
+    try:
+        await deliver(registry, fetcher, claimed)
+    except Exception as exc:
+        log.warning(
+            "back-channel logout to client %s interrupted (%r); retried when its claim lapses",
+            claimed.delivery.client_id,
+            exc,
+        )
+
+
+async def deliver(registry: Registry, fetcher: Fetcher, claimed: Claimed) -> None:
+    """POST a fresh logout token for ``claimed`` to its client's ``backchannel_logout_uri`` (§2.5),
+    then finish, reschedule or give up on it by the answer (§2.8)."""
+    delivery = claimed.delivery
+    client = await registry.clients.get(delivery.client_id)
+    if client is None or client.backchannel_logout_uri is None:
+        log.info("back-channel logout to client %s dropped: no longer registered for it", delivery.client_id)
+        await registry.logout_deliveries.finish(delivery)
+        return
+    try:
+        token = logout_token(registry, client, delivery)
+        answer = await fetcher.post_form(client.backchannel_logout_uri, {"logout_token": token})
+    except FetchRefused as refused:
+        await _give_up(registry, delivery, str(refused))
+        return
+    except (FetchError, LookupError) as failed:
+        await _retry(registry, claimed, str(failed))
+        return
+    if 200 <= answer.status < 300:
+        log.info("back-channel logout delivered to client %s", delivery.client_id)
+        await registry.logout_deliveries.finish(delivery)
+    elif answer.status == 400:
+        await _give_up(registry, delivery, "the client refused the logout token (HTTP 400)")
+    else:
+        await _retry(registry, claimed, f"the client answered HTTP {answer.status}")
+
+
+async def _retry(registry: Registry, claimed: Claimed, reason: str) -> None:
+    store = registry.logout_deliveries
+    failed = claimed.delivery.attempts + 1
+    delay = store.backoff.delay(failed)
+    if delay is None:
+        await _give_up(registry, claimed.delivery, f"{reason}; {failed} attempts failed")
+        return
+    log.info(
+        "back-channel logout to client %s failed (%s); attempt %d in %g s",
+        claimed.delivery.client_id,
+        reason,
+        failed + 1,
+        delay,
+    )
+    await store.retry_later(claimed, delay)
+
+
+async def _give_up(registry: Registry, delivery: Delivery, reason: str) -> None:
+    log.warning("back-channel logout to client %s given up: %s", delivery.client_id, reason)
+    await registry.logout_deliveries.finish(delivery)
+    await registry.audit.record(
+        "logout.delivery_failed",
+        client_id=delivery.client_id,
+        subject=delivery.user_id,
+        sid=delivery.sid,
+        attempts=delivery.attempts + 1,
+        reason=reason,
+    )
