@@ -400,6 +400,12 @@ def redirect_uri_sector(redirect_uris: Sequence[str]) -> str:
         )
     (host,) = hosts
     assert host is not None
+    if host in LOOPBACK_HOSTS:
+        # every native app on this machine would share one sector, and so one subject per user
+        raise RegistrationError(
+            "a pairwise client with loopback redirect URIs must register a sector_identifier_uri"
+            " (OpenID Connect Core §8.1): the loopback host names no sector of its own"
+        )
     return host
 
 

@@ -70,7 +70,8 @@ class Registry:
         keys = Keys(settings.redis_prefix)
         audit = AuditLog(pool)
         kek = KeyEncryption(settings.key_encryption_key, settings.key_encryption_keys_previous)
-        keyring = KeyRing(kek, settings.access_token_ttl)
+        # a retired key stays published as long as a token it signed may still be checked
+        keyring = KeyRing(kek, max(settings.access_token_ttl, settings.id_token_ttl))
         return cls(
             settings=settings,
             clients=ClientStore(pool, redis, f"{settings.redis_prefix}client-changed", audit),

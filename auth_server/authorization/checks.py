@@ -260,7 +260,7 @@ async def check_max_age(checking: Checking) -> None:
     if raw is None:
         checking.max_age = _established(checking.client).default_max_age
         return
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise InvalidRequest("max_age must be a non-negative number of seconds.")
     checking.max_age = int(raw)
 

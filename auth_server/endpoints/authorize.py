@@ -53,7 +53,7 @@ async def authorize(request: web.Request) -> web.Response:
         if session is None or owner is None or await _must_sign_in(registry, checking, owner):
             if "none" in checking.prompt:
                 raise LoginRequired("The user is not signed in (prompt=none).")
-            return _to_login(query, reauthenticate=owner is not None)
+            return _to_login(query, reauthenticate=owner is not None, forced=_asks_fresh_sign_in(checking))
         granted = await registry.consents.granted(uuid.UUID(owner.subject), client.client_id)
         if (
             not authz.ask_consent
@@ -107,7 +107,11 @@ async def _remembered(
 async def _must_sign_in(registry: Registry, checking: checks.Checking, owner: ResourceOwner) -> bool:
     """Whether the signed-in user must sign in (again) first: ``prompt=login`` or
     ``select_account``, a sign-in older than ``max_age`` (or the client's ``default_max_age``),
-    or an ``id_token_hint`` naming someone else (Core §3.1.2.1)."""
+    or an ``id_token_hint`` naming someone else (Core §3.1.2.1) — unless the user signed in after
+    this request sent them to the login page (:data:`SIGNED_IN_AFTER`)."""
+    asked_at = checking.params.get(SIGNED_IN_AFTER, "")
+    if asked_at.isascii() and asked_at.isdigit() and owner.auth_time >= int(asked_at):
+        return False
     if checking.prompt & {"login", "select_account"}:
         return True
     if checking.max_age is not None and time.time() - owner.auth_time > checking.max_age:
@@ -119,15 +123,28 @@ async def _must_sign_in(registry: Registry, checking: checks.Checking, owner: Re
     return False
 
 
-def _to_login(query: MultiMapping[str], *, reauthenticate: bool) -> web.Response:
-    """The login page, to come back here once signed in. A forced sign-in is asked for once: the
-    request resumed drops ``prompt=login`` and ``max_age`` (the ID token's ``auth_time`` then says
-    when the user signed in, and the client checks it, §3.1.3.7)."""
-    resumed = [
-        (name, value)
-        for name, value in query.items()
-        if name != "max_age" and not (name == "prompt" and set(value.split()) & {"login", "select_account"})
-    ]
+# The request resumed after a forced sign-in carries when it was forced: a sign-in since then
+# satisfies prompt=login, max_age (even 0) and the hint, once, instead of asking again forever.
+# It can only relax what the request itself asks, which whoever holds the browser could strip
+# anyway: the client checks the ID token's auth_time (Core §3.1.2.1, §3.1.3.7).
+SIGNED_IN_AFTER = "tessera_signed_in_after"
+
+
+def _asks_fresh_sign_in(checking: checks.Checking) -> bool:
+    """Whether the request asks more of a sign-in than that someone be signed in."""
+    return bool(
+        checking.prompt & {"login", "select_account"}
+        or checking.max_age is not None
+        or checking.hinted_subject is not None
+    )
+
+
+def _to_login(query: MultiMapping[str], *, reauthenticate: bool, forced: bool) -> web.Response:
+    """The login page, to come back here once signed in: to this very request, marked with when
+    the sign-in was asked for if it must be a fresh one (``reauthenticate``: someone is signed in)."""
+    resumed = [(name, value) for name, value in query.items() if name != SIGNED_IN_AFTER]
+    if reauthenticate or forced:
+        resumed.append((SIGNED_IN_AFTER, str(int(time.time()))))
     return_to = f"{paths.AUTHORIZE}?{urlencode(resumed)}"
     login = {"return_to": return_to, **({"reauthenticate": "1"} if reauthenticate else {})}
     return web.Response(

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from auth_server import paths
 from auth_server.appkeys import REGISTRY
+from auth_server.clients import Client
 from auth_server.rate_limits import authenticated_client
 from auth_server.registry import Registry
 from shared.errors import NO_STORE, InvalidRequest, UnauthorizedClient
@@ -44,9 +45,22 @@ async def introspect(request: web.Request) -> web.Response:
         answer = await _refresh(registry, token) or await _access(registry, token)
     else:
         answer = await _access(registry, token) or await _refresh(registry, token)
+    if answer is not None and answer.get("client_id") == client.client_id:
+        answer = await _as_its_client_sees_it(registry, client, answer)
     return web.Response(
         body=orjson.dumps(answer or INACTIVE), content_type="application/json", headers=NO_STORE
     )
+
+
+async def _as_its_client_sees_it(
+    registry: Registry, client: Client, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """A pairwise client asking about its own token learns what its ID tokens say: the pairwise
+    ``sub``, never the user's own id or username (OpenID Connect Core §8)."""
+    if client.subject_type != "pairwise" or "username" not in answer:
+        return answer
+    pairwise = await registry.subjects.for_client(client, answer["sub"])
+    return {**{k: v for k, v in answer.items() if k != "username"}, "sub": pairwise}
 
 
 async def _access(registry: Registry, token: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from auth_server import login_csrf, paths
 from auth_server.appkeys import REGISTRY
 from auth_server.authorization.checks import registered_redirect
-from auth_server.oidc.logout import end_session
+from auth_server.oidc.logout import end, end_session
 from auth_server.pages import current_session, render, see_other, session_id, set_session_cookie
 from auth_server.passwords import BUSY_RETRY_AFTER, LockedOut, TooBusy, check_credentials
 from auth_server.rate_limits import limit, per_address
@@ -148,8 +148,12 @@ async def login(request: web.Request) -> web.Response:
         return await _form_page(
             request, return_to=return_to, message=INVALID_LOGIN, username=username, status=400
         )
+    old_key = session_id(request)
+    if old_key is not None and session is not None and session.user_id not in (None, user.subject):
+        # another user signs in on this browser: the first one's session ends, and its clients are told
+        await end(registry, old_key, session, ip=client_ip(request), via="another_user_signed_in")
     new_sid = await registry.sessions.log_in(
-        session_id(request), user_id=user.subject, username=user.username, now=int(time.time())
+        old_key, user_id=user.subject, username=user.username, now=int(time.time())
     )
     response = see_other(return_to)
     set_session_cookie(request, response, new_sid)

@@ -78,6 +78,9 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         raise InvalidScope("The client is no longer allowed any of the approved scopes.")
 
     openid = "openid" in scope
+    if openid and grant.sid is not None and await registry.sessions.ended(grant.sid):
+        # its ID token would name a session that has ended, and its client would never hear of it
+        raise InvalidGrant("The user signed out after this authorization code was issued.")
     issued = await issue_tokens(
         registry,
         client,

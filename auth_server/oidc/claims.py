@@ -28,6 +28,7 @@ ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr
 ID_TOKEN_HASHES = ("at_hash", "c_hash")
 CLAIMS_SUPPORTED = (*ID_TOKEN_CLAIMS, *ID_TOKEN_HASHES, *CLAIM_SCOPE)
 TARGETS = ("userinfo", "id_token")
+MAX_CLAIMS_REQUEST = 4096  # characters of a ``claims`` parameter
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,11 @@ class ClaimsRequest:
     def parse(cls, value: str | None) -> ClaimsRequest | None:
         if value is None:
             return None
+        if len(value) > MAX_CLAIMS_REQUEST:
+            raise InvalidRequest(f"claims is longer than {MAX_CLAIMS_REQUEST} characters.")
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidRequest("claims must be a JSON object (OpenID Connect Core §5.5).") from None
         if not isinstance(parsed, dict):
             raise InvalidRequest("claims must be a JSON object (OpenID Connect Core §5.5).")
@@ -103,6 +106,7 @@ def userinfo_claims(serialized: str | None) -> tuple[str, ...] | None:
     """The claims a serialized ``claims`` request asks userinfo for by name (carried by the access
     token, which userinfo answers for); None when none are."""
     request = ClaimsRequest.parse(serialized)
-    if request is None or not request.userinfo:
+    if request is None:
         return None
-    return tuple(request.userinfo)
+    known = tuple(name for name in request.userinfo if name in CLAIM_SCOPE)
+    return known or None

@@ -34,7 +34,12 @@ def verify_hint(registry: Registry, token: str, client_id: str | None) -> dict[s
             key,
             algorithms=list(ID_TOKEN_ALGORITHMS),
             issuer=registry.settings.issuer,
-            options={"verify_exp": False, "verify_aud": False, "require": ["iss", "sub", "aud"]},
+            # what every ID token of this server has, and its signed userinfo has not (exp, auth_time)
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "require": ["iss", "sub", "aud", "exp", "iat", "auth_time"],
+            },
         )
     except jwt.PyJWTError:
         raise InvalidRequest("id_token_hint is not a valid ID token of this server.") from None

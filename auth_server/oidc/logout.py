@@ -27,7 +27,7 @@ from auth_server.clients import Client
 from auth_server.crypto import new_token
 from auth_server.oidc.signer import sign
 from auth_server.pages import cookie_name, current_session, session_id
-from auth_server.registry import Registry
+from auth_server.registry import UNAVAILABLE_ERRORS, Registry
 from auth_server.stores.logout_deliveries import DEFAULT_LEASE, Claimed, Delivery
 from auth_server.stores.sessions import Session
 from shared.fetch import Fetcher, FetchError, FetchRefused
@@ -70,11 +70,14 @@ async def end(
 ) -> list[str]:
     """Delete the session stored under cookie value ``key``; if a user was signed in, queue a
     logout token for each client that got an ID token in it and has a ``backchannel_logout_uri``
-    (Back-Channel Logout §2.3), and audit ``session.ended``. Returns the clients queued."""
-    await registry.sessions.delete(key)
-    if session is None or session.user_id is None:
+    (Back-Channel Logout §2.3), and audit ``session.ended``. Returns the clients queued.
+
+    Every logout token is queued before anything is deleted: if PostgreSQL or Redis fails midway,
+    the session and its list of clients are still there, and signing out again tells them all."""
+    if session is None or session.user_id is None or session.sid is None:
+        await registry.sessions.delete(key)
         return []
-    client_ids = await registry.sessions.take_clients(session.sid) if session.sid else []
+    client_ids = await registry.sessions.clients(session.sid)
     notified = []
     for client_id in client_ids:
         client = await registry.clients.get(client_id)
@@ -85,9 +88,13 @@ async def end(
             Delivery(client_id=client_id, sub=sub, sid=session.sid, user_id=session.user_id)
         )
         notified.append(client_id)
-    await registry.audit.record(
-        "session.ended", subject=session.user_id, ip=ip, sid=session.sid, clients=client_ids, via=via
-    )
+    await registry.sessions.end(key, session.sid)
+    try:
+        await registry.audit.record(
+            "session.ended", subject=session.user_id, ip=ip, sid=session.sid, clients=client_ids, via=via
+        )
+    except UNAVAILABLE_ERRORS:  # the session has ended: a lost audit row must not undo the answer
+        log.warning("session.ended not audited: the audit trail is unavailable")
     return notified
 
 

@@ -117,7 +117,8 @@ class ClientStore:
         secret = new_token() if auth_method in SECRET_METHODS else None
         extra = {name: value for name, value in (openid or {}).items() if value is not None}
         unknown = set(extra) - set(OIDC_FIELDS)
-        assert not unknown, f"not OpenID client metadata: {unknown}"
+        if unknown:  # the names become SQL column names below: only the known ones, ever
+            raise ValueError(f"not OpenID client metadata: {', '.join(sorted(unknown))}")
         if "post_logout_redirect_uris" in extra:
             extra["post_logout_redirect_uris"] = list(extra["post_logout_redirect_uris"])
         columns = ", ".join(extra)

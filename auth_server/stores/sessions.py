@@ -97,11 +97,22 @@ class SessionStore:
             pipe.expire(key, self.ttl)
             await pipe.execute()
 
-    async def take_clients(self, sid: str) -> list[str]:
-        """The clients that got an ID token in session ``sid``, forgotten as they are returned."""
-        key = self._clients_key(sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.smembers(key)
-            pipe.delete(key)
-            members, _ = await pipe.execute()
+    async def clients(self, sid: str) -> list[str]:
+        """The clients that got an ID token in session ``sid``."""
+        members = await self._redis.smembers(self._clients_key(sid))
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+    def _ended_key(self, sid: str) -> str:
+        return self._keys("session-ended", hexdigest(sid))
+
+    async def end(self, session_id: str, sid: str) -> None:
+        """Delete a signed-in session and its list of clients, and remember for its lifetime that
+        ``sid`` ended (an ID token issued for it later, from a code, is then refused)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(session_id))
+            pipe.delete(self._clients_key(sid))
+            pipe.set(self._ended_key(sid), b"1", ex=self.ttl)
+            await pipe.execute()
+
+    async def ended(self, sid: str) -> bool:
+        return bool(await self._redis.exists(self._ended_key(sid)))
