@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,12 +16,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from auth_server import dev
 from auth_server.commands import migrate_auth, open_registry
 from auth_server.registration import ClientMetadata, RegistrationError, register
 from auth_server.registry import Registry
+from tests.support.resolvers import OneAddress
 from tests.support.servers import AppFactory, free_port, make_settings, registry_of
 from tests.support.services import Services
 
@@ -78,30 +77,6 @@ async def sector_server() -> AsyncIterator[SectorServer]:
         yield server
     finally:
         await runner.cleanup()
-
-
-class _Names(AbstractResolver):
-    """Every name resolves to one address, as a DNS server under someone else's control might answer."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            {
-                "hostname": host,
-                "host": self.address,
-                "port": port,
-                "family": socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            }
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 async def test_openid_metadata_is_stored_as_registered(registry: Registry) -> None:
@@ -204,7 +179,7 @@ async def test_a_production_issuer_fetches_no_sector_document_from_a_private_add
     named = f"https://sectors.printer.example:{sector_server.port}/sector.json"
     metadata = _rp(subject_type="pairwise", redirect_uris=REDIRECTS, sector_identifier_uri=named)
     with pytest.raises(RegistrationError, match=r"refused to fetch.*127\.0\.0\.1, a loopback address"):
-        await register(registry, metadata, resolver=_Names("127.0.0.1"))
+        await register(registry, metadata, resolver=OneAddress("127.0.0.1"))
     # an address literal, or plain http, is refused before any fetch is tried
     for uri in (f"https://127.0.0.1:{sector_server.port}/sector.json", sector_server.url):
         with pytest.raises(RegistrationError, match="sector_identifier_uri"):
@@ -219,7 +194,7 @@ async def test_a_development_issuer_never_fetches_from_link_local_addresses(
     named = f"https://metadata.printer.example:{sector_server.port}/sector.json"
     metadata = _rp(subject_type="pairwise", redirect_uris=REDIRECTS, sector_identifier_uri=named)
     with pytest.raises(RegistrationError, match=re.escape("169.254.169.254, a link-local address")):
-        await register(registry, metadata, resolver=_Names("169.254.169.254"))
+        await register(registry, metadata, resolver=OneAddress("169.254.169.254"))
 
 
 async def test_the_development_seed(

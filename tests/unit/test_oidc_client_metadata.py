@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 from typing import Any
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from auth_server.registration import (
+from tests.support.resolvers import OneAddress
     ClientMetadata,
     RegistrationError,
     canonical_response_types,
@@ -188,37 +187,13 @@ def test_a_sector_document_lists_every_redirect_uri() -> None:
             check_sector_document(uri, document, redirects)
 
 
-class _Names(AbstractResolver):
-    """Every name resolves to one address, as a DNS server under someone else's control might answer."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            {
-                "hostname": host,
-                "host": self.address,
-                "port": port,
-                "family": socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            }
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "169.254.169.254"])
 async def test_a_sector_document_is_fetched_through_the_guard(address: str) -> None:
     metadata = dataclasses.replace(
         RP, subject_type="pairwise", sector_identifier_uri="https://sectors.printer.example/uris.json"
     )
     with pytest.raises(RegistrationError, match=f"sector_identifier_uri: refused to fetch .*{address}"):
-        await sector_identifier(metadata, development=False, resolver=_Names(address))
+        await sector_identifier(metadata, development=False, resolver=OneAddress(address))
 
 
 async def test_no_sector_for_a_public_client_without_a_sector_identifier_uri() -> None:
