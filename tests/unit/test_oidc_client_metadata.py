@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from auth_server.registration import (
-from tests.support.resolvers import OneAddress
     ClientMetadata,
     RegistrationError,
     canonical_response_types,
@@ -21,6 +20,7 @@ from tests.support.resolvers import OneAddress
     sector_identifier,
     validate_openid_metadata,
 )
+from tests.support.resolvers import OneAddress
 
 RP = ClientMetadata(
     client_name="Photo Printer",
