@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -165,12 +166,23 @@ async def _authenticate(registry: Registry, creds: Credentials, endpoint: str) -
     if creds.method in ("client_secret_basic", "client_secret_post"):
         if creds.secret is None or client.secret_hash is None:
             raise ClientRefused("the client has no secret to check")
-        if not digest_matches(creds.secret, client.secret_hash):
+        if not digest_matches(creds.secret, client.secret_hash) and not _previous_secret(
+            client, creds.secret
+        ):
             raise ClientRefused("wrong client secret")
     elif creds.method == "private_key_jwt":
         assert creds.assertion is not None
         await _verify_assertion(registry, client, creds.assertion, endpoint)
     return client
+
+
+def _previous_secret(client: Client, secret: str) -> bool:
+    """Whether ``secret`` is the client's secret before its last rotation, still in its overlap."""
+    if client.previous_secret_hash is None or client.previous_secret_expires_at is None:
+        return False
+    return client.previous_secret_expires_at > datetime.now(UTC) and digest_matches(
+        secret, client.previous_secret_hash
+    )
 
 
 def audiences(settings: Settings, endpoint: str) -> tuple[str, ...]:

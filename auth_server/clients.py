@@ -8,7 +8,9 @@ The rules a registration must meet, and the service that creates clients, are in
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # RFC 7591 §2.1: the response types that go with each grant type (no other grant type has one).
@@ -25,6 +27,8 @@ RESPONSE_TYPE_GRANTS: dict[str, tuple[str, ...]] = {
     "code id_token": ("authorization_code", "implicit"),
 }
 SUBJECT_TYPES = ("public", "pairwise")
+# A client's place in the platform's review (issue 15): only an approved client may be used.
+STATUSES = ("pending", "approved", "rejected", "suspended")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "none")
 # Tessera issues 22-character URL-safe ids; anything unlike an id is refused before any lookup.
@@ -85,6 +89,24 @@ class Client:
     client_uri: str | None = None
     policy_uri: str | None = None
     tos_uri: str | None = None
+    # the open platform: its review, its developer, and what the developer told the reviewer
+    status: str = "approved"
+    owner_id: uuid.UUID | None = None
+    registered_via: str = "operator"  # operator | developer | dynamic
+    description: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    scope_justification: str | None = None
+    review_note: str | None = None  # a rejection's or suspension's reason, shown to the developer
+    reviewed_at: datetime | None = None
+    pending_changes: dict[str, Any] | None = None  # a change waiting for review
+    previous_secret_hash: bytes | None = None  # accepted until previous_secret_expires_at
+    previous_secret_expires_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the client may be used at all: approved by the platform's review."""
+        return self.status == "approved"
 
     @property
     def is_public(self) -> bool:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from auth_server import flow, keys, signing, usernames
+from auth_server import flow, keys, platform, signing, usernames
 from auth_server.clients import AUTH_METHODS
 from auth_server.crypto import hash_password
 from auth_server.grants import GRANT_TYPES
@@ -472,10 +472,7 @@ async def _find_user(registry: Registry, who: str) -> User:
 async def _revoke_tokens(registry: Registry, subject: str, reason: str, client_id: str | None = None) -> int:
     """Revoke a user's refresh-token families (of one client, if given) and deny-list their live
     access tokens; how many families."""
-    revoked = await registry.refresh_tokens.revoke_subject(subject, reason, client_id=client_id)
-    for family_id, live in revoked.items():
-        await registry.revoked_tokens.revoke_grant(family_id, live)
-    return len(revoked)
+    return await platform.revoke_grants(registry, reason, subject=subject, client_id=client_id)
 
 
 async def cmd_user_list(args: argparse.Namespace) -> None:

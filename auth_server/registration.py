@@ -24,6 +24,7 @@ a pairwise client's sector identifier (Core §8.1) is computed at registration, 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -41,7 +42,7 @@ from auth_server.clients import (
 from auth_server.grants import GRANTS, Grants
 from auth_server.registry import Registry
 from auth_server.signing import ID_TOKEN_ALGORITHMS
-from auth_server.stores.clients import OIDC_FIELDS
+from auth_server.stores.clients import OIDC_FIELDS, PLATFORM_FIELDS
 from shared.fetch import KINDS, PRIVATE_KINDS, Fetcher, FetchError, FetchRefused, address_kind, host_address
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -98,6 +99,14 @@ class ClientMetadata:
     client_uri: str | None = None
     policy_uri: str | None = None
     tos_uri: str | None = None
+    # the open platform (issue 15): the review's starting point, who applied and what they said
+    status: str = "approved"
+    owner_id: uuid.UUID | None = None
+    registered_via: str = "operator"  # operator | developer | dynamic
+    description: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    scope_justification: str | None = None
 
 
 class Registered(NamedTuple):
@@ -133,6 +142,7 @@ async def register(
     validate_openid_metadata(metadata, development=settings.development)
     sector = await sector_identifier(metadata, development=settings.development, resolver=resolver)
     openid = {name: getattr(metadata, name) for name in OIDC_FIELDS if name != "sector_identifier"}
+    platform = {name: getattr(metadata, name) for name in PLATFORM_FIELDS}
     client, secret = await registry.clients.create(
         name=metadata.client_name,
         redirect_uris=list(metadata.redirect_uris),
@@ -147,7 +157,7 @@ async def register(
         response_types=None
         if metadata.response_types is None
         else list(canonical_response_types(metadata.response_types)),
-        openid={**openid, "sector_identifier": sector},
+        openid={**openid, **platform, "sector_identifier": sector},
     )
     return Registered(client, secret, notices(metadata.grant_types))
 

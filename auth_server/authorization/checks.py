@@ -141,6 +141,9 @@ async def check_client(checking: Checking) -> None:
     checking.client = await checking.registry.clients.get(client_id)
     if checking.client is None:
         raise InvalidRequest("Unknown client_id.")
+    if not checking.client.active:
+        # never redirected: the platform has not approved this app (or has suspended it)
+        raise UnauthorizedClient(f"This app cannot be used: it is {checking.client.status}.")
 
 
 async def check_redirect_uri(checking: Checking) -> None:

@@ -1,6 +1,7 @@
 """Token endpoint (RFC 6749 §3.2, §5), read as its steps.
 
-authenticate the client within the rate limits → grant type supported? → client allowed it (and
+authenticate the client within the rate limits → approved by the platform? → grant type supported?
+→ client allowed it (and
 confidential, if the grant is declared for confidential clients only)? → run the grant → no-store JSON.
 The grants and their handlers are declared in ``grants/`` (``GRANTS``).
 """
@@ -38,6 +39,8 @@ async def token(request: web.Request) -> web.Response:
         per_ip=settings.rate_token_per_ip,
         per_client=settings.rate_token_per_client,
     )
+    if not client.active:  # pending review, rejected or suspended: no tokens, no refreshes
+        raise UnauthorizedClient(f"This client cannot get tokens: it is {client.status}.")
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")

@@ -12,9 +12,11 @@ of requests can make it grow.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +36,9 @@ _COLUMNS = (
     " post_logout_redirect_uris, subject_type, sector_identifier_uri, sector_identifier,"
     " id_token_signed_response_alg, userinfo_signed_response_alg, backchannel_logout_uri,"
     " backchannel_logout_session_required, default_max_age, require_auth_time, logo_uri, client_uri,"
-    " policy_uri, tos_uri"
+    " policy_uri, tos_uri, status, owner_id, registered_via, description, contact_name, contact_email,"
+    " scope_justification, review_note, reviewed_at, pending_changes::text AS pending_changes,"
+    " previous_secret_hash, previous_secret_expires_at"
 )
 # the OpenID metadata columns, stored and read under their Client field names
 OIDC_FIELDS = (
@@ -52,6 +56,39 @@ OIDC_FIELDS = (
     "client_uri",
     "policy_uri",
     "tos_uri",
+)
+# the open platform's columns a registration may set (issue 15)
+PLATFORM_FIELDS = (
+    "status",
+    "owner_id",
+    "registered_via",
+    "description",
+    "contact_name",
+    "contact_email",
+    "scope_justification",
+)
+# what a developer (or an admin) may change after registration, through the same checks
+CHANGEABLE = (
+    "client_name",
+    "redirect_uris",
+    "scope",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "logo_uri",
+    "client_uri",
+    "policy_uri",
+    "tos_uri",
+    "description",
+    "contact_name",
+    "contact_email",
+    "scope_justification",
+)
+_PLATFORM_COLUMNS = (
+    *PLATFORM_FIELDS,
+    "review_note",
+    "reviewed_at",
+    "previous_secret_hash",
+    "previous_secret_expires_at",
 )
 
 
@@ -72,6 +109,8 @@ def _client(row: asyncpg.Record) -> Client:
         registered_response_types=None if row["response_types"] is None else tuple(row["response_types"]),
         **{name: row[name] for name in OIDC_FIELDS if name != "post_logout_redirect_uris"},
         post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        **{name: row[name] for name in _PLATFORM_COLUMNS},
+        pending_changes=None if row["pending_changes"] is None else json.loads(row["pending_changes"]),
     )
 
 
@@ -112,11 +151,12 @@ class ClientStore:
     ) -> tuple[Client, str | None]:
         """Insert a client; return it with its newly generated secret (``None`` unless a secret method).
 
-        ``openid``: OpenID metadata by :data:`OIDC_FIELDS` name (absent ones take their defaults).
+        ``openid``: OpenID metadata by :data:`OIDC_FIELDS` name, and the open platform's by
+        :data:`PLATFORM_FIELDS` name (absent ones take their defaults).
         """
         secret = new_token() if auth_method in SECRET_METHODS else None
         extra = {name: value for name, value in (openid or {}).items() if value is not None}
-        unknown = set(extra) - set(OIDC_FIELDS)
+        unknown = set(extra) - set(OIDC_FIELDS) - set(PLATFORM_FIELDS)
         if unknown:  # the names become SQL column names below: only the known ones, ever
             raise ValueError(f"not OpenID client metadata: {', '.join(sorted(unknown))}")
         if "post_logout_redirect_uris" in extra:
@@ -189,21 +229,73 @@ class ClientStore:
         await self._changed(client_id)
         return deleted
 
-    async def rotate_secret(self, client_id: str) -> str | None:
-        """Replace a client's secret; the old one stops working at once, on every replica."""
+    async def rotate_secret(self, client_id: str, *, overlap: int = 0) -> str | None:
+        """Replace a client's secret, on every replica. The old one keeps working for ``overlap``
+        seconds (so that a deployment can change over), then never again; 0: it stops at once."""
         secret = new_token()
         result = await self._pool.execute(
-            "UPDATE clients SET secret_hash = $2, updated_at = now()"
+            "UPDATE clients SET previous_secret_hash = CASE WHEN $4 > 0 THEN secret_hash END,"
+            " previous_secret_expires_at = CASE WHEN $4 > 0 THEN now() + make_interval(secs => $4) END,"
+            " secret_hash = $2, updated_at = now()"
             " WHERE client_id = $1 AND token_endpoint_auth_method = ANY($3::text[])",
             client_id,
             digest(secret),
             list(SECRET_METHODS),
+            overlap,
         )
         rotated = result.endswith(" 1")
         if rotated:
-            await self._audit.record("client.secret_rotated", client_id=client_id)
+            await self._audit.record("client.secret_rotated", client_id=client_id, overlap=overlap)
         await self._changed(client_id)
         return secret if rotated else None
+
+    async def review(self, client_id: str, status: str, *, note: str | None = None) -> Client | None:
+        """Record a review decision: the client's new status and what the developer is told."""
+        row = await self._pool.fetchrow(
+            "UPDATE clients SET status = $2, review_note = $3, reviewed_at = now(), updated_at = now()"
+            f" WHERE client_id = $1 RETURNING {_COLUMNS}",
+            client_id,
+            status,
+            note,
+        )
+        await self._changed(client_id)
+        return None if row is None else _client(row)
+
+    async def set_pending_changes(self, client_id: str, changes: dict[str, Any] | None) -> Client | None:
+        """Keep a change that waits for review (``None``: none waits)."""
+        row = await self._pool.fetchrow(
+            "UPDATE clients SET pending_changes = $2::jsonb, updated_at = now()"
+            f" WHERE client_id = $1 RETURNING {_COLUMNS}",
+            client_id,
+            None if changes is None else json.dumps(changes),
+        )
+        await self._changed(client_id)
+        return None if row is None else _client(row)
+
+    async def change(self, client_id: str, changes: dict[str, Any]) -> Client | None:
+        """Set some of a client's registered details (by :data:`CHANGEABLE` name), already
+        validated by the caller (``registration.py``); the audit trail records which changed."""
+        unknown = set(changes) - set(CHANGEABLE)
+        if unknown:  # the names become SQL column names below: only the known ones, ever
+            raise ValueError(f"not changeable client details: {', '.join(sorted(unknown))}")
+        values = [list(v) if isinstance(v, tuple) else v for v in changes.values()]
+        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(changes, start=2))
+        row = await self._pool.fetchrow(
+            f"UPDATE clients SET {assignments + ', ' if changes else ''}updated_at = now()"
+            f" WHERE client_id = $1 RETURNING {_COLUMNS}",
+            client_id,
+            *values,
+        )
+        if row is not None and changes:
+            await self._audit.record("client.changed", client_id=client_id, fields=sorted(changes))
+        await self._changed(client_id)
+        return None if row is None else _client(row)
+
+    async def owned_by(self, owner_id: uuid.UUID) -> builtins.list[Client]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM clients WHERE owner_id = $1 ORDER BY created_at, client_id", owner_id
+        )
+        return [_client(r) for r in rows]
 
     async def update(
         self, client_id: str, *, require_pkce: bool | None = None, first_party: bool | None = None

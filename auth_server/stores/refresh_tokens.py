@@ -261,6 +261,18 @@ class RefreshTokenStore:
             )
         return _accesses(rows)
 
+    async def revoke_client(self, client_id: str, reason: str) -> dict[uuid.UUID, tuple[IssuedAccess, ...]]:
+        """Revoke every live family of a client (suspended, or deleted): each family revoked, with
+        its access tokens still live, for the caller to deny-list."""
+        async with db.connection(self._pool) as conn, conn.transaction():
+            families = await conn.fetch(
+                "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = $2"
+                " WHERE client_id = $1 AND revoked_at IS NULL RETURNING family_id",
+                client_id,
+                reason,
+            )
+            return await _live_accesses(conn, [row["family_id"] for row in families])
+
     async def revoke_subject(
         self, subject: str, reason: str, *, client_id: str | None = None
     ) -> dict[uuid.UUID, tuple[IssuedAccess, ...]]:
@@ -275,16 +287,7 @@ class RefreshTokenStore:
                 client_id,
                 reason,
             )
-            ids = [row["family_id"] for row in families]
-            rows = await conn.fetch(
-                "SELECT family_id, access_jti, access_expires_at FROM refresh_tokens"
-                " WHERE family_id = ANY($1::uuid[]) AND access_expires_at > now()",
-                ids,
-            )
-        revoked: dict[uuid.UUID, list[asyncpg.Record]] = {family_id: [] for family_id in ids}
-        for row in rows:
-            revoked[row["family_id"]].append(row)
-        return {family_id: _accesses(found) for family_id, found in revoked.items()}
+            return await _live_accesses(conn, [row["family_id"] for row in families])
 
     async def describe(self, token: str) -> RefreshTokenInfo | None:
         """What a refresh token is, and whether it can still be used (for introspection, revocation)."""
@@ -313,3 +316,18 @@ def _accesses(rows: list[asyncpg.Record]) -> tuple[IssuedAccess, ...]:
     return tuple(
         IssuedAccess(r["access_jti"], r["access_expires_at"]) for r in rows if r["access_jti"] is not None
     )
+
+
+async def _live_accesses(
+    conn: asyncpg.Connection, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[IssuedAccess, ...]]:
+    """The access tokens still live of each family in ``ids``."""
+    rows = await conn.fetch(
+        "SELECT family_id, access_jti, access_expires_at FROM refresh_tokens"
+        " WHERE family_id = ANY($1::uuid[]) AND access_expires_at > now()",
+        ids,
+    )
+    revoked: dict[uuid.UUID, list[asyncpg.Record]] = {family_id: [] for family_id in ids}
+    for row in rows:
+        revoked[row["family_id"]].append(row)
+    return {family_id: _accesses(found) for family_id, found in revoked.items()}

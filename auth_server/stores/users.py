@@ -234,6 +234,14 @@ class UserStore:
         )
         return None if row is None else Profile(**dict(row))
 
+    async def is_admin(self, user_id: uuid.UUID) -> bool:
+        """Whether the user is a platform operator (reviews applications, uses the admin API)."""
+        return bool(await self._pool.fetchval("SELECT is_admin FROM users WHERE user_id = $1", user_id))
+
+    async def set_admin(self, user_id: uuid.UUID, admin: bool) -> bool:
+        result = await self._pool.execute("UPDATE users SET is_admin = $2 WHERE user_id = $1", user_id, admin)
+        return bool(result.endswith(" 1"))
+
     async def delete(self, user_id: uuid.UUID) -> bool:
         """Delete a user (their consents go with them); the caller revokes their tokens."""
         deleted = await self._pool.fetchval("DELETE FROM users WHERE user_id = $1 RETURNING true", user_id)
