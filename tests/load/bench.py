@@ -112,6 +112,11 @@ class Seed:
     login_id: str = ""
     login_secret: str = ""
     username: str = ""
+    # OpenID Connect relying parties: ID tokens signed RS256 (the default) and ES256
+    rp_rs256_id: str = ""
+    rp_rs256_secret: str = ""
+    rp_es256_id: str = ""
+    rp_es256_secret: str = ""
 
 
 class Bench:
@@ -186,8 +191,24 @@ class Bench:
             env, "ropc", "--grant-type", "password", "--grant-type", "refresh_token", "--scope", "photos:read"
         )
         s.login_id, s.login_secret = self.client(
-            env, "login", "--grant-type", "password", "--scope", "photos:read"
+            env, "login", "--grant-type", "password", "--scope", "photos:read openid profile"
         )
+        for alg in ("RS256", "ES256"):
+            relying_party = {
+                "client_name": f"relying party {alg}",
+                "redirect_uris": [REDIRECT_URI],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile photos:read",
+                "id_token_signed_response_alg": alg,
+                "require_pkce": False,
+            }
+            made = json.loads(
+                self.cli(
+                    env, "client", "create", "--metadata-file", "-", "--json", stdin=json.dumps(relying_party)
+                )
+            )
+            setattr(s, f"rp_{alg.lower()}_id", made["client_id"])
+            setattr(s, f"rp_{alg.lower()}_secret", made["client_secret"])
         s.username = f"bench-{uuid.uuid4().hex[:8]}"
         self.cli(env, "user", "create", "--username", s.username, "--password-stdin", stdin=PASSWORD)
 
@@ -356,7 +377,29 @@ class Bench:
         partner_token = (
             await self.tokens(auth_url, {"grant_type": "client_credentials"}, {"Authorization": partner}, 1)
         )[0]
-        sso = await self.signed_in_browser(auth_url)
+        sso = await self.signed_in_browser(auth_url, s.web_id, s.web_secret, "photos:read")
+        signed_in = {
+            alg: await self.signed_in_browser(
+                auth_url,
+                getattr(s, f"rp_{alg.lower()}_id"),
+                getattr(s, f"rp_{alg.lower()}_secret"),
+                "openid profile photos:read",
+                nonce="bench-nonce",
+            )
+            for alg in ("RS256", "ES256")
+        }
+        userinfo_tokens = await self.tokens(
+            auth_url,
+            {
+                "grant_type": "password",
+                "username": s.username,
+                "password": PASSWORD,
+                "scope": "openid profile",
+            },
+            basic(s.login_id, s.login_secret),
+            max(8, o.connections),
+        )
+        userinfo_file = self.lines("userinfo-bearer.txt", userinfo_tokens)
 
         print("measuring", flush=True)
         for round_ in range(o.runs):
@@ -405,6 +448,24 @@ class Bench:
                 "sso.lua",
                 sso,
                 expected=(200, 302),
+            )
+            for alg, browser in signed_in.items():
+                await self.measure(
+                    f"oidc_flow_{alg.lower()}",
+                    f"OpenID Connect SSO flow: /authorize -> code -> /token with an {alg} ID token",
+                    "flows/s",
+                    auth,
+                    "sso.lua",
+                    browser,
+                    expected=(200, 302),
+                )
+            await self.measure(
+                "userinfo",
+                "OpenID Connect userinfo: GET /oauth2/userinfo (profile claims from PostgreSQL)",
+                "answers/s",
+                auth,
+                "bearer_get.lua",
+                {"path": "/oauth2/userinfo", "tokens": userinfo_file},
             )
             await self.measure(
                 "introspection",
@@ -494,18 +555,22 @@ class Bench:
         )
         return self.lines("refresh.txt", tokens)
 
-    async def signed_in_browser(self, auth_url: str) -> dict[str, str]:
-        """A browser that has signed in and consented once; wrk replays its cookie."""
+    async def signed_in_browser(
+        self, auth_url: str, client_id: str, secret: str, scope: str, *, nonce: str | None = None
+    ) -> dict[str, str]:
+        """A browser that has signed in and consented once to ``client_id``; wrk replays its cookie."""
         s, pkce = self.seed, Pkce.new()
         params = {
             "response_type": "code",
-            "client_id": s.web_id,
+            "client_id": client_id,
             "redirect_uri": REDIRECT_URI,
-            "scope": "photos:read",
+            "scope": scope,
             "state": "bench-state",
             "code_challenge": pkce.challenge,
             "code_challenge_method": "S256",
         }
+        if nonce is not None:
+            params["nonce"] = nonce
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(base_url=auth_url, cookie_jar=jar) as browser:
             answer = await obtain_code(browser, params, s.username, PASSWORD)
@@ -516,7 +581,7 @@ class Bench:
             "cookie": cookie,
             "redirect_uri": quote(REDIRECT_URI, safe=""),
             "verifier": pkce.verifier,
-            "auth": basic(s.web_id, s.web_secret)["Authorization"],
+            "auth": basic(client_id, secret)["Authorization"],
         }
 
     async def login_storm(self, auth: Server, cc_args: dict[str, str], s: Seed) -> None:
@@ -825,6 +890,9 @@ class Bench:
                     ("client_credentials", "oidc-provider"),
                     ("refresh_rotation", "bare-form-sign"),
                     ("sso_flow", "bare-form-sign"),
+                    ("oidc_flow_rs256", "sso_flow"),
+                    ("oidc_flow_es256", "sso_flow"),
+                    ("userinfo", "bare-hello"),
                     ("introspection", "bare-form-sign"),
                     ("introspection_distinct", "bare-form-sign"),
                     ("resource_cached", "bare-hello"),
