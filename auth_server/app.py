@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from auth_server import crypto, keys, routes
+from auth_server.admin_api import app as admin_api
 from auth_server.appkeys import REGISTRY
 from auth_server.oidc.logout import deliver_forever
 from auth_server.pages import error_page
@@ -80,5 +81,7 @@ def create_app(settings: Settings) -> web.Application:
                 await asyncio.wait(background, timeout=5)
 
     app.cleanup_ctx.append(resources)
+    if settings.admin_port:  # the admin API: its own port, never the public one (issue 15)
+        admin_api.serve_beside(app, reuse_port=settings.workers > 1)
     routes.add_routes(app)
     return app

@@ -332,6 +332,28 @@ async def cmd_client_update(args: argparse.Namespace) -> None:
     _print(updated.registration())
 
 
+async def cmd_client_review(args: argparse.Namespace) -> None:
+    """``tessera client approve|reject|suspend|reinstate ID``: a review decision, through
+    :mod:`auth_server.platform` (audited, seen by every replica at once)."""
+    settings = auth_settings()
+    reason = str(getattr(args, "reason", None) or "")
+    if args.decision in ("reject", "suspend") and not reason.strip():
+        raise CommandError("--reason must not be empty: the developer reads it")
+    async with open_registry(settings) as registry:
+        try:
+            if args.decision == "approve":
+                client = await platform.approve(registry, args.client_id, reviewer="cli")
+            elif args.decision == "reject":
+                client = await platform.reject(registry, args.client_id, reason, reviewer="cli")
+            elif args.decision == "suspend":
+                client = await platform.suspend(registry, args.client_id, reason, reviewer="cli")
+            else:
+                client = await platform.reinstate(registry, args.client_id, reviewer="cli")
+        except platform.ReviewError as error:
+            raise CommandError(str(error)) from None
+    _print({"client_id": client.client_id, "status": client.status, "review_note": client.review_note})
+
+
 def _new_password(args: argparse.Namespace, prompt: str) -> str:
     """A password from stdin (``--password-stdin``) or typed twice; at least 8 characters."""
     if args.password_stdin:
@@ -454,8 +476,16 @@ async def cmd_user_create(args: argparse.Namespace) -> None:
         except UsernameTaken as error:
             raise CommandError(str(error)) from None
         profile = await registry.users.set_profile(user.user_id, changes)
+        if args.admin:
+            await _set_admin(registry, user, True)
     assert profile is not None
-    _print({"user_id": user.subject, "username": user.username, **_profile(profile)})
+    _print({"user_id": user.subject, "username": user.username, **_profile(profile), "admin": args.admin})
+
+
+async def _set_admin(registry: Registry, user: User, admin: bool) -> None:
+    """Give or take the admin role (reviews applications at /admin, uses the admin API); audited."""
+    await registry.users.set_admin(user.user_id, admin)
+    await registry.audit.record("user.admin_changed", subject=user.subject, admin=admin)
 
 
 async def _find_user(registry: Registry, who: str) -> User:
@@ -507,9 +537,10 @@ async def cmd_user_show(args: argparse.Namespace) -> None:
 async def cmd_user_update(args: argparse.Namespace) -> None:
     settings = auth_settings()
     changes = _profile_changes(args, clearing=True)
-    if args.username is None and not args.password and not args.password_stdin and not changes:
+    nothing = args.username is None and not args.password and not args.password_stdin and not changes
+    if nothing and args.admin is None:
         raise CommandError(
-            "nothing to change: give --username, --password, --password-stdin or a profile option"
+            "nothing to change: give --username, --password, --password-stdin, --admin or a profile option"
             " (--email, --email-verified, --name, --nickname, --picture, --locale, --zoneinfo)"
         )
     if args.username is not None and (problem := usernames.problem(args.username)) is not None:
@@ -534,6 +565,8 @@ async def cmd_user_update(args: argparse.Namespace) -> None:
             raise CommandError(f"no user {args.user!r}")
         profile = profile or await registry.users.profile(user.user_id)
         assert profile is not None
+        if args.admin is not None:
+            await _set_admin(registry, user, args.admin == "yes")
         changed = [
             name for name, value in (("username", args.username), ("password", password_hash)) if value
         ] + sorted(changes)
@@ -550,6 +583,7 @@ async def cmd_user_update(args: argparse.Namespace) -> None:
             "username": updated.username,
             **_profile(profile),
             "refresh_token_families_revoked": families,
+            **({} if args.admin is None else {"admin": args.admin == "yes"}),
         }
     )
 
@@ -676,6 +710,11 @@ def cmd_auth_server(args: argparse.Namespace) -> None:
     from auth_server.app import create_app
 
     settings = auth_settings()
+    listening = serving.listener(args, settings)
+    # the admin API (issue 15): --admin-port wins over TESSERA_ADMIN_PORT; its workers share it too
+    settings = dataclasses.replace(
+        settings, admin_port=args.admin_port or settings.admin_port, workers=listening.workers
+    )
     serving.serve(
         lambda: create_app(settings),
         serving.listener(args, settings),
@@ -683,11 +722,54 @@ def cmd_auth_server(args: argparse.Namespace) -> None:
     )
 
 
+async def cmd_registration_token_create(args: argparse.Namespace) -> None:
+    """An initial access token for dynamic registration (RFC 7591 §3), printed once."""
+    settings = auth_settings()
+    async with open_registry(settings) as registry:
+        token, record = await registry.registration_tokens.create(
+            expires_in=args.expires_in, max_uses=args.max_uses, auto_approve=args.auto_approve
+        )
+        await registry.audit.record(
+            "registration_token.created",
+            expires_at=None if record.expires_at is None else record.expires_at.isoformat(),
+            max_uses=record.max_uses,
+            auto_approve=record.auto_approve,
+        )
+    _print(
+        {
+            "initial_access_token": token,
+            "expires_at": None if record.expires_at is None else record.expires_at.isoformat(),
+            "max_uses": record.max_uses,
+            "auto_approve": record.auto_approve,
+        }
+    )
+    print("Store the token now: Tessera keeps only its hash and cannot show it again.", file=sys.stderr)
+
+
+def _add_registration_token_commands(sub: Subcommands) -> None:
+    tokens = sub.add_parser(
+        "registration-token", help="initial access tokens for dynamic client registration (RFC 7591)"
+    ).add_subparsers(dest="action", required=True)
+    create = tokens.add_parser("create", help="print a new initial access token once (stored hashed)")
+    create.add_argument("--expires-in", type=_positive, metavar="S", help="seconds until it expires")
+    create.add_argument("--max-uses", type=_positive, metavar="N", help="how many registrations it allows")
+    create.add_argument(
+        "--auto-approve", action="store_true", help="clients it registers are approved, not pending review"
+    )
+    create.set_defaults(run=cmd_registration_token_create)
+
+
 def add_subcommands(sub: Subcommands) -> None:
     """The auth server's subcommands."""
     server = sub.add_parser("auth-server", help="run the authorization server")
     serving.add_listener_arguments(server)
+    server.add_argument(
+        "--admin-port",
+        type=int,
+        help="serve the admin HTTP API on this port (default: TESSERA_ADMIN_PORT, off)",
+    )
     server.set_defaults(run=cmd_auth_server)
+    _add_registration_token_commands(sub)
 
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
     create = client.add_parser("create", help="register a client; prints its secret once")
@@ -738,11 +820,25 @@ def add_subcommands(sub: Subcommands) -> None:
         action = client.add_parser(name)
         action.add_argument("client_id")
         action.set_defaults(run=run)
+    for decision, needs_reason, text in (
+        ("approve", False, "approve a pending application (or the change it waits with)"),
+        ("reject", True, "reject a pending application (or its change); the developer sees the reason"),
+        ("suspend", True, "stop an approved client at once and revoke its refresh tokens"),
+        ("reinstate", False, "let a suspended client get tokens again"),
+    ):
+        review = client.add_parser(decision, help=text)
+        review.add_argument("client_id")
+        if needs_reason:
+            review.add_argument("--reason", required=True, help="why (shown to the developer)")
+        review.set_defaults(run=cmd_client_review, decision=decision)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     user_create = user.add_parser("create")
     user_create.add_argument("--username", required=True)
     user_create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user_create.add_argument(
+        "--admin", action="store_true", help="a platform operator: reviews applications at /admin"
+    )
     _add_profile_arguments(user_create, update=False)
     user_create.set_defaults(run=cmd_user_create)
     user.add_parser("list", help="every user (never a password hash)").set_defaults(run=cmd_user_list)
@@ -759,6 +855,7 @@ def add_subcommands(sub: Subcommands) -> None:
     password.add_argument("--password", action="store_true", help="prompt for a new password")
     password.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
     _add_profile_arguments(user_update, update=True)
+    user_update.add_argument("--admin", choices=["yes", "no"], help="give or take the admin role")
     user_update.set_defaults(run=cmd_user_update)
     user_delete = user.add_parser("delete", help="delete a user, their consents, and revoke their tokens")
     user_delete.add_argument("user", help="username or user id")

@@ -272,6 +272,8 @@ def run(
         "PRINTER_PORT": str(printer_port),
     }
     env.setdefault("TESSERA_SITE_NAME", "Photo Warehouse")  # the demo's provider, on its pages
+    # native apps, CLIs and agents register themselves in development (RFC 7591, RFC 8252)
+    env.setdefault("TESSERA_REGISTRATION", "open-native")
     cli = [sys.executable, "-m", "auth_server.cli"]
     commands = {
         "auth server": (

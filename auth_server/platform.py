@@ -12,11 +12,25 @@ the approved settings keep working. Every decision is in the audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from auth_server.clients import Client
+from auth_server.registration import (
+    ClientMetadata,
+    Registered,
+    RegistrationError,
+    register,
+    validate_openid_metadata,
+    validate_registration,
+)
 from auth_server.registry import Registry
+from auth_server.scopes import ADMIN_SCOPES
+from auth_server.settings import Settings
+from shared.errors import InvalidScope
 
 
 class ReviewError(ValueError):
@@ -120,3 +134,303 @@ def widening(client: Client, changes: dict[str, Any]) -> dict[str, Any]:
 def owner_of(client: Client, user_id: uuid.UUID) -> bool:
     """Whether ``user_id`` is the developer who owns ``client``."""
     return client.owner_id is not None and client.owner_id == user_id
+
+
+# --- the developer's side (the developer console, /developers) ---------------------------------
+
+# Scopes that let a client administer the platform (the admin API's): never offered to a developer.
+ADMIN_SCOPE_PREFIX = "admin"
+# What an application registered at the developer console is: a confidential web app using the
+# code grant with PKCE and refresh tokens, authenticating with HTTP Basic (RFC 6749 §2.3.1).
+DEVELOPER_GRANT_TYPES = ("authorization_code", "refresh_token")
+DEVELOPER_AUTH_METHOD = "client_secret_basic"
+# the audit event that marks a secret as handed to the developer (shown once, after approval)
+SECRET_ISSUED = "client.secret_issued"  # noqa: S105 - an event name
+
+
+def offered_scopes(settings: Settings) -> dict[str, str]:
+    """The scopes a developer may ask for, with their descriptions: every known scope except the
+    admin ones."""
+    return {
+        scope: description
+        for scope, description in settings.scopes.items()
+        if scope != ADMIN_SCOPE_PREFIX and not scope.startswith(ADMIN_SCOPE_PREFIX + ":")
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """What a developer fills in to apply for an app, or to change one (issue 15, item 1)."""
+
+    client_name: str = ""
+    description: str = ""
+    client_uri: str = ""
+    logo_uri: str = ""
+    policy_uri: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
+    redirect_uris: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+    scope_justification: str = ""
+
+    @classmethod
+    def of(cls, client: Client) -> Application:
+        """The application as the client has it now (the edit form's starting values)."""
+        return cls(
+            client_name=client.client_name,
+            description=client.description or "",
+            client_uri=client.client_uri or "",
+            logo_uri=client.logo_uri or "",
+            policy_uri=client.policy_uri or "",
+            contact_name=client.contact_name or "",
+            contact_email=client.contact_email or "",
+            redirect_uris=client.redirect_uris,
+            scope=client.scope,
+            scope_justification=client.scope_justification or "",
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """By ``clients.CHANGEABLE`` name; optional ones left empty are ``None``."""
+        return {
+            field.name: (getattr(self, field.name) or None)
+            if isinstance(getattr(self, field.name), str)
+            else tuple(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+        }
+
+
+_REQUIRED = {
+    "client_name": "Give the app a name.",
+    "description": "Say what the app does.",
+    "client_uri": "Give the app's website.",
+    "policy_uri": "Give the address of the app's privacy policy.",
+    "contact_name": "Name the person responsible for the app.",
+    "contact_email": "Give an email address we can reach that person at.",
+    "scope_justification": "Say why the app needs the access it asks for.",
+}
+_LIMITS = {"client_name": 100, "contact_name": 200, "contact_email": 254, "description": 2000}
+
+
+def form_problems(application: Application, settings: Settings) -> dict[str, str]:
+    """What is missing or wrong in a developer's form, by field, in plain words (the registration
+    rules themselves are checked after, by :mod:`auth_server.registration`)."""
+    problems: dict[str, str] = {}
+    for field, message in _REQUIRED.items():
+        if not getattr(application, field).strip():
+            problems[field] = message
+    for field, limit in _LIMITS.items():
+        if len(getattr(application, field)) > limit:
+            problems[field] = f"Keep this under {limit} characters."
+    email = application.contact_email.strip()
+    if email and ("@" not in email.strip("@") or any(c.isspace() for c in email)):
+        problems["contact_email"] = "This does not look like an email address."
+    if not application.redirect_uris:
+        problems["redirect_uris"] = "Give at least one address people come back to after signing in."
+    if not application.scope:
+        problems["scope"] = "Choose at least one kind of access."
+    elif not set(application.scope) <= set(offered_scopes(settings)):
+        problems["scope"] = "Choose only the kinds of access listed."
+    return problems
+
+
+def _metadata(application: Application, **platform: Any) -> ClientMetadata:
+    return ClientMetadata(
+        client_name=application.client_name.strip(),
+        redirect_uris=application.redirect_uris,
+        grant_types=DEVELOPER_GRANT_TYPES,
+        scope=application.scope,
+        token_endpoint_auth_method=DEVELOPER_AUTH_METHOD,
+        require_pkce=True,
+        logo_uri=application.logo_uri.strip() or None,
+        client_uri=application.client_uri.strip() or None,
+        policy_uri=application.policy_uri.strip() or None,
+        description=application.description.strip(),
+        contact_name=application.contact_name.strip(),
+        contact_email=application.contact_email.strip(),
+        scope_justification=application.scope_justification.strip(),
+        **platform,
+    )
+
+
+async def apply(registry: Registry, owner_id: uuid.UUID, application: Application) -> Registered:
+    """Register a developer's application, pending review, through the one registration service
+    (every rule of :func:`auth_server.registration.register`). Its secret exists from creation (the
+    column needs a hash for a secret method) but is never shown: the developer gets one only after
+    approval (:func:`issue_secret`). :class:`RegistrationError` if a rule is broken."""
+    problems = form_problems(application, registry.settings)
+    if problems:
+        raise RegistrationError(next(iter(problems.values())))
+    registered = await register(
+        registry, _metadata(application, status="pending", owner_id=owner_id, registered_via="developer")
+    )
+    await registry.audit.record(
+        "client.applied", client_id=registered.client.client_id, subject=str(owner_id)
+    )
+    return registered
+
+
+@dataclass(frozen=True, slots=True)
+class Edited:
+    client: Client
+    applied: tuple[str, ...]  # the fields changed at once
+    for_review: tuple[str, ...]  # the fields that wait for review (pending_changes)
+
+
+def _changes(client: Client, application: Application) -> dict[str, Any]:
+    """The fields of ``application`` that differ from the client's."""
+    current = Application.of(client).fields()
+    return {name: value for name, value in application.fields().items() if value != current[name]}
+
+
+def check_change(registry: Registry, client: Client, application: Application) -> None:
+    """The client as it would be after the change, checked by the registration rules
+    (:class:`RegistrationError` naming the first one broken)."""
+    problems = form_problems(application, registry.settings)
+    if problems:
+        raise RegistrationError(next(iter(problems.values())))
+    settings = registry.settings
+    metadata = dataclasses.replace(
+        _metadata(application),
+        grant_types=client.grant_types,
+        token_endpoint_auth_method=client.token_endpoint_auth_method,
+        require_pkce=client.require_pkce,
+        post_logout_redirect_uris=client.post_logout_redirect_uris,
+        tos_uri=client.tos_uri,
+    )
+    validate_registration(
+        name=metadata.client_name,
+        redirect_uris=metadata.redirect_uris,
+        grant_types=metadata.grant_types,
+        scope=metadata.scope,
+        auth_method=metadata.token_endpoint_auth_method,
+        known_scopes=set(settings.scopes),
+        jwks=client.jwks,
+        jwks_uri=client.jwks_uri,
+        require_pkce=metadata.require_pkce,
+        development=settings.development,
+    )
+    validate_openid_metadata(metadata, development=settings.development)
+
+
+async def edit(registry: Registry, client: Client, application: Application) -> Edited:
+    """Change a developer's application. A change that widens an approved (or suspended) app — more
+    scopes, another redirect URI — waits for review in ``pending_changes`` while the approved settings
+    keep working; the rest applies at once. An app not yet approved changes at once (it is all under
+    review anyway)."""
+    check_change(registry, client, application)
+    changes = _changes(client, application)
+    wider = widening(client, changes) if client.status in ("approved", "suspended") else {}
+    now = {name: value for name, value in changes.items() if name not in wider}
+    updated = client
+    if now:
+        changed = await registry.clients.change(client.client_id, now)
+        assert changed is not None
+        updated = changed
+    if wider:
+        waiting = {**(client.pending_changes or {}), **wider}
+        changed = await registry.clients.set_pending_changes(client.client_id, waiting)
+        assert changed is not None
+        updated = changed
+        await registry.audit.record(
+            "client.change_requested", client_id=client.client_id, fields=sorted(wider)
+        )
+    return Edited(updated, tuple(sorted(now)), tuple(sorted(wider)))
+
+
+async def secret_issued(registry: Registry, client_id: str) -> bool:
+    """Whether the developer has been handed this client's secret (it is shown once)."""
+    return bool(await registry.audit.for_client(client_id, 1, event=SECRET_ISSUED))
+
+
+async def issue_secret(registry: Registry, client: Client) -> str:
+    """The secret of a newly approved application, shown once: a fresh one replaces the one made at
+    registration (which nobody ever saw), so a secret exists only for an app the platform approved."""
+    if client.status != "approved":
+        raise ReviewError("The app gets its secret once it is approved.")
+    if await secret_issued(registry, client.client_id):
+        raise ReviewError("The secret was already shown once; rotate it to get a new one.")
+    secret = await registry.clients.rotate_secret(client.client_id, overlap=0)
+    if secret is None:
+        raise ReviewError("This app does not use a client secret.")
+    await registry.audit.record(SECRET_ISSUED, client_id=client.client_id)
+    return secret
+
+
+async def rotate(registry: Registry, client: Client) -> str:
+    """A new secret for an app whose secret was issued; the old one keeps working for
+    ``Settings.secret_overlap`` seconds, so that a deployment can change over without breaking."""
+    if not await secret_issued(registry, client.client_id):
+        raise ReviewError("Get the app's first secret before rotating it.")
+    secret = await registry.clients.rotate_secret(client.client_id, overlap=registry.settings.secret_overlap)
+    if secret is None:
+        raise ReviewError("This app does not use a client secret.")
+    return secret
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    users: int  # how many users authorized the app (remembered consents)
+    tokens_last_day: int
+
+
+async def usage(registry: Registry, client_id: str) -> Usage:
+    """How many users authorized the app, and how many tokens it got in the last day."""
+    consents = await registry.consents.list(client_id=client_id)
+    return Usage(len(consents), await registry.token_counts.last_day(client_id))
+
+
+# --- the reviewer's side (the admin console, /admin) ---------------------------------------------
+
+REVIEW_ORDER = {"pending": 0, "approved": 1, "suspended": 2, "rejected": 3}
+
+
+def review_queue(clients: list[Client], status: str | None = None) -> list[Client]:
+    """Applications for the admin console: those pending review (or with a change pending) first,
+    then by status; only ``status`` ones if given."""
+    chosen = [c for c in clients if status is None or c.status == status]
+    return sorted(chosen, key=lambda c: 0 if c.pending_changes else REVIEW_ORDER.get(c.status, 9))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    field: str
+    current: tuple[str, ...]
+    proposed: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def change_diff(client: Client, changes: Mapping[str, Any] | None) -> list[FieldChange]:
+    """A pending change as a diff against the approved settings, field by field."""
+    diff = []
+    for field, value in (changes or {}).items():
+        current = _as_items(getattr(client, field, None))
+        proposed = _as_items(value)
+        added = tuple(v for v in proposed if v not in current)
+        removed = tuple(v for v in current if v not in proposed)
+        diff.append(FieldChange(field, current, proposed, added, removed))
+    return diff
+
+
+def _as_items(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+# --- who may hold the admin scopes ---------------------------------------------------------------
+
+
+async def scope_for_user(registry: Registry, subject: str, scope: tuple[str, ...]) -> tuple[str, ...]:
+    """``scope`` without the admin API's scopes unless the user is an admin: a client an operator
+    registered with them still gets them only for a user who reviews the platform."""
+    if not any(name in ADMIN_SCOPES for name in scope):
+        return scope
+    if await registry.users.is_admin(uuid.UUID(subject)):
+        return scope
+    narrowed = tuple(name for name in scope if name not in ADMIN_SCOPES)
+    if not narrowed:
+        raise InvalidScope("Only the platform's administrators may be granted the admin scopes.")
+    return narrowed

@@ -41,6 +41,7 @@ from auth_server.clients import (
 )
 from auth_server.grants import GRANTS, Grants
 from auth_server.registry import Registry
+from auth_server.scopes import ADMIN_SCOPES
 from auth_server.signing import ID_TOKEN_ALGORITHMS
 from auth_server.stores.clients import OIDC_FIELDS, PLATFORM_FIELDS
 from shared.fetch import KINDS, PRIVATE_KINDS, Fetcher, FetchError, FetchRefused, address_kind, host_address
@@ -127,6 +128,7 @@ async def register(
     resolver (tests); the fetch allows private addresses only for a development issuer either way.
     """
     settings = registry.settings
+    check_operator_scopes(metadata.scope, registered_via=metadata.registered_via)
     validate_registration(
         name=metadata.client_name,
         redirect_uris=metadata.redirect_uris,
@@ -160,6 +162,15 @@ async def register(
         openid={**openid, **platform, "sector_identifier": sector},
     )
     return Registered(client, secret, notices(metadata.grant_types))
+
+
+def check_operator_scopes(scope: Sequence[str], *, registered_via: str) -> None:
+    """The admin API's scopes (:data:`auth_server.scopes.ADMIN_SCOPES`) are for clients an operator
+    registers (``tessera client create``, the admin API) alone: never for one registered dynamically
+    (RFC 7591) or by a developer, whose every scope would otherwise be one request away."""
+    admin = [name for name in scope if name in ADMIN_SCOPES]
+    if admin and registered_via != "operator":
+        raise RegistrationError(f"the scope(s) {' '.join(admin)} can only be registered by an operator")
 
 
 def notices(grant_types: Sequence[str], grants: Grants = GRANTS) -> tuple[str, ...]:

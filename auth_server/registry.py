@@ -26,8 +26,10 @@ from auth_server.stores.login_attempts import LoginAttemptStore
 from auth_server.stores.logout_deliveries import LogoutDeliveryStore
 from auth_server.stores.rate_limits import RateLimitStore
 from auth_server.stores.refresh_tokens import RefreshTokenStore
+from auth_server.stores.registration_tokens import RegistrationTokenStore
 from auth_server.stores.revoked_tokens import RevokedTokenStore
 from auth_server.stores.sessions import SessionStore
+from auth_server.stores.token_counts import TokenCounts
 from auth_server.stores.used_jtis import UsedJtiStore
 from auth_server.stores.users import UserStore
 from auth_server.tokens import AccessTokenIssuer
@@ -64,6 +66,9 @@ class Registry:
     kek: KeyEncryption
     access_tokens: AccessTokenIssuer
     subjects: Subjects
+    token_counts: TokenCounts
+    # initial and registration access tokens of dynamic registration (RFC 7591/7592)
+    registration_tokens: RegistrationTokenStore
 
     @classmethod
     def build(cls, settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Registry:
@@ -118,4 +123,6 @@ class Registry:
                 alg=settings.signing_alg,
             ),
             subjects=Subjects(InstanceSecrets(pool)),
+            token_counts=TokenCounts(redis, keys),
+            registration_tokens=RegistrationTokenStore(pool),
         )

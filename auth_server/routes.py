@@ -12,6 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from auth_server import paths
+from auth_server.endpoints import admin_console, developers
+from auth_server.endpoints.account import account_page, revoke_app
 from auth_server.endpoints.authorize import authorize
 from auth_server.endpoints.consent import consent
 from auth_server.endpoints.end_session import end_session
@@ -19,6 +21,7 @@ from auth_server.endpoints.introspection import introspect
 from auth_server.endpoints.jwks import jwks
 from auth_server.endpoints.login import login, login_page, logout
 from auth_server.endpoints.metadata import metadata
+from auth_server.endpoints.registration import delete_client, read_client, register_client, update_client
 from auth_server.endpoints.revocation import revoke
 from auth_server.endpoints.revocation_list import endpoint as revocation_list
 from auth_server.endpoints.token import token
@@ -41,6 +44,7 @@ TOKEN = {
 }
 SCHEMAS = {"Token": TOKEN}
 
+CLIENT_ID_IN_PATH = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CLIENT_AUTH: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
 _FORM_POST: dict[str, Any] = {"requestBody": {"required": True, "content": FORM}, "security": _CLIENT_AUTH}
 _AUTHORIZE_PARAMETERS = (
@@ -195,6 +199,19 @@ def add_routes(app: web.Application) -> None:
         responses={"303": REDIRECT, "400": HTML},
     )
     routes.get(
+        paths.ACCOUNT,
+        account_page,
+        summary="Account page: the apps that can act for the signed-in user",
+        responses={"200": HTML, "303": REDIRECT},
+    )
+    routes.post(
+        paths.ACCOUNT,
+        revoke_app,
+        summary="Take back an app's access (revoke=client_id): consent, refresh tokens, back-channel logout",
+        requestBody={"content": FORM},
+        responses={"303": REDIRECT, "400": HTML, "413": HTML},
+    )
+    routes.get(
         paths.END_SESSION,
         end_session,
         summary="OpenID Connect RP-Initiated Logout 1.0 end-session endpoint",
@@ -210,6 +227,82 @@ def add_routes(app: web.Application) -> None:
         summary="OpenID Connect RP-Initiated Logout 1.0 end-session endpoint (form), and its confirmation",
         requestBody={"content": FORM},
         responses={"200": HTML, "303": REDIRECT, "400": HTML},
+    )
+    add_registration_routes(routes)
+
+
+def add_registration_routes(routes: openapi.Routes) -> None:
+    """RFC 7591 registration and RFC 7592 management (404 while TESSERA_REGISTRATION is off)."""
+    metadata_body = {"required": True, "content": {"application/json": {"schema": OBJECT}}}
+    client_info = json_body(OBJECT, "RFC 7591 §3.2.1 client information")
+    managed = {
+        "parameters": [CLIENT_ID_IN_PATH],
+        "security": [{"bearer": []}],
+    }
+    routes.post(
+        paths.REGISTRATION,
+        register_client,
+        summary="RFC 7591 dynamic client registration",
+        requestBody=metadata_body,
+        security=[{"bearer": []}, {}],
+        responses={"201": client_info, **errors(400, 401, 404, 413, 429, 503)},
+    )
+    routes.get(
+        paths.REGISTRATION_CLIENT,
+        read_client,
+        summary="RFC 7592 §2.1 read a client's registration",
+        **managed,
+        responses={"200": client_info, **errors(401, 404, 429, 503)},
+    )
+    routes.put(
+        paths.REGISTRATION_CLIENT,
+        update_client,
+        summary="RFC 7592 §2.2 replace a client's metadata (rotates the registration access token)",
+        requestBody=metadata_body,
+        **managed,
+        responses={"200": client_info, **errors(400, 401, 404, 413, 429, 503)},
+    )
+    routes.delete(
+        paths.REGISTRATION_CLIENT,
+        delete_client,
+        summary="RFC 7592 §2.3 delete a client",
+        **managed,
+        responses={"204": {"description": "deleted"}, **errors(401, 404, 429, 503)},
+    )
+    _add_console_routes(routes)
+
+
+def _add_console_routes(routes: openapi.Routes) -> None:
+    """The developer console and the admin console (issue 15): HTML pages for signed-in people."""
+    page = {"200": HTML, "303": REDIRECT, "404": HTML}
+    answer = {"requestBody": {"content": FORM}, "responses": {**page, "400": HTML, "409": HTML}}
+    one_app = {"parameters": [CLIENT_ID_IN_PATH]}
+    app_path = f"{paths.DEVELOPERS}/apps/{{client_id}}"
+    routes.get(
+        paths.DEVELOPERS, developers.developers, summary="Developer console: your apps", responses=page
+    )
+    routes.get(f"{paths.DEVELOPERS}/apply", developers.apply_page, summary="Apply for an app", responses=page)
+    routes.post(f"{paths.DEVELOPERS}/apply", developers.apply, summary="Send an application", **answer)
+    routes.get(app_path, developers.app_page, summary="One of your apps", responses=page, **one_app)
+    routes.post(
+        f"{app_path}/secret", developers.secret, summary="Get or rotate an app's secret", **answer, **one_app
+    )
+    routes.get(f"{app_path}/edit", developers.edit_page, summary="Change an app", responses=page, **one_app)
+    routes.post(f"{app_path}/edit", developers.edit, summary="Save an app's changes", **answer, **one_app)
+    routes.get(paths.ADMIN, admin_console.applications, summary="Admin console: applications", responses=page)
+    routes.get(
+        f"{paths.ADMIN}/apps/{{client_id}}",
+        admin_console.application,
+        summary="An application",
+        responses=page,
+        **one_app,
+    )
+    routes.post(
+        f"{paths.ADMIN}/apps/{{client_id}}",
+        admin_console.decide,
+        summary="Approve, reject, suspend or reinstate an application",
+        **answer,
+        **one_app,
     )
 
 

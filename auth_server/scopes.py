@@ -15,6 +15,14 @@ OPENID_SCOPES = {
     "offline_access": "Keep access while you are away (until you take it back)",
 }
 
+# The admin API's scopes (issue 15): known to every Tessera, registrable only by an operator (never
+# by dynamic or developer registration, ``registration.check_operator_scopes``), and honoured by the
+# admin API only in a token of a user who is an admin when it is used (``admin_api/auth.py``).
+ADMIN_SCOPES = {
+    "admin:read": "Read everything this server holds: clients, users, consents, keys, the audit log",
+    "admin:write": "Change what this server holds: review clients, manage users, consents and keys",
+}
+
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from auth_server.scopes import OPENID_SCOPES
+from auth_server.scopes import ADMIN_SCOPES, OPENID_SCOPES
 from auth_server.signing import ALGORITHMS as SIGNING_ALGORITHMS
 from shared import settings_docs
 from shared.config import (
@@ -147,7 +147,7 @@ def _networks(
 def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str, Any]) -> Mapping[str, str]:
     raw = env.optional(key)
     if raw is None:
-        return MappingProxyType({**OPENID_SCOPES, **default})
+        return MappingProxyType({**OPENID_SCOPES, **ADMIN_SCOPES, **default})
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -159,7 +159,26 @@ def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str
     openid = [name for name in value if name in OPENID_SCOPES]
     if openid:
         raise ConfigError(f"{env.name(key)}: {', '.join(openid)} are OpenID Connect's scopes, always known")
-    return MappingProxyType({**OPENID_SCOPES, **value})
+    admin = [name for name in value if name in ADMIN_SCOPES]
+    if admin:
+        raise ConfigError(f"{env.name(key)}: {', '.join(admin)} are the admin API's scopes, always known")
+    return MappingProxyType({**OPENID_SCOPES, **ADMIN_SCOPES, **value})
+
+
+REGISTRATION_POLICIES = ("token", "open-native", "off")
+
+
+def _open_scopes(env: Env, key: str, default: tuple[str, ...], earlier: Mapping[str, Any]) -> tuple[str, ...]:
+    """Space-separated known scopes; never an admin scope (those are for operators alone)."""
+    raw = env.optional(key)
+    names = default if raw is None else tuple(dict.fromkeys(raw.split()))
+    unknown = [name for name in names if name not in earlier["scopes"]]
+    if unknown:
+        raise ConfigError(f"{env.name(key)}: unknown scope(s) {', '.join(unknown)} (see TESSERA_SCOPES)")
+    admin = [name for name in names if name in ADMIN_SCOPES]
+    if admin:
+        raise ConfigError(f"{env.name(key)}: {', '.join(admin)} can never be open to self-registered clients")
+    return names
 
 
 SECONDS = "seconds"
@@ -254,6 +273,12 @@ class Settings:
     )
     session_ttl: int = setting(
         "SESSION_TTL", Integer(minimum=60, unit=SECONDS), "Lifetime of a login session.", default=8 * 3600
+    )
+    secret_overlap: int = setting(
+        "SECRET_OVERLAP",
+        Integer(maximum=30 * 86400, unit=SECONDS),
+        "How long a client's old secret keeps working after the developer console rotates it.",
+        default=86400,
     )
     signing_alg: str = setting(
         "SIGNING_ALG", Choice(SIGNING_ALGORITHMS), "Algorithm of new signing keys.", default="ES256"
@@ -394,6 +419,47 @@ class Settings:
         "`off`: a `private_key_jwt` assertion's `aud` must be the issuer alone (RFC 7523 fix);"
         " `on`: the token endpoint or the endpoint called is accepted too.",
         default=False,
+    )
+    # --- dynamic client registration (RFC 7591/7592) and the admin API (issue 15) ---
+    registration: str = setting(
+        "REGISTRATION",
+        Choice(REGISTRATION_POLICIES),
+        "Dynamic client registration (RFC 7591): `token`, only with an initial access token"
+        " (`tessera registration-token create`); `open-native`, also without one for public clients"
+        " whose redirect URIs are all loopback or private-use schemes (RFC 8252), auto-approved with"
+        " TESSERA_OPEN_SCOPES; `off`, no registration endpoint.",
+        default="token",
+    )
+    open_scopes: tuple[str, ...] = setting(
+        "OPEN_SCOPES",
+        Parsed(_open_scopes, "space-separated known scopes"),
+        "The scopes a client registered without an initial access token (`open-native`) may have"
+        " (the user still consents to each; `offline_access` lets an agent keep access while she is away).",
+        default=("openid", "profile", "offline_access"),
+        shown="`openid profile offline_access`",
+    )
+    rate_register_per_ip: int = setting(
+        "RATE_REGISTER_PER_IP",
+        Integer(unit=PER_MINUTE),
+        "Dynamic registration requests per client address.",
+        default=20,
+    )
+    open_registrations_per_hour: int = setting(
+        "OPEN_REGISTRATIONS_PER_HOUR",
+        Integer(),
+        "Registrations without an initial access token per hour, from all addresses together"
+        " (`open-native`); 0: no cap.",
+        default=1000,
+    )
+    admin_port: int = setting(
+        "ADMIN_PORT",
+        Integer(maximum=65535),
+        "Port of the admin HTTP API (its own listener on TESSERA_ADMIN_HOST, never the public port);"
+        " 0: off. `--admin-port` on the command line wins.",
+        default=0,
+    )
+    admin_host: str = setting(
+        "ADMIN_HOST", Text("an address"), "Listen address of the admin HTTP API.", default="127.0.0.1"
     )
     host: str = host_setting("HOST")
     port: int = port_setting("PORT", 8000)

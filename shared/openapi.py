@@ -82,6 +82,9 @@ class Routes:
     def post(self, path: str, handler: Handler, **operation: Any) -> None:
         self._operations[self._router.add_post(path, handler)] = operation
 
+    def put(self, path: str, handler: Handler, **operation: Any) -> None:
+        self._operations[self._router.add_put(path, handler)] = operation
+
     def delete(self, path: str, handler: Handler, **operation: Any) -> None:
         self._operations[self._router.add_delete(path, handler)] = operation
 

@@ -33,6 +33,9 @@ class AuthorizationRequest:
     claims: str | None = None
     # ``prompt=consent``: ask again even if the user consented before
     ask_consent: bool = False
+    # when the grant the user chose ends (Unix time; None: until revoked, issue 15): set once she
+    # answers, from the consent page or her remembered consent; bounds the refresh-token family
+    grant_ends_at: int | None = None
 
     @property
     def openid(self) -> bool:

@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from urllib.parse import urlencode, urlsplit
+from dataclasses import replace
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from auth_server import paths
+from auth_server import paths, platform
 from auth_server.appkeys import REGISTRY
 from auth_server.authorization import checks
 from auth_server.authorization.answer import answer
 from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.authorization.response_modes import REDIRECT_HEADERS
 from auth_server.clients import Client
-from auth_server.pages import current_session, render
+from auth_server.endpoints.consent import consent_page
+from auth_server.pages import current_session
 from auth_server.rate_limits import limit, per_address
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
 from shared.error_middleware import html_page
@@ -54,26 +56,21 @@ async def authorize(request: web.Request) -> web.Response:
             if "none" in checking.prompt:
                 raise LoginRequired("The user is not signed in (prompt=none).")
             return _to_login(query, reauthenticate=owner is not None, forced=_asks_fresh_sign_in(checking))
-        granted = await registry.consents.granted(uuid.UUID(owner.subject), client.client_id)
-        if (
-            not authz.ask_consent
-            and client.remembers_consent(authz.response_type)
-            and set(authz.scope) <= granted
-        ):
-            return redirection.response(await answer(registry, request.app[METRICS], authz, owner))
+        authz = replace(authz, scope=await platform.scope_for_user(registry, owner.subject, authz.scope))
+        remembered = await _remembered(registry, client, authz, owner)
+        if remembered is not None:
+            return redirection.response(await answer(registry, request.app[METRICS], remembered, owner))
         if "none" in checking.prompt:
             raise ConsentRequired("The user has not consented to this request (prompt=none).")
         request_id = await registry.authorization_requests.put(authz, owner.subject)
-        return render(
-            "consent.html",
-            client_name=client.client_name,
+        return consent_page(
             client=client,
-            username=session.username,
-            scopes=[(s, registry.settings.scopes.get(s, s)) for s in authz.scope],
-            redirect_host=urlsplit(redirection.redirect_uri).netloc or redirection.redirect_uri,
-            csrf=session.csrf,
+            session=session,
+            authz=authz,
+            scopes=dict(registry.settings.scopes),
+            site_name=registry.settings.site_name,
+            redirect_uri=redirection.redirect_uri,
             request_id=request_id,
-            form_to=redirection.redirect_uri,  # the consent form's answer redirects there (CSP)
         )
     except OAuthError as error:
         if checking.redirection is None:
@@ -97,11 +94,16 @@ class ConsentRequired(OAuthError):
 
 async def _remembered(
     registry: Registry, client: Client, authz: AuthorizationRequest, owner: ResourceOwner
-) -> bool:
-    """Whether a consent the user gave before answers this request without asking again."""
+) -> AuthorizationRequest | None:
+    """The request as a live consent the user gave before answers it without asking again (bound
+    to when that consent ends, issue 15); None when she must be asked."""
     if authz.ask_consent or not client.remembers_consent(authz.response_type):
-        return False
-    return set(authz.scope) <= await registry.consents.granted(uuid.UUID(owner.subject), client.client_id)
+        return None
+    consent = await registry.consents.remembered(uuid.UUID(owner.subject), client.client_id)
+    if consent is None or not set(authz.scope) <= consent.scope:
+        return None
+    ends = None if consent.expires_at is None else int(consent.expires_at.timestamp())
+    return replace(authz, grant_ends_at=ends)
 
 
 async def _must_sign_in(registry: Registry, checking: checks.Checking, owner: ResourceOwner) -> bool:

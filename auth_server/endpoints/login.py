@@ -3,8 +3,8 @@
 The login form's CSRF token is a signed double-submit cookie (:mod:`auth_server.login_csrf`): a
 visitor who is not signed in has no session, and viewing the page stores nothing. A successful
 login creates the session, with a fresh id and CSRF token, replacing any session the browser had.
-``return_to`` may only lead back to the authorization endpoint, so the page cannot be used as an
-open redirector.
+``return_to`` may only lead back to the authorization endpoint (or to one of the consoles, by exact
+path), so the page cannot be used as an open redirector.
 """
 
 from __future__ import annotations
@@ -26,12 +26,16 @@ from shared.errors import InvalidRequest
 from shared.http import client_ip, read_form
 
 INVALID_LOGIN = "Invalid username or password."
+# pages a sign-in may return to besides the authorization endpoint (exact paths, no query)
+CONSOLE_PAGES = frozenset({paths.DEVELOPERS, paths.ADMIN, paths.ACCOUNT})
 
 
 def safe_return_to(value: str | None) -> str:
     """The authorization request to resume, rebuilt from its parsed query; the login page otherwise."""
     if not value:
         return paths.LOGIN
+    if value in CONSOLE_PAGES:
+        return value
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.path != paths.AUTHORIZE or not parts.query:
         return paths.LOGIN

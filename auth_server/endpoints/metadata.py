@@ -17,17 +17,26 @@ from auth_server.clients import AUTH_METHODS, SUBJECT_TYPES
 from auth_server.grants import GRANTS, Grants
 from auth_server.oidc.claims import CLAIMS_SUPPORTED
 from auth_server.oidc.id_tokens import ACR_VALUES
+from auth_server.scopes import ADMIN_SCOPES
 from auth_server.settings import Settings
 from auth_server.signing import ID_TOKEN_ALGORITHMS
 
 
 def document(settings: Settings, grants: Grants = GRANTS) -> dict[str, Any]:
+    doc = _document(settings, grants)
+    if settings.registration != "off":  # RFC 8414 §2, RFC 7591 §3
+        doc["registration_endpoint"] = settings.endpoint(paths.REGISTRATION)
+    return doc
+
+
+def _document(settings: Settings, grants: Grants) -> dict[str, Any]:
     return {
         "issuer": settings.issuer,
         "authorization_endpoint": settings.endpoint(paths.AUTHORIZE),
         "token_endpoint": settings.endpoint(paths.TOKEN),
         "jwks_uri": settings.endpoint(paths.JWKS),
-        "scopes_supported": sorted(settings.scopes),
+        # the admin API's scopes are not advertised: they are for operators' clients alone
+        "scopes_supported": sorted(s for s in settings.scopes if s not in ADMIN_SCOPES),
         "revocation_endpoint": settings.endpoint(paths.REVOKE),
         "introspection_endpoint": settings.endpoint(paths.INTROSPECT),
         "tessera_revocation_list_uri": settings.endpoint(paths.REVOCATION_LIST),  # not an RFC name

@@ -53,4 +53,5 @@ async def token(request: web.Request) -> web.Response:
         raise UnauthorizedClient(f"Public clients cannot use the {grant_type} grant.")
     body = await grant.token_endpoint(registry, client, TokenRequest(form, client_ip(request)))
     request.app[METRICS].tokens.labels(grant_type).inc()
+    registry.token_counts.count(client.client_id)  # in process: no round trip per token
     return web.Response(body=orjson.dumps(body), content_type="application/json", headers=NO_STORE)

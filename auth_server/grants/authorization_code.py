@@ -12,6 +12,7 @@ the winner had finished.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from auth_server import pkce
@@ -44,6 +45,7 @@ async def issue_code(
             claims=request.claims,
             sid=owner.sid,
             amr=owner.amr,
+            grant_ends_at=request.grant_ends_at,
         )
     )
     return {"code": code}
@@ -90,6 +92,8 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         # OpenID Connect Core §11: an authentication request gets a refresh token only for offline_access
         refresh=GRANT.issues_refresh_tokens and (not openid or "offline_access" in scope),
         userinfo_claims=userinfo_claims(grant.claims),
+        # the duration the user chose on the consent page bounds the family (issue 15)
+        ends_at=None if grant.grant_ends_at is None else datetime.fromtimestamp(grant.grant_ends_at, UTC),
     )
     if openid:
         authentication = Authentication(

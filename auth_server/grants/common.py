@@ -40,8 +40,10 @@ async def issue_tokens(
     auth_time: int | None,
     refresh: bool,
     userinfo_claims: tuple[str, ...] | None = None,
+    ends_at: datetime | None = None,
 ) -> IssuedTokens:
-    """Sign an access token and, when asked and the client may refresh, start a refresh-token family."""
+    """Sign an access token and, when asked and the client may refresh, start a refresh-token family
+    (ending at ``ends_at`` if the user chose an end sooner than the family's lifetime)."""
     access = registry.access_tokens.prepare()
     refresh_token = family_id = None
     if refresh and client.allows_grant("refresh_token"):
@@ -51,6 +53,7 @@ async def issue_tokens(
             scope=scope,
             auth_time=None if auth_time is None else datetime.fromtimestamp(auth_time, UTC),
             access=access.record,
+            ends_at=ends_at,
         )
     jwt = registry.access_tokens.sign(
         access,

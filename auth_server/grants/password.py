@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth_server import scopes
+from auth_server import platform, scopes
 from auth_server.clients import Client
 from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
@@ -37,6 +37,7 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         ) from None
     if user is None:
         raise InvalidGrant("The username or password is incorrect.")
+    scope = await platform.scope_for_user(registry, user.subject, scope)
     issued = await issue_tokens(
         registry,
         client,

@@ -66,3 +66,20 @@ class AuditLog:
             AuditEvent(r["at"], r["event"], r["client_id"], r["subject"], r["ip"], json.loads(r["details"]))
             for r in rows
         ]
+
+    async def for_client(
+        self, client_id: str, limit: int = 100, *, event: str | None = None
+    ) -> list[AuditEvent]:
+        """The latest events about one client (of one kind, if ``event``), newest first: the admin
+        console's audit trail."""
+        rows = await self._pool.fetch(
+            "SELECT at, event, client_id, subject, ip, details::text AS details FROM audit_events"
+            " WHERE client_id = $1 AND ($3::text IS NULL OR event = $3) ORDER BY event_id DESC LIMIT $2",
+            client_id,
+            limit,
+            event,
+        )
+        return [
+            AuditEvent(r["at"], r["event"], r["client_id"], r["subject"], r["ip"], json.loads(r["details"]))
+            for r in rows
+        ]

@@ -82,6 +82,9 @@ class CodeGrant:
     claims: str | None = None
     sid: str | None = None
     amr: tuple[str, ...] = ("pwd",)
+    # when the grant the user chose ends (Unix time; None: until revoked): the refresh-token family
+    # issued for the code ends then at the latest (issue 15)
+    grant_ends_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,17 +87,21 @@ class RefreshTokenStore:
         scope: tuple[str, ...],
         auth_time: datetime | None,
         access: IssuedAccess,
+        ends_at: datetime | None = None,
     ) -> tuple[str, uuid.UUID]:
-        """Start a new family for a fresh grant; return its first refresh token and the family id."""
+        """Start a new family for a fresh grant; return its first refresh token and the family id.
+
+        The family ends after the configured lifetime, or at ``ends_at`` if that is sooner (the
+        grant's end the user chose, issue 15): never later than the lifetime allows."""
         token, family_id = new_token(), uuid.uuid4()
         # one statement, so one round trip and atomic: the family and its first token
         await self._pool.execute(
             "WITH family AS ("
             " INSERT INTO refresh_token_families"
             " (family_id, client_id, subject, scope, auth_time, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, now() + $10::interval))"
+            " VALUES ($1, $2, $3, $4, $5, least(now() + $10::interval, $11::timestamptz)))"
             " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
-            " VALUES ($6, $1, now() + least($7::interval, $10::interval), $8, $9)",
+            " VALUES ($6, $1, least(now() + $7::interval, now() + $10::interval, $11::timestamptz), $8, $9)",
             family_id,
             client_id,
             subject,
@@ -108,6 +112,7 @@ class RefreshTokenStore:
             access.jti,
             access.expires_at,
             self._lifetime,
+            ends_at,
         )
         return token, family_id
 

@@ -32,6 +32,7 @@ from pytest_aiohttp.plugin import AiohttpServer
 from redis.asyncio import Redis
 from yarl import URL
 
+from auth_server import platform
 from auth_server.clients import Client
 from auth_server.crypto import hash_password
 from auth_server.registry import Registry
@@ -381,6 +382,64 @@ class PageWalk:
         return response, text
 
 
+def _route_of(app: web.Application, path: str) -> str:
+    """The route a visited path matched, as the router names it (``/developers/apps/{client_id}``)."""
+    for resource in app.router.resources():
+        if resource._match(path) is not None:  # type: ignore[attr-defined]
+            return resource.canonical
+    return path
+
+
+async def _visit_consoles(walk: PageWalk, registry: Registry, user: User) -> None:
+    """The developer console and the admin console (issue 15), signed in: as a developer, then as a
+    user who is not an admin (page not found), then as one who is."""
+    _, page = await walk.go("developer console", "GET", "/developers")
+    csrf = hidden(page, "csrf_token")
+    await walk.go("developer console: apply form", "GET", "/developers/apply")
+    application = {
+        "csrf_token": csrf,
+        "client_name": "Console App",
+        "description": "Shows photos.",
+        "client_uri": "https://console.example/",
+        "policy_uri": "https://console.example/privacy",
+        "contact_name": "Li Na",
+        "contact_email": "li@console.example",
+        "redirect_uris": "https://console.example/cb",
+        "scope": "photos:read",
+        "scope_justification": "To show them.",
+    }
+    await walk.go(
+        "developer console: apply, a problem",
+        "POST",
+        "/developers/apply",
+        data={**application, "contact_email": "x"},
+    )
+    response, _ = await walk.go("developer console: applied", "POST", "/developers/apply", data=application)
+    app_path = response.headers["Location"].split("?")[0]
+    client_id = app_path.rsplit("/", 1)[1]
+    await walk.go(
+        "developer console: forged CSRF (error page)", "POST", f"{app_path}/secret", data={"csrf_token": "x"}
+    )
+    await walk.go(
+        "developer console: secret before approval", "POST", f"{app_path}/secret", data={"csrf_token": csrf}
+    )
+    await platform.approve(registry, client_id)
+    await walk.go("developer console: app page", "GET", app_path)
+    await walk.go("developer console: secret shown", "POST", f"{app_path}/secret", data={"csrf_token": csrf})
+    await walk.go("developer console: edit form", "GET", f"{app_path}/edit")
+    await walk.go("developer console: edited", "POST", f"{app_path}/edit", data=application)
+    await walk.go("developer console: another's app", "GET", "/developers/apps/someone-elses")
+    await walk.go("admin console: not an admin", "GET", "/admin")
+    await walk.go("admin console: app, not an admin", "GET", f"/admin/apps/{client_id}")
+    decision = {"csrf_token": csrf, "decision": "suspend", "reason": "Abuse"}
+    await walk.go("admin console: decision, not an admin", "POST", f"/admin/apps/{client_id}", data=decision)
+    await registry.users.set_admin(user.user_id, True)
+    await walk.go("admin console", "GET", "/admin")
+    await walk.go("admin console: app", "GET", f"/admin/apps/{client_id}")
+    await walk.go("admin console: suspended", "POST", f"/admin/apps/{client_id}", data=decision)
+    await registry.users.set_admin(user.user_id, False)
+
+
 async def _visit_every_page(
     http: TestClient, registry: Registry, new_client: ClientFactory, user: User
 ) -> list[Visit]:
@@ -389,6 +448,8 @@ async def _visit_every_page(
     client, _ = await new_client()
     _, page = await walk.go("login form", "GET", "/login")
     csrf = hidden(page, "csrf_token")
+    response, _ = await walk.go("account page: to the login page", "GET", "/account")
+    assert response.status == 303
     login = {"username": user.username, "password": PASSWORD, "csrf_token": csrf}
     await walk.go("login: forged CSRF token", "POST", "/login", data={**login, "csrf_token": "forged"})
     await walk.go("login: wrong password", "POST", "/login", data={**login, "password": "wrong password"})
@@ -430,9 +491,16 @@ async def _visit_every_page(
     assert query_of(response.headers["Location"])["error"] == "access_denied"
     bad_scope = authorize_params(client.client_id, scope="no-such:scope")
     await walk.go("authorize: error redirect", "GET", f"/oauth2/authorize?{urlencode(bad_scope)}")
+    _, page = await walk.go("account page", "GET", "/account")
+    revoke = {"csrf_token": hidden(page, "csrf_token"), "revoke": client.client_id}
+    await walk.go("account: forged CSRF (error page)", "POST", "/account", data={**revoke, "csrf_token": "x"})
+    response, _ = await walk.go("account: app revoked", "POST", "/account", data=revoke)
+    assert response.status == 303
+    await walk.go("account page: after revoking", "GET", response.headers["Location"])
     _, page = await walk.go("signed-in page", "GET", "/login")
     assert "signed in as" in page
     await walk.go("login page while signed in", "GET", f"/login?{urlencode({'return_to': return_to})}")
+    await _visit_consoles(walk, registry, user)
     response, _ = await walk.go("end session: confirmation page", "GET", "/oauth2/logout")
     assert response.status == 200
     await walk.go("end session: forged CSRF (error page)", "POST", "/oauth2/logout", data={"csrf_token": "x"})
@@ -447,7 +515,7 @@ async def _visit_every_page(
         for route in app.router.routes()
         if route.resource is not None and getattr(route.handler, "__tessera_html__", False)
     }
-    visited = {(visit.method, visit.path) for visit in walk.visits}
+    visited = {(visit.method, _route_of(app, visit.path)) for visit in walk.visits}
     assert html_routes <= visited, f"HTML routes not visited: {html_routes - visited}"
     return walk.visits
 

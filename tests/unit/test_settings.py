@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from auth_server import settings as settings_module
-from auth_server.scopes import OPENID_SCOPES
+from auth_server.scopes import ADMIN_SCOPES, OPENID_SCOPES
 from auth_server.settings import DEV_KEY_ENCRYPTION_KEY, Settings
 from resource_server.settings import ResourceSettings
 from shared.config import ConfigError, Integer, redact_url, setting, settings_class
@@ -71,7 +71,7 @@ def test_bad_settings_name_the_variable(change: dict[str, str], named: str) -> N
 def test_custom_scopes() -> None:
     settings = Settings.from_env({**PROD, "TESSERA_SCOPES": '{"read": "Read things"}'})
     # OpenID Connect's scopes are always known, beside the configured ones
-    assert dict(settings.scopes) == {**OPENID_SCOPES, "read": "Read things"}
+    assert dict(settings.scopes) == {**OPENID_SCOPES, **ADMIN_SCOPES, "read": "Read things"}
 
 
 def test_openid_scopes_cannot_be_redefined() -> None:

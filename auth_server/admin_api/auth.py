@@ -1,0 +1,89 @@
+"""Who may call the admin API: the bearer of one of Tessera's own access tokens (RFC 9068) with an
+admin scope, validated locally with :mod:`shared.jwt_validation` — the signature against the key ring
+(:class:`auth_server.tokens.KeyRingKeys`, no JWKS fetch), ``typ=at+jwt``, this issuer and audience,
+expiry — and not revoked (the issuer's deny-list, checked on every request).
+
+The scopes (:data:`auth_server.scopes.ADMIN_SCOPES`) are registrable only by an operator
+(``registration.check_operator_scopes``). On top of the scope, the token's subject must *still* be
+entitled when it is used: a user who is an admin now (``users.is_admin``), or, for a
+``client_credentials`` token (``sub`` = the client), an approved client an operator registered. So a
+token issued to a user who has since lost the admin flag stops working at once, and no non-admin
+user's token works even if a consent handed it an admin scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from auth_server import signing
+from auth_server.appkeys import REGISTRY
+from auth_server.registry import Registry
+from auth_server.tokens import KeyRingKeys
+from shared.errors import InsufficientScope, InvalidToken
+from shared.jwt_validation import CLAIMS_KEY, TokenValidator, bearer_token, scopes_of
+
+READ = "admin:read"
+WRITE = "admin:write"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN_VALIDATOR = web.AppKey("tessera_admin_validator", TokenValidator)
+
+
+def validator(registry: Registry) -> TokenValidator:
+    """Tessera's access tokens, checked against its own key ring (no leeway: its clock signed them)."""
+    settings = registry.settings
+    return TokenValidator(
+        issuer=settings.issuer,
+        audience=settings.access_token_audience,
+        keys=KeyRingKeys(registry.keyring),
+        algorithms=signing.ALGORITHMS,
+        leeway=0,
+    )
+
+
+async def _entitled(registry: Registry, claims: dict[str, Any]) -> bool:
+    subject, client_id = str(claims["sub"]), str(claims["client_id"])
+    if subject == client_id:  # client_credentials: the client acts for itself
+        client = await registry.clients.get(client_id)
+        return client is not None and client.active and client.registered_via == "operator"
+    try:
+        user_id = uuid.UUID(subject)
+    except ValueError:
+        return False
+    return await registry.users.is_admin(user_id)
+
+
+def require(scope: str) -> Callable[[Handler], Handler]:
+    """A handler for bearers of ``scope`` (``admin:write`` also reads)."""
+    accepted = {scope} if scope == WRITE else {READ, WRITE}
+
+    def decorate(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            registry = request.app[REGISTRY]
+            token = bearer_token(request)
+            if token is None:
+                raise InvalidToken("An access token of this server with an admin scope is required.")
+            claims = await request.app[ADMIN_VALIDATOR].validate(token)
+            if await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
+                raise InvalidToken("The access token has been revoked.")
+            if not accepted & scopes_of(claims):
+                raise InsufficientScope(f"This request needs the scope {scope}.", scope=scope)
+            if not await _entitled(registry, claims):
+                raise InsufficientScope("The token's subject is not an administrator.", scope=scope)
+            request[CLAIMS_KEY] = claims
+            return await handler(request)
+
+        guarded.__name__ = getattr(handler, "__name__", "guarded")
+        guarded.__doc__ = handler.__doc__
+        return guarded
+
+    return decorate
+
+
+def actor(request: web.Request) -> str:
+    """Who made a decision, for the audit trail: the token's subject."""
+    return str(request[CLAIMS_KEY]["sub"])

@@ -1,0 +1,151 @@
+"""The admin HTTP API: its own port, Tessera's own tokens with admin scopes, each endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+
+from auth_server.admin_api.routes import document
+from auth_server.crypto import hash_password
+from auth_server.registry import Registry
+from tests.support.servers import PASSWORD, AppFactory, free_port, registry_of
+
+
+def token(registry: Registry, subject: str, scope: str, *, client_id: str = "admin-cli") -> str:
+    issued = registry.access_tokens.prepare()
+    return registry.access_tokens.sign(
+        issued, subject=subject, client_id=client_id, scope=tuple(scope.split())
+    )
+
+
+class Admin:
+    def __init__(self, http: TestClient, url: str) -> None:
+        self.http, self.url, self.registry = http, url, registry_of(http)
+
+    async def call(self, method: str, path: str, bearer: str | None, **kwargs: Any) -> tuple[int, Any]:
+        headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.url + path, headers=headers, **kwargs) as response,
+        ):
+            body = await response.json() if response.content_type == "application/json" else None
+            return response.status, body
+
+
+@pytest.fixture
+async def admin(app_with: AppFactory) -> AsyncIterator[Admin]:
+    port = free_port()
+    http = await app_with(admin_port=port)
+    yield Admin(http, f"http://127.0.0.1:{port}")
+
+
+async def new_user(registry: Registry, *, is_admin: bool) -> str:
+    user = await registry.users.create(f"adm-{uuid.uuid4().hex[:8]}", hash_password(PASSWORD))
+    if is_admin:
+        await registry.users.set_admin(user.user_id, True)
+    return user.subject
+
+
+async def test_the_admin_api_is_not_on_the_public_port(admin: Admin) -> None:
+    assert (await admin.http.get("/clients")).status == 404
+    assert (await admin.http.get("/audit")).status == 404
+    status, doc = await admin.call("GET", "/openapi.json", None)
+    assert status == 200 and "/clients/{client_id}/approve" in doc["paths"]
+
+
+async def test_tokens_are_checked(admin: Admin) -> None:
+    registry = admin.registry
+    root = await new_user(registry, is_admin=True)
+    status, body = await admin.call("GET", "/clients", None)
+    assert status == 401 and body["error"] == "invalid_token"
+    assert (await admin.call("GET", "/clients", token(registry, root, "openid")))[0] == 403
+    # an admin scope in the token of a user who is not an admin
+    plain = await new_user(registry, is_admin=False)
+    assert (await admin.call("GET", "/clients", token(registry, plain, "admin:read")))[0] == 403
+    # read scope cannot write
+    assert (await admin.call("POST", "/keys/rotate", token(registry, root, "admin:read")))[0] == 403
+    # not Tessera's: signed by another key
+    forged = jwt.encode(
+        {"iss": registry.settings.issuer, "sub": root, "scope": "admin:read"},
+        "x" * 32,
+        algorithm="HS256",
+        headers={"typ": "at+jwt", "kid": "k"},
+    )
+    assert (await admin.call("GET", "/clients", forged))[0] == 401
+    # expired
+    issued = registry.access_tokens.prepare()
+    old = type(issued)(jti=issued.jti, issued_at=issued.issued_at - 7200, expires_at=issued.issued_at - 3600)
+    expired = registry.access_tokens.sign(old, subject=root, client_id="admin-cli", scope=("admin:read",))
+    assert (await admin.call("GET", "/clients", expired))[0] == 401
+    # revoked
+    good = token(registry, root, "admin:read")
+    assert (await admin.call("GET", "/clients", good))[0] == 200
+    claims = jwt.decode(good, options={"verify_signature": False})
+    from datetime import UTC, datetime
+
+    await registry.revoked_tokens.revoke(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    assert (await admin.call("GET", "/clients", good))[0] == 401
+
+
+async def test_each_endpoint(admin: Admin) -> None:
+    registry = admin.registry
+    root = await new_user(registry, is_admin=True)
+    write = token(registry, root, "admin:write")
+    status, created = await admin.call(
+        "POST",
+        "/clients",
+        write,
+        json={"client_name": "Ops", "redirect_uris": ["https://ops.example/cb"], "scope": "photos:read"},
+    )
+    assert status == 201, created
+    client_id = created["client_id"]
+    assert created["client_secret"]
+    assert (await admin.call("GET", f"/clients/{client_id}", write))[1]["status"] == "approved"
+    assert any(c["client_id"] == client_id for c in (await admin.call("GET", "/clients", write))[1])
+    status, suspended = await admin.call(
+        "POST", f"/clients/{client_id}/suspend", write, json={"reason": "abuse"}
+    )
+    assert status == 200 and suspended["status"] == "suspended"
+    assert (await admin.call("POST", f"/clients/{client_id}/suspend", write, json={"reason": "x"}))[0] == 409
+    assert (await admin.call("POST", f"/clients/{client_id}/reinstate", write))[1]["status"] == "approved"
+    assert (await admin.call("POST", f"/clients/{client_id}/approve", write))[0] == 409
+    assert (await admin.call("POST", f"/clients/{client_id}/reject", write, json={}))[0] == 400
+    bad = await admin.call(
+        "POST", "/clients", write, json={"client_name": "x", "redirect_uris": ["http://a.example/"]}
+    )
+    assert bad[0] == 400 and bad[1]["error"] == "invalid_redirect_uri"
+    # users
+    status, user = await admin.call(
+        "POST", "/users", write, json={"username": f"new-{uuid.uuid4().hex[:6]}", "password": PASSWORD}
+    )
+    assert status == 201 and user["is_admin"] is False
+    user_id = user["user_id"]
+    assert (await admin.call("PUT", f"/users/{user_id}/admin", write, json={"admin": True}))[1]["is_admin"]
+    assert (await admin.call("GET", f"/users/{user_id}", write))[1]["is_admin"] is True
+    assert any(u["user_id"] == user_id for u in (await admin.call("GET", "/users", write))[1])
+    await registry.consents.grant(uuid.UUID(user_id), client_id, ("photos:read",))
+    consents = (await admin.call("GET", f"/consents?user_id={user_id}", write))[1]
+    assert [c["client_id"] for c in consents] == [client_id]
+    assert (await admin.call("DELETE", f"/consents/{user_id}/{client_id}", write))[1]["consent_revoked"]
+    assert (await admin.call("DELETE", f"/users/{user_id}/grants", write))[0] == 200
+    assert (await admin.call("DELETE", f"/users/{user_id}", write))[0] == 200
+    assert (await admin.call("GET", f"/users/{user_id}", write))[0] == 404
+    # keys and the audit trail
+    before = len((await admin.call("GET", "/keys", write))[1])
+    assert (await admin.call("POST", "/keys/rotate", write, json={"prepublication": 3600}))[0] == 201
+    assert len((await admin.call("GET", "/keys", write))[1]) == before + 1
+    events = (await admin.call("GET", f"/audit?client_id={client_id}", write))[1]
+    assert {"client.suspended", "client.reinstated"} <= {e["event"] for e in events}
+    assert (await admin.call("DELETE", f"/clients/{client_id}", write))[0] == 200
+    assert (await admin.call("GET", f"/clients/{client_id}", write))[0] == 404
+
+
+def test_the_document_describes_every_route() -> None:
+    doc = document()
+    assert {"/clients", "/users", "/consents", "/keys", "/audit"} <= set(doc["paths"])
