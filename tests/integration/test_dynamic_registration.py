@@ -114,7 +114,9 @@ async def test_open_native_accepts_a_loopback_public_client(app_with: AppFactory
     assert info["tessera_status"] == "approved" and "client_secret" not in info
     private_use = await http.post(REGISTER, json=native(redirect_uris=["com.example.app:/cb"]))
     assert private_use.status == 201
-    assert (await private_use.json())["scope"] == "openid profile offline_access"  # the open scopes by default
+    assert (await private_use.json())[
+        "scope"
+    ] == "openid profile offline_access"  # the open scopes by default
 
 
 async def test_open_native_refuses_what_is_not_native(app_with: AppFactory) -> None:
