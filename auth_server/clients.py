@@ -102,6 +102,7 @@ class Client:
     pending_changes: dict[str, Any] | None = None  # a change waiting for review
     previous_secret_hash: bytes | None = None  # accepted until previous_secret_expires_at
     previous_secret_expires_at: datetime | None = None
+    secret_issued_at: datetime | None = None  # the developer console shows the first secret once
 
     @property
     def active(self) -> bool:

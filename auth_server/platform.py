@@ -13,12 +13,15 @@ the approved settings keep working. Every decision is in the audit trail.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from auth_server.clients import Client
+from auth_server.clients import SECRET_METHODS, Client
 from auth_server.registration import (
     ClientMetadata,
     Registered,
@@ -44,9 +47,31 @@ async def _client(registry: Registry, client_id: str) -> Client:
     return client
 
 
-async def approve(registry: Registry, client_id: str, *, reviewer: str | None = None) -> Client:
-    """Approve a pending application, or the change an approved one waits with."""
+def review_version(client: Client) -> str:
+    """A digest of what a reviewer sees of an application: a decision made on a page is refused if
+    the application changed since (a developer's edit, an RFC 7592 update), so that nothing is
+    approved unseen."""
+    seen = {**client.registration(), **{name: getattr(client, name) for name in _SEEN}}
+    seen["pending_changes"] = client.pending_changes
+    material = json.dumps(seen, sort_keys=True, default=str).encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+_SEEN = ("status", "description", "contact_name", "contact_email", "scope_justification", "review_note")
+
+
+def _unchanged(client: Client, version: str | None) -> None:
+    if version is not None and not hmac.compare_digest(version, review_version(client)):
+        raise ReviewError("The application changed since you looked at it: look again before deciding.")
+
+
+async def approve(
+    registry: Registry, client_id: str, *, reviewer: str | None = None, version: str | None = None
+) -> Client:
+    """Approve a pending application, or the change an approved one waits with (``version``: the
+    :func:`review_version` the reviewer saw, if the decision comes from a page)."""
     client = await _client(registry, client_id)
+    _unchanged(client, version)
     if client.status == "approved" and client.pending_changes:
         await registry.clients.change(client_id, client.pending_changes)
         await registry.clients.set_pending_changes(client_id, None)
@@ -58,10 +83,18 @@ async def approve(registry: Registry, client_id: str, *, reviewer: str | None = 
     return reviewed
 
 
-async def reject(registry: Registry, client_id: str, reason: str, *, reviewer: str | None = None) -> Client:
+async def reject(
+    registry: Registry,
+    client_id: str,
+    reason: str,
+    *,
+    reviewer: str | None = None,
+    version: str | None = None,
+) -> Client:
     """Reject a pending application (or the change an approved one waits with); the developer
     sees ``reason``."""
     client = await _client(registry, client_id)
+    _unchanged(client, version)
     if client.status == "approved" and client.pending_changes:
         await registry.clients.set_pending_changes(client_id, None)
         status = "approved"  # the change is refused; the approved settings stay
@@ -120,15 +153,62 @@ async def revoke_grants(
     return len(revoked)
 
 
+@dataclass(frozen=True, slots=True)
+class Edited:
+    client: Client
+    applied: tuple[str, ...]  # the fields changed at once
+    for_review: tuple[str, ...]  # the fields that wait for review (pending_changes)
+
+
+# Where users are sent, and how the app presents itself to them (the consent page's "Reviewed by"):
+# after review, a new value of any of these waits for the next review, as wider access does.
+_REVIEWED_AS_SHOWN = (
+    "client_name",
+    "logo_uri",
+    "client_uri",
+    "policy_uri",
+    "tos_uri",
+    "backchannel_logout_uri",
+)
+_REVIEWED_SETS = ("scope", "redirect_uris", "post_logout_redirect_uris")
+
+
 def widening(client: Client, changes: dict[str, Any]) -> dict[str, Any]:
-    """The part of ``changes`` that widens what the client may do, which needs review first: scopes
-    it does not have, redirect URIs not registered."""
+    """The part of ``changes`` that needs review first: scopes the client does not have, redirect or
+    post-logout redirect URIs not registered, and a new name, logo, website, policy, terms or
+    back-channel logout URI (what the reviewer approved users would see and where they would go)."""
     wider: dict[str, Any] = {}
-    if "scope" in changes and not set(changes["scope"]) <= set(client.scope):
-        wider["scope"] = list(changes["scope"])
-    if "redirect_uris" in changes and not set(changes["redirect_uris"]) <= set(client.redirect_uris):
-        wider["redirect_uris"] = list(changes["redirect_uris"])
+    for name in _REVIEWED_SETS:
+        if name in changes and not set(changes[name]) <= set(getattr(client, name)):
+            wider[name] = list(changes[name])
+    for name in _REVIEWED_AS_SHOWN:  # a new value; taking one away (no logo) shows users less
+        if name in changes and changes[name] is not None and changes[name] != getattr(client, name):
+            wider[name] = changes[name]
     return wider
+
+
+async def request_change(registry: Registry, client: Client, changes: dict[str, Any]) -> Edited:
+    """Change a client's details, already validated (the developer console, RFC 7592 ``PUT``). What
+    :func:`widening` finds in a change to an approved or suspended client waits for review in
+    ``pending_changes`` while the approved settings keep working; the rest applies at once. A client
+    not yet approved (or rejected) changes at once: it is all under review anyway."""
+    reviewed = client.status in ("approved", "suspended")
+    wider = widening(client, changes) if reviewed else {}
+    now = {name: value for name, value in changes.items() if name not in wider}
+    updated = client
+    if now:
+        changed = await registry.clients.change(client.client_id, now)
+        assert changed is not None
+        updated = changed
+    if wider:
+        waiting = {**(client.pending_changes or {}), **wider}
+        changed = await registry.clients.set_pending_changes(client.client_id, waiting)
+        assert changed is not None
+        updated = changed
+        await registry.audit.record(
+            "client.change_requested", client_id=client.client_id, fields=sorted(wider)
+        )
+    return Edited(updated, tuple(sorted(now)), tuple(sorted(wider)))
 
 
 def owner_of(client: Client, user_id: uuid.UUID) -> bool:
@@ -269,13 +349,6 @@ async def apply(registry: Registry, owner_id: uuid.UUID, application: Applicatio
     return registered
 
 
-@dataclass(frozen=True, slots=True)
-class Edited:
-    client: Client
-    applied: tuple[str, ...]  # the fields changed at once
-    for_review: tuple[str, ...]  # the fields that wait for review (pending_changes)
-
-
 def _changes(client: Client, application: Application) -> dict[str, Any]:
     """The fields of ``application`` that differ from the client's."""
     current = Application.of(client).fields()
@@ -318,28 +391,13 @@ async def edit(registry: Registry, client: Client, application: Application) -> 
     keep working; the rest applies at once. An app not yet approved changes at once (it is all under
     review anyway)."""
     check_change(registry, client, application)
-    changes = _changes(client, application)
-    wider = widening(client, changes) if client.status in ("approved", "suspended") else {}
-    now = {name: value for name, value in changes.items() if name not in wider}
-    updated = client
-    if now:
-        changed = await registry.clients.change(client.client_id, now)
-        assert changed is not None
-        updated = changed
-    if wider:
-        waiting = {**(client.pending_changes or {}), **wider}
-        changed = await registry.clients.set_pending_changes(client.client_id, waiting)
-        assert changed is not None
-        updated = changed
-        await registry.audit.record(
-            "client.change_requested", client_id=client.client_id, fields=sorted(wider)
-        )
-    return Edited(updated, tuple(sorted(now)), tuple(sorted(wider)))
+    return await request_change(registry, client, _changes(client, application))
 
 
 async def secret_issued(registry: Registry, client_id: str) -> bool:
     """Whether the developer has been handed this client's secret (it is shown once)."""
-    return bool(await registry.audit.for_client(client_id, 1, event=SECRET_ISSUED))
+    client = await registry.clients.load(client_id)
+    return client is not None and client.secret_issued_at is not None
 
 
 async def issue_secret(registry: Registry, client: Client) -> str:
@@ -347,21 +405,23 @@ async def issue_secret(registry: Registry, client: Client) -> str:
     registration (which nobody ever saw), so a secret exists only for an app the platform approved."""
     if client.status != "approved":
         raise ReviewError("The app gets its secret once it is approved.")
-    if await secret_issued(registry, client.client_id):
-        raise ReviewError("The secret was already shown once; rotate it to get a new one.")
-    secret = await registry.clients.rotate_secret(client.client_id, overlap=0)
-    if secret is None:
+    if client.token_endpoint_auth_method not in SECRET_METHODS:
         raise ReviewError("This app does not use a client secret.")
+    secret = await registry.clients.issue_first_secret(client.client_id)  # once, even if asked twice at once
+    if secret is None:
+        raise ReviewError("The secret was already shown once; rotate it to get a new one.")
     await registry.audit.record(SECRET_ISSUED, client_id=client.client_id)
     return secret
 
 
-async def rotate(registry: Registry, client: Client) -> str:
+async def rotate(registry: Registry, client: Client, *, keep_old: bool = True) -> str:
     """A new secret for an app whose secret was issued; the old one keeps working for
-    ``Settings.secret_overlap`` seconds, so that a deployment can change over without breaking."""
+    ``Settings.secret_overlap`` seconds, so that a deployment can change over without breaking —
+    or stops at once (``keep_old=False``: the old secret leaked)."""
     if not await secret_issued(registry, client.client_id):
         raise ReviewError("Get the app's first secret before rotating it.")
-    secret = await registry.clients.rotate_secret(client.client_id, overlap=registry.settings.secret_overlap)
+    overlap = registry.settings.secret_overlap if keep_old else 0
+    secret = await registry.clients.rotate_secret(client.client_id, overlap=overlap)
     if secret is None:
         raise ReviewError("This app does not use a client secret.")
     return secret

@@ -441,8 +441,9 @@ class Settings:
     rate_register_per_ip: int = setting(
         "RATE_REGISTER_PER_IP",
         Integer(unit=PER_MINUTE),
-        "Dynamic registration requests per client address.",
-        default=20,
+        "Dynamic registration requests per client address (well under the open registrations per"
+        " hour, so that one address cannot spend them all).",
+        default=5,
     )
     open_registrations_per_hour: int = setting(
         "OPEN_REGISTRATIONS_PER_HOUR",

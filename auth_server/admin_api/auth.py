@@ -46,10 +46,13 @@ def validator(registry: Registry) -> TokenValidator:
 
 
 async def _entitled(registry: Registry, claims: dict[str, Any]) -> bool:
+    """An approved client an operator registered, acting for itself or for a user who is an admin."""
     subject, client_id = str(claims["sub"]), str(claims["client_id"])
+    client = await registry.clients.get(client_id)
+    if client is None or not client.active:
+        return False
     if subject == client_id:  # client_credentials: the client acts for itself
-        client = await registry.clients.get(client_id)
-        return client is not None and client.active and client.registered_via == "operator"
+        return client.registered_via == "operator"
     try:
         user_id = uuid.UUID(subject)
     except ValueError:

@@ -156,7 +156,8 @@ async def _revoked_name(registry: Registry, client_id: str, apps: list[AppRow]) 
     if not client_id or not plausible_client_id(client_id) or any(a.client_id == client_id for a in apps):
         return None
     client = await registry.clients.get(client_id)
-    return None if client is None else client.client_name
+    # an approved app's name is public (its consent page shows it); a pending one's is not
+    return None if client is None or not client.active else client.client_name
 
 
 def _lifetime(registry: Registry) -> timedelta:

@@ -89,6 +89,7 @@ async def _application_page(
         notice=notice,
         decided=request.query.get("decided", ""),
         diff=platform.change_diff(client, client.pending_changes),
+        version=platform.review_version(client),
         trail=await registry.audit.for_client(client.client_id, 50),
         usage=await platform.usage(registry, client.client_id),
         scopes=registry.settings.scopes,
@@ -122,10 +123,11 @@ async def decide(request: web.Request) -> web.Response:
             request, console, notice=f"Keep the reason under {REASON_LIMIT} characters.", status=400
         )
     try:
+        version = first(fields, "version") or None
         if decision == "approve":
-            await platform.approve(registry, client_id, reviewer=reviewer)
+            await platform.approve(registry, client_id, reviewer=reviewer, version=version)
         elif decision == "reject":
-            await platform.reject(registry, client_id, reason, reviewer=reviewer)
+            await platform.reject(registry, client_id, reason, reviewer=reviewer, version=version)
         elif decision == "suspend":
             await platform.suspend(registry, client_id, reason, reviewer=reviewer)
         else:

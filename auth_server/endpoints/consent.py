@@ -122,7 +122,7 @@ async def consent(request: web.Request) -> web.Response:
     if pending is None or pending.user_id != owner.subject:
         raise InvalidRequest("This authorization request has expired or was already answered; start again.")
     client = await registry.clients.get(pending.client_id)
-    if client is None or pending.redirect_uri not in client.redirect_uris:
+    if client is None or not client.active or pending.redirect_uri not in client.redirect_uris:
         raise InvalidRequest("The client is no longer registered.")
     answer_to = redirection_for(pending, registry.settings.issuer)
     if decision == "deny":

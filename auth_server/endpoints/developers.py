@@ -265,7 +265,8 @@ async def _app_page(
 
 @html_page
 async def secret(request: web.Request) -> web.Response:
-    """Show the approved app's first secret, once, or rotate it (``action=issue|rotate``)."""
+    """Show the approved app's first secret, once, or rotate it (``action=issue|rotate|rotate-now``:
+    the old secret keeps working for the overlap, or stops at once)."""
     console = await signed_in(request)
     if console is None:
         return to_sign_in(paths.DEVELOPERS)
@@ -276,8 +277,9 @@ async def secret(request: web.Request) -> web.Response:
     check_csrf(console, fields)
     registry = request.app[REGISTRY]
     try:
-        if first(fields, "action") == "rotate":
-            value = await platform.rotate(registry, client)
+        action = first(fields, "action")
+        if action in ("rotate", "rotate-now"):
+            value = await platform.rotate(registry, client, keep_old=action == "rotate")
         else:
             value = await platform.issue_secret(registry, client)
     except ReviewError as error:

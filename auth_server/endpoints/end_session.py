@@ -85,7 +85,8 @@ async def checked(registry: Registry, params: dict[str, str]) -> LogoutRequest:
         if client_id is None:
             raise InvalidRequest("id_token_hint does not name one client; send client_id too.")
     client = None if client_id is None else await registry.clients.get(client_id)
-    if client_id is not None and client is None:
+    if client_id is not None and (client is None or not client.active):
+        # a client not approved (or suspended) is nobody to send users back to
         raise InvalidRequest("The client is not registered.")
     redirect_uri = params.get("post_logout_redirect_uri") or None
     if redirect_uri is not None:

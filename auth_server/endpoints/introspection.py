@@ -36,7 +36,7 @@ async def introspect(request: web.Request) -> web.Response:
         per_ip=settings.rate_introspect_per_ip,
         per_client=settings.rate_introspect_per_client,
     )
-    if not client.allow_introspection:
+    if not client.allow_introspection or not client.active:
         raise UnauthorizedClient("This client is not allowed to introspect tokens.")
     token = form.get("token")
     if token is None:
@@ -45,11 +45,18 @@ async def introspect(request: web.Request) -> web.Response:
         answer = await _refresh(registry, token) or await _access(registry, token)
     else:
         answer = await _access(registry, token) or await _refresh(registry, token)
+    if answer is not None and not await _client_active(registry, answer):
+        answer = None  # the platform suspended (or never approved) the client it was issued to
     if answer is not None and answer.get("client_id") == client.client_id:
         answer = await _as_its_client_sees_it(registry, client, answer)
     return web.Response(
         body=orjson.dumps(answer or INACTIVE), content_type="application/json", headers=NO_STORE
     )
+
+
+async def _client_active(registry: Registry, answer: dict[str, Any]) -> bool:
+    issued_to = await registry.clients.get(str(answer.get("client_id", "")))
+    return issued_to is not None and issued_to.active
 
 
 async def _as_its_client_sees_it(

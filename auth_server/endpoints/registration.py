@@ -58,7 +58,8 @@ from auth_server.registration import (
     validate_registration,
 )
 from auth_server.registry import Registry
-from shared.errors import NO_STORE, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, TooManyRequests
+from auth_server.stores.rate_limits import Limit
+from shared.errors import NO_STORE, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge
 from shared.http import body_deadline
 from shared.jwt_validation import bearer_token
 
@@ -196,6 +197,15 @@ def check_open_native(metadata: ClientMetadata, *, open_scopes: Sequence[str]) -
             "Without an initial access token every redirect URI must be a loopback http URI or a"
             " private-use scheme (RFC 8252 §7)."
         )
+    if not all(is_native_redirect(uri) for uri in metadata.post_logout_redirect_uris):
+        raise InvalidRedirectUri(
+            "Without an initial access token every post_logout_redirect_uri must be a loopback http URI"
+            " or a private-use scheme, as the redirect URIs (else this server would redirect anywhere)."
+        )
+    if metadata.backchannel_logout_uri is not None:
+        raise InvalidClientMetadata(
+            "Without an initial access token no backchannel_logout_uri may be registered."
+        )
     if not set(metadata.grant_types) <= OPEN_GRANTS:
         raise InvalidClientMetadata(
             "Without an initial access token only the authorization_code (and refresh_token) grants"
@@ -210,11 +220,12 @@ def check_open_native(metadata: ClientMetadata, *, open_scopes: Sequence[str]) -
 
 
 async def open_cap(registry: Registry) -> None:
-    """At most ``TESSERA_OPEN_REGISTRATIONS_PER_HOUR`` dynamic registrations in the last hour, from
-    every address together, before one without an initial access token is accepted."""
+    """Registrations without an initial access token, from every address together, within
+    ``TESSERA_OPEN_REGISTRATIONS_PER_HOUR`` (spent per minute, counted atomically in Redis, shared
+    by every replica); registrations with a token are not counted."""
     cap = registry.settings.open_registrations_per_hour
-    if cap and await registry.registration_tokens.dynamic_registrations_since(3600) >= cap:
-        raise TooManyRequests("Too many open registrations this hour; retry later.", retry_after=3600)
+    if cap:
+        await limit(registry, Limit("open-register", "everyone", max(1, cap // 60)))
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -259,7 +270,9 @@ async def _authorized(request: web.Request) -> tuple[Registry, Client, str]:
     registry = request.app[REGISTRY]
     if registry.settings.registration == "off":
         raise web.HTTPNotFound()
-    await limit(registry, per_address("register", request, registry.settings.rate_register_per_ip))
+    # RFC 7592 requests carry their registration access token: the token endpoint's budget, not the
+    # tight one that keeps strangers from registering without end
+    await limit(registry, per_address("register-manage", request, registry.settings.rate_token_per_ip))
     token = bearer_token(request)
     client_id = request.match_info["client_id"]
     if token is None:
@@ -289,14 +302,7 @@ async def update_client(request: web.Request) -> web.Response:
         changes = await validated_update(registry, client, metadata)
     except RegistrationError as error:
         raise refused(error) from None
-    if client.status == "approved":
-        wider = platform.widening(client, changes)
-        changes = {name: value for name, value in changes.items() if name not in wider}
-        if wider:
-            await registry.clients.set_pending_changes(client.client_id, wider)
-    await registry.clients.change(client.client_id, changes)
-    updated = await registry.clients.load(client.client_id)
-    assert updated is not None
+    updated = (await platform.request_change(registry, client, changes)).client
     access_token = await registry.registration_tokens.issue_access_token(client.client_id)
     return web.json_response(client_information(registry, updated, access_token), headers=NO_STORE)
 
@@ -380,6 +386,8 @@ def _comparable(value: Any) -> Any:
 async def delete_client(request: web.Request) -> web.Response:
     """RFC 7592 §2.3: the client is gone, its grants revoked; 204."""
     registry, client, _ = await _authorized(request)
+    if client.status == "suspended":  # else it would register afresh and leave its suspension behind
+        raise InvalidToken("A suspended client cannot delete itself; its operator can.")
     families = await platform.revoke_grants(registry, "client deleted", client_id=client.client_id)
     await registry.clients.delete(client.client_id)
     await registry.audit.record(

@@ -37,8 +37,8 @@ async def userinfo(request: web.Request) -> web.Response:
         raise InsufficientScope("The access token was not issued for OpenID Connect.", scope="openid")
     body = await _claims(registry, claims, scope)
     client = await registry.clients.get(str(claims.get("client_id", "")))
-    if client is None:
-        raise InvalidToken("The client this token was issued to is no longer registered.")
+    if client is None or not client.active:
+        raise InvalidToken("The client this token was issued to is no longer registered or approved.")
     body["sub"] = await registry.subjects.for_client(client, str(claims["sub"]))
     if client.userinfo_signed_response_alg is None:
         return web.json_response(body, headers=NO_STORE)

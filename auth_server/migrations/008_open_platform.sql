@@ -19,6 +19,8 @@ ALTER TABLE clients
     -- the secret before the last rotation, accepted until previous_secret_expires_at
     ADD COLUMN previous_secret_hash       bytea,
     ADD COLUMN previous_secret_expires_at timestamptz,
+    -- when the developer console first handed out the secret (it shows it once)
+    ADD COLUMN secret_issued_at           timestamptz,
     -- RFC 7592: SHA-256 of the registration access token of a dynamically registered client
     ADD COLUMN registration_access_token_hash bytea,
     ADD CONSTRAINT client_statuses CHECK (status IN ('pending', 'approved', 'rejected', 'suspended')),

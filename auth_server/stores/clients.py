@@ -38,7 +38,7 @@ _COLUMNS = (
     " backchannel_logout_session_required, default_max_age, require_auth_time, logo_uri, client_uri,"
     " policy_uri, tos_uri, status, owner_id, registered_via, description, contact_name, contact_email,"
     " scope_justification, review_note, reviewed_at, pending_changes::text AS pending_changes,"
-    " previous_secret_hash, previous_secret_expires_at"
+    " previous_secret_hash, previous_secret_expires_at, secret_issued_at"
 )
 # the OpenID metadata columns, stored and read under their Client field names
 OIDC_FIELDS = (
@@ -89,6 +89,7 @@ _PLATFORM_COLUMNS = (
     "reviewed_at",
     "previous_secret_hash",
     "previous_secret_expires_at",
+    "secret_issued_at",
 )
 
 
@@ -248,6 +249,22 @@ class ClientStore:
             await self._audit.record("client.secret_rotated", client_id=client_id, overlap=overlap)
         await self._changed(client_id)
         return secret if rotated else None
+
+    async def issue_first_secret(self, client_id: str) -> str | None:
+        """Replace the secret of an approved client whose secret was never handed out, once: of two
+        requests at the same moment, one gets the secret and the other ``None``."""
+        secret = new_token()
+        row = await self._pool.fetchval(
+            "UPDATE clients SET secret_hash = $2, secret_issued_at = now(), previous_secret_hash = NULL,"
+            " previous_secret_expires_at = NULL, updated_at = now()"
+            " WHERE client_id = $1 AND status = 'approved' AND secret_issued_at IS NULL"
+            " AND token_endpoint_auth_method = ANY($3::text[]) RETURNING true",
+            client_id,
+            digest(secret),
+            list(SECRET_METHODS),
+        )
+        await self._changed(client_id)
+        return secret if row else None
 
     async def review(self, client_id: str, status: str, *, note: str | None = None) -> Client | None:
         """Record a review decision: the client's new status and what the developer is told."""

@@ -80,17 +80,6 @@ class RegistrationTokenStore:
             "UPDATE registration_tokens SET uses = uses - 1 WHERE token_hash = $1 AND uses > 0", digest(token)
         )
 
-    async def dynamic_registrations_since(self, seconds: int) -> int:
-        """How many clients registered themselves (RFC 7591) in the last ``seconds``."""
-        count = await self._pool.fetchval(
-            "SELECT count(*) FROM clients WHERE registered_via = 'dynamic'"
-            " AND created_at > now() - make_interval(secs => $1)",
-            seconds,
-        )
-        return int(count)
-
-    # --- registration access tokens (RFC 7592 §3) -----------------------------------------------
-
     async def issue_access_token(self, client_id: str) -> str:
         """A new registration access token for ``client_id``, replacing the previous one."""
         token = new_token()

@@ -13,11 +13,16 @@ from aiohttp.test_utils import TestClient
 
 from auth_server.admin_api.routes import document
 from auth_server.crypto import hash_password
+from auth_server.registration import ClientMetadata, register
 from auth_server.registry import Registry
 from tests.support.servers import PASSWORD, AppFactory, free_port, registry_of
 
+# the operator's own client that admins' tokens come from (the admin API checks it is approved)
+ADMIN_CLIENT: dict[str, str] = {}
 
-def token(registry: Registry, subject: str, scope: str, *, client_id: str = "admin-cli") -> str:
+
+def token(registry: Registry, subject: str, scope: str, *, client_id: str | None = None) -> str:
+    client_id = client_id or ADMIN_CLIENT["client_id"]
     issued = registry.access_tokens.prepare()
     return registry.access_tokens.sign(
         issued, subject=subject, client_id=client_id, scope=tuple(scope.split())
@@ -42,6 +47,16 @@ class Admin:
 async def admin(app_with: AppFactory) -> AsyncIterator[Admin]:
     port = free_port()
     http = await app_with(admin_port=port)
+    registered = await register(
+        registry_of(http),
+        ClientMetadata(
+            client_name="admin console",
+            redirect_uris=["https://admin.example/callback"],
+            grant_types=["authorization_code"],
+            scope=["admin:read", "admin:write"],
+        ),
+    )
+    ADMIN_CLIENT["client_id"] = registered.client.client_id
     yield Admin(http, f"http://127.0.0.1:{port}")
 
 
@@ -81,7 +96,9 @@ async def test_tokens_are_checked(admin: Admin) -> None:
     # expired
     issued = registry.access_tokens.prepare()
     old = type(issued)(jti=issued.jti, issued_at=issued.issued_at - 7200, expires_at=issued.issued_at - 3600)
-    expired = registry.access_tokens.sign(old, subject=root, client_id="admin-cli", scope=("admin:read",))
+    expired = registry.access_tokens.sign(
+        old, subject=root, client_id=ADMIN_CLIENT["client_id"], scope=("admin:read",)
+    )
     assert (await admin.call("GET", "/clients", expired))[0] == 401
     # revoked
     good = token(registry, root, "admin:read")

@@ -241,11 +241,13 @@ async def test_widening_goes_to_review_while_the_approved_settings_keep_working(
     assert response.status == 303 and response.headers["Location"].endswith("?edited=review")
     changed = await registry.clients.load(client.client_id)
     assert changed is not None and changed.active
-    assert changed.client_name == "Photo Printer Pro" and changed.description == "Prints, better."
+    # the description applies at once; a new name, like wider access, waits for the reviewer
+    assert changed.client_name == "Photo Printer" and changed.description == "Prints, better."
     assert changed.scope == ("photos:read",) and "https://printer.example/new" not in changed.redirect_uris
     assert changed.pending_changes == {
         "scope": ["photos:read", "photos:write"],
         "redirect_uris": [*client.redirect_uris, "https://printer.example/new"],
+        "client_name": "Photo Printer Pro",
     }
     page = await (await developer.get(f"/developers/apps/{client.client_id}")).text()
     assert "Change waiting for review" in page and "+ https://printer.example/new" in page
@@ -254,6 +256,7 @@ async def test_widening_goes_to_review_while_the_approved_settings_keep_working(
     assert approved is not None and approved.pending_changes is None
     assert approved.scope == ("photos:read", "photos:write")
     assert "https://printer.example/new" in approved.redirect_uris
+    assert approved.client_name == "Photo Printer Pro"
 
 
 async def test_narrowing_applies_at_once_and_bad_changes_are_refused_on_the_form(
