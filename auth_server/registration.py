@@ -42,6 +42,7 @@ from auth_server.clients import (
 from auth_server.grants import GRANTS, Grants
 from auth_server.registry import Registry
 from auth_server.scopes import ADMIN_SCOPES
+from auth_server.settings import Settings
 from auth_server.signing import ID_TOKEN_ALGORITHMS
 from auth_server.stores.clients import OIDC_FIELDS, PLATFORM_FIELDS
 from shared.fetch import KINDS, PRIVATE_KINDS, Fetcher, FetchError, FetchRefused, address_kind, host_address
@@ -118,16 +119,9 @@ class Registered(NamedTuple):
     notices: tuple[str, ...]
 
 
-async def register(
-    registry: Registry, metadata: ClientMetadata, *, resolver: AbstractResolver | None = None
-) -> Registered:
-    """Check ``metadata`` against every rule (:class:`RegistrationError` if one is broken), then
-    create the client.
-
-    ``resolver``: answers the host names of a ``sector_identifier_uri`` instead of the system
-    resolver (tests); the fetch allows private addresses only for a development issuer either way.
-    """
-    settings = registry.settings
+def validate(settings: Settings, metadata: ClientMetadata) -> None:
+    """Every rule a registration (or an update of one) must meet: :class:`RegistrationError` names
+    the first one broken."""
     check_operator_scopes(metadata.scope, registered_via=metadata.registered_via)
     validate_registration(
         name=metadata.client_name,
@@ -142,6 +136,19 @@ async def register(
         development=settings.development,
     )
     validate_openid_metadata(metadata, development=settings.development)
+
+
+async def register(
+    registry: Registry, metadata: ClientMetadata, *, resolver: AbstractResolver | None = None
+) -> Registered:
+    """Check ``metadata`` against every rule (:class:`RegistrationError` if one is broken), then
+    create the client.
+
+    ``resolver``: answers the host names of a ``sector_identifier_uri`` instead of the system
+    resolver (tests); the fetch allows private addresses only for a development issuer either way.
+    """
+    settings = registry.settings
+    validate(settings, metadata)
     sector = await sector_identifier(metadata, development=settings.development, resolver=resolver)
     openid = {name: getattr(metadata, name) for name in OIDC_FIELDS if name != "sector_identifier"}
     platform = {name: getattr(metadata, name) for name in PLATFORM_FIELDS}

@@ -54,8 +54,7 @@ from auth_server.registration import (
     metadata_from_document,
     register,
     sector_identifier,
-    validate_openid_metadata,
-    validate_registration,
+    validate,
 )
 from auth_server.registry import Registry
 from auth_server.stores.rate_limits import Limit
@@ -346,21 +345,10 @@ async def validated_update(registry: Registry, client: Client, metadata: ClientM
     of :func:`auth_server.registration.register`; :class:`RegistrationError` for a broken rule or a
     change of what is fixed at registration."""
     settings = registry.settings
-    metadata = dataclasses.replace(metadata, require_pkce=client.require_pkce)
-    check_operator_scopes(metadata.scope, registered_via=client.registered_via)
-    validate_registration(
-        name=metadata.client_name,
-        redirect_uris=metadata.redirect_uris,
-        grant_types=metadata.grant_types,
-        scope=metadata.scope,
-        auth_method=metadata.token_endpoint_auth_method,
-        known_scopes=set(settings.scopes),
-        jwks=metadata.jwks,
-        jwks_uri=metadata.jwks_uri,
-        require_pkce=metadata.require_pkce,
-        development=settings.development,
+    metadata = dataclasses.replace(
+        metadata, require_pkce=client.require_pkce, registered_via=client.registered_via
     )
-    validate_openid_metadata(metadata, development=settings.development)
+    validate(settings, metadata)
     fixed = [name for name, (old, new) in _fixed(client, metadata).items() if old != new]
     if fixed:
         raise RegistrationError(
