@@ -47,3 +47,6 @@ CREATE TABLE registration_tokens (
     auto_approve boolean NOT NULL DEFAULT false,
     CONSTRAINT uses_within_max CHECK (max_uses IS NULL OR uses <= max_uses)
 );
+
+-- The consoles read an application's audit trail by its client id.
+CREATE INDEX audit_events_client_at ON audit_events (client_id, at) WHERE client_id IS NOT NULL;
