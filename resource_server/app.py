@@ -73,7 +73,9 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
         # last list fetched keeps applying (fail open); alert on the age instead
         app.cleanup_ctx.append(revocations.cleanup_ctx)
         _watch_revocations(metrics, revocations)
-    routes.add_routes(app)
+    identifier = settings.resource_identifier()
+    resource = None if identifier is None else routes.protected_resource(identifier, settings.issuer)
+    routes.add_routes(app, resource)
     return app
 
 

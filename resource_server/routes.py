@@ -1,8 +1,10 @@
 """The Photo Warehouse's route table: every path, its handler and its OpenAPI description.
 
-:func:`add_routes` is what ``create_app`` registers; :func:`document` is the OpenAPI document of
-those routes and of the ones every app has (``/healthz``, ``/readyz``, ``/metrics``,
-``/openapi.json``), built from the router as the app serves it (see :mod:`shared.openapi`).
+:func:`add_routes` is what ``create_app`` registers, with the warehouse's RFC 9728 metadata
+(:func:`protected_resource`, published by :func:`shared.protected_resource.publish`);
+:func:`document` is the OpenAPI document of those routes and of the ones every app has
+(``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``), built from the router as the app
+serves it (see :mod:`shared.openapi`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import web
 from resource_server import photos
 from shared import observability, openapi
 from shared.openapi import OBJECT, errors, json_body, ref
+from shared.protected_resource import ProtectedResource, publish
 
 TITLE = "Photo Warehouse API"
 PHOTO = {
@@ -29,6 +32,7 @@ PHOTO = {
     },
 }
 SCHEMAS = {"Photo": PHOTO}
+SCOPES = ("photos:read", "photos:write", "warehouse:stats")  # every scope a route below requires
 
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _PHOTO_ID = [{"name": "photo_id", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -55,10 +59,20 @@ _ME = {
 }
 
 
-def add_routes(app: web.Application) -> None:
-    """Every route of the Photo Warehouse (and ``/openapi.json`` describing them)."""
+def protected_resource(resource: str, issuer: str) -> ProtectedResource:
+    """The warehouse's RFC 9728 metadata: at ``resource`` (its public URL), protected by ``issuer``."""
+    return ProtectedResource(
+        resource=resource, authorization_servers=[issuer], scopes_supported=SCOPES, resource_name=TITLE
+    )
+
+
+def add_routes(app: web.Application, resource: ProtectedResource | None = None) -> None:
+    """Every route of the Photo Warehouse (and ``/openapi.json`` describing them); with
+    ``resource``, its RFC 9728 metadata too, and challenges that name it."""
     openapi.install(app, title=TITLE, schemas=SCHEMAS)
     routes = openapi.Routes(app)
+    if resource is not None:
+        publish(app, resource, routes=routes)
     routes.get(
         "/api/photos",
         photos.list_photos,
@@ -117,8 +131,10 @@ def add_routes(app: web.Application) -> None:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document ``/openapi.json`` serves, without settings or a running app: the
-    routes :func:`shared.observability.install` and :func:`add_routes` add, as ``create_app`` does."""
+    routes :func:`shared.observability.install` and :func:`add_routes` add, as ``create_app`` does
+    with the default settings (a resource URL with a path moves the metadata route under it: the
+    document a running warehouse serves is built from its own routes, so it shows where)."""
     app = web.Application()
     app.router.add_routes(observability.ROUTES)
-    add_routes(app)
+    add_routes(app, protected_resource("http://localhost:8001", "http://localhost:8000"))
     return openapi.document(app, title=TITLE, schemas=SCHEMAS)

@@ -24,6 +24,7 @@ from shared.config import (
     settings_class,
 )
 from shared.jwt_validation import DEFAULT_ALGORITHMS, FORBIDDEN_ALGORITHMS
+from shared.protected_resource import check_url
 from shared.serving import (
     body_timeout_setting,
     dev_data_dir_setting,
@@ -59,6 +60,15 @@ def _algorithms(env: Env, key: str, default: tuple[str, ...], earlier: Mapping[s
 
 def _audience(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str:
     return env.string(key, f"{earlier['issuer']}/api")
+
+
+def _resource_url(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str | None:
+    if env.optional(key) is None:
+        return None  # resource_identifier() decides
+    try:
+        return check_url(env.string(key), env.name(key))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 SECONDS = "seconds"
@@ -146,6 +156,22 @@ class ResourceSettings:
     workers: int = workers_setting("RESOURCE_WORKERS")
     host: str = host_setting("RESOURCE_HOST")
     port: int = port_setting("RESOURCE_PORT", 8001)
+    resource_url: str | None = setting(
+        "RESOURCE_URL",
+        Parsed(_resource_url, "https URL, or http on localhost"),
+        "The Photo Warehouse's public URL, as clients call it (through any gateway): its resource"
+        " identifier, published at `/.well-known/oauth-protected-resource` (followed by the URL's path)"
+        " and named in its 401 and 403 challenges (RFC 9728). Unset: `http://localhost:{port}` when the"
+        " issuer is on localhost; otherwise no metadata is published.",
+        default=None,
+        shown="none",
+    )
+
+    def resource_identifier(self) -> str | None:
+        """The URL the warehouse publishes metadata for (RFC 9728); None: it publishes none."""
+        if self.resource_url is not None:
+            return self.resource_url
+        return f"http://localhost:{self.port}" if is_local_http(self.issuer) else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:

@@ -12,6 +12,8 @@ middleware, asyncpg or redis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -108,12 +110,23 @@ class RequestTimeout(InvalidRequest):
 
 
 class BearerError(OAuthError):
-    """RFC 6750 §3: errors of a protected resource, challenged with ``WWW-Authenticate: Bearer``."""
+    """RFC 6750 §3: errors of a protected resource, challenged with ``WWW-Authenticate: Bearer``.
+
+    :meth:`add_params` adds auth-params to the challenge (RFC 6750 §3 allows more than its own):
+    RFC 9728 §5.1 ``resource_metadata``, or the ``scope`` a 401'd request needs.
+    """
 
     realm: ClassVar[str] = "tessera"
+    extra_params: Mapping[str, str] = MappingProxyType({})
+
+    def add_params(self, **params: str) -> None:
+        """Carry ``params`` in the challenge too (never in place of ``realm``, ``error`` or
+        ``error_description``)."""
+        self.extra_params = {**self.extra_params, **params}
 
     def challenge_params(self) -> dict[str, str]:
-        return {"realm": self.realm, "error": self.error, "error_description": self.description}
+        own = {"realm": self.realm, "error": self.error, "error_description": self.description}
+        return {**own, **{k: v for k, v in self.extra_params.items() if k not in own}}
 
     def headers(self) -> dict[str, str]:
         params = ", ".join(f'{k}="{_quote(v)}"' for k, v in self.challenge_params().items())

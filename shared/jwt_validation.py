@@ -27,6 +27,10 @@ effect within about ``refresh_interval`` + 1 s; it is checked on every request, 
 included. If the issuer cannot be reached, the last list fetched keeps being used (fail open) and
 :attr:`RevocationList.age` grows: alert on it. Without a revocation list, a token stays valid here
 until its ``exp`` (10 minutes by default), whatever happens to it at the issuer.
+
+Discovery (opt-in): :func:`shared.protected_resource.publish` serves the API's RFC 9728 metadata
+and sets :data:`CHALLENGES`, so the challenges of :func:`require_scope` routes name it
+(``resource_metadata``, RFC 9728 §5.1) and, on a 401, the scope the route needs (RFC 6750 §3).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import aiohttp
 import jwt
 from aiohttp import web
 
-from shared.errors import InsufficientScope, InvalidRequest, InvalidToken
+from shared.errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken
 from shared.fetch import Fetcher
 from shared.http import has_control_characters
 from shared.jwks import JWKSCache
@@ -496,31 +500,76 @@ def claims(request: web.Request) -> dict[str, Any]:
     return value
 
 
+@dataclass(frozen=True)
+class Challenges:
+    """What an app adds to the Bearer challenges of its :func:`require_scope` routes.
+
+    ``params`` go into every challenge (RFC 6750 §3 allows auth-params beyond its own, e.g. RFC
+    9728 §5.1 ``resource_metadata``); with ``scope_on_401``, a 401 (no token, or a bad one) also
+    names the scope the route needs, as a 403 ``insufficient_scope`` always does (RFC 6750 §3).
+    Set as ``app[CHALLENGES]``, usually by :func:`shared.protected_resource.publish`; without it
+    challenges are left as they are.
+    """
+
+    params: Mapping[str, str] = field(default_factory=dict)
+    scope_on_401: bool = False
+
+    def extend(self, error: BearerError, needed: tuple[str, ...] = ()) -> None:
+        """Add this app's parameters to ``error``'s challenge; ``needed``: the route's scopes."""
+        error.add_params(**self.params)
+        if self.scope_on_401 and needed and error.status == 401:
+            error.add_params(scope=" ".join(needed))
+
+
+CHALLENGES = web.AppKey("tessera_bearer_challenges", Challenges)
+
+
 def require_scope(
     *needed: str, validator_key: web.AppKey[TokenValidator] | None = None
 ) -> Callable[[Handler], Handler]:
-    """Decorate a handler: a valid bearer token with every scope in ``needed`` is required."""
+    """Decorate a handler: a valid bearer token with every scope in ``needed`` is required.
+
+    Refusals are :class:`InvalidToken` (401) and :class:`InsufficientScope` (403, naming
+    ``needed``); if the app has :data:`CHALLENGES`, they, and the Bearer errors the handler raises,
+    carry its parameters.
+    """
 
     def decorate(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            validator = request.app[validator_key or VALIDATOR]
-            token = bearer_token(request)
-            if token is None:
-                raise InvalidToken("An access token is required.")
-            found = await validator.validate(token)
-            missing = [s for s in needed if s not in scopes_of(found)]
-            if missing:
-                raise InsufficientScope(
-                    f"This request needs the scope {' '.join(needed)}.", scope=" ".join(needed)
-                )
+            challenges = request.app.get(CHALLENGES)
+            try:
+                found = await _authorized(request, request.app[validator_key or VALIDATOR], needed)
+            except BearerError as error:
+                if challenges is not None:
+                    challenges.extend(error, needed)
+                raise
             request[CLAIMS_KEY] = found
-            return await handler(request)
+            try:
+                return await handler(request)
+            except BearerError as error:
+                if challenges is not None:
+                    challenges.extend(error)  # the handler's own refusal: its scope is its own
+                raise
 
         guarded.__name__ = getattr(handler, "__name__", "guarded")
         guarded.__doc__ = handler.__doc__
         return guarded
 
     return decorate
+
+
+async def _authorized(
+    request: web.Request, validator: TokenValidator, needed: tuple[str, ...]
+) -> dict[str, Any]:
+    """The claims of the request's bearer token if it is valid and has every scope ``needed``."""
+    token = bearer_token(request)
+    if token is None:
+        raise InvalidToken("An access token is required.")
+    found = await validator.validate(token)
+    missing = [s for s in needed if s not in scopes_of(found)]
+    if missing:
+        raise InsufficientScope(f"This request needs the scope {' '.join(needed)}.", scope=" ".join(needed))
+    return found
 
 
 VALIDATOR = web.AppKey("tessera_token_validator", TokenValidator)

@@ -759,7 +759,8 @@ class Verifiers:
 
     @property
     def key(self) -> SigningKey:
-        return self.live.registry.keyring.active(datetime.now(UTC))
+        registry = self.live.registry
+        return registry.keyring.active(datetime.now(UTC), registry.settings.signing_alg)
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
@@ -818,8 +819,9 @@ async def verifiers(
         assert secret
         credentials.append((client.client_id, secret))
     issuer = registry.access_tokens
+    # the victim's token, of an approved client (introspection answers only for those)
     victim = issuer.sign(
-        issuer.prepare(), subject=str(uuid.uuid4()), client_id="victim-client", scope=("photos:read",)
+        issuer.prepare(), subject=str(uuid.uuid4()), client_id=credentials[0][0], scope=("photos:read",)
     )
     settings = resource_settings(live_server.url, live_server.settings.access_token_audience, database_url)
     warehouse = await aiohttp_client(create_resource_app(settings))

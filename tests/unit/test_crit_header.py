@@ -87,15 +87,15 @@ async def test_the_validator_refuses_any_crit_header(
 # --- the authorization server: introspection of its own access tokens ---------------------------
 
 
-def _access_token(registry: Registry, **extra_headers: Any) -> str:
+def _access_token(registry: Registry, client_id: str = "some-client", **extra_headers: Any) -> str:
     """An access token signed with the server's active key, exactly as it issues them, plus headers."""
-    key = registry.keyring.active(datetime.now(UTC))
+    key = registry.keyring.active(datetime.now(UTC), registry.settings.signing_alg)
     now = int(time.time())
     payload = {
         "iss": registry.settings.issuer,
         "sub": str(uuid.uuid4()),
         "aud": registry.settings.access_token_audience,
-        "client_id": "some-client",
+        "client_id": client_id,
         "scope": "photos:read",
         "iat": now,
         "exp": now + 300,
@@ -104,7 +104,9 @@ def _access_token(registry: Registry, **extra_headers: Any) -> str:
     return jws({"alg": key.alg, "kid": key.kid, "typ": "at+jwt", **extra_headers}, payload, key.private_key)
 
 
-async def _introspect(http: TestClient, registry: Registry, token: str) -> dict[str, Any]:
+async def _introspector(registry: Registry) -> tuple[str, str]:
+    """A client that may introspect (and to which the tokens below are issued: introspection answers
+    only for tokens of a registered, approved client)."""
     client, secret = await registry.clients.create(
         name="Introspector",
         redirect_uris=[],
@@ -114,9 +116,11 @@ async def _introspect(http: TestClient, registry: Registry, token: str) -> dict[
         allow_introspection=True,
     )
     assert secret
-    response = await http.post(
-        "/oauth2/introspect", data={"token": token}, headers=basic(client.client_id, secret)
-    )
+    return client.client_id, secret
+
+
+async def _introspect(http: TestClient, introspector: tuple[str, str], token: str) -> dict[str, Any]:
+    response = await http.post("/oauth2/introspect", data={"token": token}, headers=basic(*introspector))
     assert response.status == 200
     body: dict[str, Any] = await response.json()
     return body
@@ -125,15 +129,17 @@ async def _introspect(http: TestClient, registry: Registry, token: str) -> dict[
 async def test_introspection_reports_the_same_token_without_crit_active(
     http: TestClient, registry: Registry
 ) -> None:
-    assert (await _introspect(http, registry, _access_token(registry)))["active"] is True
+    introspector = await _introspector(registry)
+    assert (await _introspect(http, introspector, _access_token(registry, introspector[0])))["active"] is True
 
 
 @pytest.mark.parametrize(("crit", "extensions"), CRITICAL, ids=IDS)
 async def test_introspection_reports_a_token_with_crit_inactive(
     http: TestClient, registry: Registry, crit: list[str], extensions: dict[str, Any]
 ) -> None:
-    token = _access_token(registry, crit=crit, **extensions)
-    assert await _introspect(http, registry, token) == {"active": False}
+    introspector = await _introspector(registry)
+    token = _access_token(registry, introspector[0], crit=crit, **extensions)
+    assert await _introspect(http, introspector, token) == {"active": False}
     assert await registry.access_tokens.verify(token) is None
 
 

@@ -18,6 +18,7 @@ RESOURCE_TEAM_MODULES = (
     "shared.error_middleware",
     "shared.jwks",
     "shared.lru",
+    "shared.protected_resource",
 )
 
 PROBE = """
