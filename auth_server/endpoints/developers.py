@@ -138,6 +138,18 @@ async def own_app(request: web.Request, console: Console) -> Client | None:
     return client
 
 
+async def _developer_and_app(request: web.Request) -> tuple[Console, Client] | web.Response:
+    """The signed-in developer and the app the URL names, if theirs; else the answer: off to sign
+    in, or not found (another's app is as good as none)."""
+    console = await signed_in(request)
+    if console is None:
+        return to_sign_in(paths.DEVELOPERS)
+    client = await own_app(request, console)
+    if client is None:
+        return not_found(request)
+    return console, client
+
+
 def _form_page(
     request: web.Request,
     console: Console,
@@ -225,12 +237,10 @@ def plain_registration_error(error: RegistrationError) -> str:
 @html_page
 async def app_page(request: web.Request) -> web.Response:
     """One app: its review status, its client id once approved, its secret's state, and its use."""
-    console = await signed_in(request)
-    if console is None:
-        return to_sign_in(paths.DEVELOPERS)
-    client = await own_app(request, console)
-    if client is None:
-        return not_found(request)
+    found = await _developer_and_app(request)
+    if isinstance(found, web.Response):
+        return found
+    console, client = found
     return await _app_page(request, console, client)
 
 
@@ -267,12 +277,10 @@ async def _app_page(
 async def secret(request: web.Request) -> web.Response:
     """Show the approved app's first secret, once, or rotate it (``action=issue|rotate|rotate-now``:
     the old secret keeps working for the overlap, or stops at once)."""
-    console = await signed_in(request)
-    if console is None:
-        return to_sign_in(paths.DEVELOPERS)
-    client = await own_app(request, console)
-    if client is None:
-        return not_found(request)
+    found = await _developer_and_app(request)
+    if isinstance(found, web.Response):
+        return found
+    console, client = found
     fields = await read_fields(request)
     check_csrf(console, fields)
     registry = request.app[REGISTRY]
@@ -291,12 +299,10 @@ async def secret(request: web.Request) -> web.Response:
 
 @html_page
 async def edit_page(request: web.Request) -> web.Response:
-    console = await signed_in(request)
-    if console is None:
-        return to_sign_in(paths.DEVELOPERS)
-    client = await own_app(request, console)
-    if client is None:
-        return not_found(request)
+    found = await _developer_and_app(request)
+    if isinstance(found, web.Response):
+        return found
+    console, client = found
     return _form_page(
         request, console, template="developers_edit.html", application=Application.of(client), client=client
     )
@@ -305,12 +311,10 @@ async def edit_page(request: web.Request) -> web.Response:
 @html_page
 async def edit(request: web.Request) -> web.Response:
     """Change an app: wider access waits for review, the rest applies at once."""
-    console = await signed_in(request)
-    if console is None:
-        return to_sign_in(paths.DEVELOPERS)
-    client = await own_app(request, console)
-    if client is None:
-        return not_found(request)
+    found = await _developer_and_app(request)
+    if isinstance(found, web.Response):
+        return found
+    console, client = found
     fields = await read_fields(request)
     check_csrf(console, fields)
     registry = request.app[REGISTRY]
