@@ -2,6 +2,16 @@
 
 ``plain`` is refused: it protects nothing against an attacker who can read the authorization
 request (RFC 9700 §2.1.1), and refusing it leaves no downgrade path.
+
+* At ``/authorize``, :func:`check_challenge` (run by ``check_pkce`` in ``authorization/checks.py``):
+  the challenge's form, and who must send one: every public client, and every confidential one
+  an operator did not relax it for.
+* At ``/token``, :func:`challenge_of` turns the ``code_verifier`` into the challenge it answers
+  (``grants/authorization_code.py``); that is compared with the code's challenge, together with
+  the client and the redirect URI, in the one atomic step that redeems the code (the Lua script of
+  ``stores/codes.py``), so a mismatch leaves the code unspent. The refusals' messages (a verifier
+  missing, one where the request had no challenge, a wrong one) are ``_MISMATCH`` in
+  ``grants/authorization_code.py``, the one place they are written.
 """
 
 from __future__ import annotations
@@ -9,10 +19,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
 
 from auth_server.clients import Client
-from shared.errors import InvalidGrant, InvalidRequest
+from shared.errors import InvalidRequest
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
@@ -40,18 +49,6 @@ def check_challenge(client: Client, challenge: str | None, method: str | None) -
 
 
 def challenge_of(verifier: str) -> str | None:
-    """The S256 challenge a well-formed verifier answers (RFC 7636 §4.1, §4.6); ``None`` if malformed."""
+    """The S256 challenge a well-formed verifier answers (RFC 7636 §4.1, §4.6); ``None`` if malformed,
+    which matches no challenge."""
     return s256(verifier) if _VERIFIER.fullmatch(verifier) else None
-
-
-def verify(verifier: str | None, challenge: str | None) -> None:
-    """At /token: the verifier must match the challenge bound to the code, and be absent if none was."""
-    if challenge is None:
-        if verifier is not None:
-            # RFC 9700 §2.1.1: a verifier without a challenge signals an injected code (PKCE downgrade).
-            raise InvalidGrant("code_verifier sent, but the authorization request had no code_challenge.")
-        return
-    if verifier is None:
-        raise InvalidGrant("code_verifier is required: the authorization request used PKCE.")
-    if not _VERIFIER.fullmatch(verifier) or not secrets.compare_digest(s256(verifier), challenge):
-        raise InvalidGrant("code_verifier does not match the code_challenge.")

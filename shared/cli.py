@@ -13,6 +13,9 @@ provider that has some, in the order of their entry-point names (``--only NAME``
 
 The providers are installed metadata: after changing the entry points, reinstall the project
 (``pip install -e .``), as ``.ci/run`` does.
+
+The command starts at :mod:`shared.entry`, which imports this module (and so aiohttp and the rest)
+only once it handles Ctrl-C.
 """
 
 from __future__ import annotations

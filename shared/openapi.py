@@ -57,10 +57,6 @@ SHARED: dict[Handler, Operation] = {
         "summary": "Readiness",
         "responses": {"200": json_body(OBJECT, "ready"), "503": json_body(OBJECT, "not ready")},
     },
-    observability.metrics_endpoint: {
-        "summary": "Prometheus metrics",
-        "responses": {"200": {"description": "text exposition"}},
-    },
 }
 
 _OPERATIONS: web.AppKey[dict[web.AbstractRoute, Operation]] = web.AppKey("openapi_operations", dict)

@@ -1,18 +1,19 @@
 """The admin API's app, and how it runs beside the public one: its own ``AppRunner`` and
-``TCPSite`` on ``TESSERA_ADMIN_HOST:TESSERA_ADMIN_PORT``, started once the public app's resources
-are open (it shares their registry) and stopped before they close. The public app's signal
-handling and graceful shutdown (:func:`shared.serving.run_one`) stay as they are.
+``TCPSite`` on ``TESSERA_ADMIN_HOST:TESSERA_ADMIN_PORT`` (:func:`shared.serving.serve_beside`, as
+``/metrics`` is served too), started once the public app's resources are open (it shares their
+registry) and stopped before they close. The public app's signal handling and graceful shutdown
+(:func:`shared.serving.run_one`) stay as they are.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from auth_server.admin_api import auth, routes
 from auth_server.appkeys import REGISTRY
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
+from auth_server.settings import Settings
+from shared import serving
 from shared.error_middleware import error_middleware
 from shared.http import BODY_TIMEOUT
 
@@ -29,23 +30,14 @@ def create_admin_app(registry: Registry) -> web.Application:
     return app
 
 
-def serve_beside(app: web.Application, *, reuse_port: bool = False) -> None:
+def serve_beside(app: web.Application, settings: Settings, *, reuse_port: bool = False) -> None:
     """Serve the admin API on its own port for as long as ``app`` runs; appended to the public
     app's ``cleanup_ctx`` after its resources, so it starts once the registry is open and stops
     before it closes. ``reuse_port``: several worker processes bind the port (``--workers``)."""
-
-    async def admin(app: web.Application) -> AsyncIterator[None]:
-        registry = app[REGISTRY]
-        settings = registry.settings
-        runner = web.AppRunner(create_admin_app(registry), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(
-                runner, settings.admin_host, settings.admin_port, reuse_port=reuse_port or None
-            )
-            await site.start()
-            yield
-        finally:
-            await runner.cleanup()
-
-    app.cleanup_ctx.append(admin)
+    serving.serve_beside(
+        app,
+        lambda app: create_admin_app(app[REGISTRY]),
+        settings.admin_host,
+        settings.admin_port,
+        reuse_port=reuse_port,
+    )

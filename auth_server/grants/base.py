@@ -9,13 +9,16 @@ declaration in :data:`~auth_server.grants.GRANTS`. Everything else is derived fr
   answers an approved request (``authorization/answer.py``);
 * the client registration rules (``registration.py``): the grant types a client may have, the
   deprecation notices, "refresh_token needs a grant that issues refresh tokens", "confidential
-  clients only", "a grant served at /authorize needs a redirect URI";
+  clients only", "a grant served at /authorize needs a redirect URI", the grant types each response
+  type needs (:meth:`Grants.needed_for`);
+* the response types a client registered without any may use (``Client.response_types``, from
+  :meth:`Grants.default_response_types`);
 * the metadata document (``endpoints/metadata.py``) and the CLI's ``--grant-type`` choices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +94,31 @@ class Grants(Mapping[str, Grant]):
     @property
     def response_types(self) -> tuple[str, ...]:
         return tuple(self._by_response_type)
+
+    def needed_for(self, response_type: str) -> tuple[str, ...] | None:
+        """The grant types a client needs for ``response_type`` (its values in any order), None if
+        no grant serves it: the grant serving it, and the grant serving each of its values alone
+        (RFC 7591 §2.1; OpenID Connect Registration §2: ``code id_token`` needs authorization_code
+        and implicit)."""
+        grant = self.serving(response_type)
+        if grant is None:
+            return None
+        alone = [self.serving(value) for value in response_type.split()]
+        return tuple(dict.fromkeys([grant.grant_type, *(g.grant_type for g in alone if g is not None)]))
+
+    def default_response_types(self, grant_types: Iterable[str]) -> tuple[str, ...]:
+        """The response types of a client registered without any (RFC 7591 §2.1 pairs them with its
+        grant types): those one of its grants serves alone. A response type returning an ID token is
+        never a default: a client registers it by name, with the openid scope (OpenID Connect
+        Registration §2)."""
+        granted = set(grant_types)
+        return tuple(
+            response_type
+            for response_type in self._by_response_type
+            if "id_token" not in response_type.split()
+            and len(needed := self.needed_for(response_type) or ()) == 1
+            and needed[0] in granted
+        )
 
     @property
     def response_modes(self) -> tuple[ResponseMode, ...]:

@@ -15,8 +15,9 @@ def main() -> None:
     try:
         settings = PrinterSettings.from_env()
         # No aiohttp access log: its request line carries the query string, and /callback's holds
-        # the code. The app logs method, path (without the query) and status itself.
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+        # the code. The app logs method, path (without the query) and status itself. No "Running
+        # on ..." banner either: ``tessera dev`` prints the printer's address in its own.
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
     except (ConfigError, MetadataError) as error:
         sys.exit(f"photo printer: {error}")
 

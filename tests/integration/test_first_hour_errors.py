@@ -5,6 +5,7 @@ operators learn why a client was refused; people see plain words, the site's nam
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -19,7 +20,8 @@ from aiohttp.test_utils import TestClient
 
 from shared import service_errors
 from shared.config import Env
-from shared.logging import LoggingSettings, chosen_format
+from shared.logging import LoggingSettings, TextFormatter, chosen_format
+from shared.observability import RequestIdFilter, json_formatter
 from tests.support.flow import REDIRECT_URI, authorize_params, basic
 from tests.support.servers import TEST_KEK, AppFactory, ClientFactory, free_port
 from tests.support.services import Services
@@ -214,10 +216,41 @@ async def test_the_welcome_page_says_what_this_is_and_links_the_metadata(app_wit
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     page = await response.text()
     assert "<h1>Photo Warehouse</h1>" in page
-    for link in ("/.well-known/oauth-authorization-server", "/oauth2/jwks", "/openapi.json", "/login"):
+    for link in (
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/oauth2/jwks",
+        "/openapi.json",
+        "/login",
+        "/account",
+        "/developers",
+    ):
         assert f'href="{link}"' in page
+        assert (await http.get(link, allow_redirects=False)).status in (200, 303), link  # each is there
     described = await (await http.get("/openapi.json")).json()
     assert "/" in described["paths"]
+
+
+async def test_an_unknown_path_is_the_standard_json_error_or_a_page_for_a_browser(http: TestClient) -> None:
+    response = await http.get("/no/such/path")
+    assert response.status == 404
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert (await response.json())["error"] == "not_found"
+
+    browser = await http.get("/no/such/path", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.status == 404
+    assert browser.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in browser.headers["Content-Security-Policy"]
+    page = await browser.text()
+    assert "<h1>Page not found</h1>" in page and '<code id="error-code">not_found</code>' in page
+
+    # a path that takes other methods: 405 with Allow, in the same body
+    wrong = await http.delete("/oauth2/token")
+    assert wrong.status == 405
+    assert "POST" in wrong.headers["Allow"]
+    body = await wrong.json()
+    assert body["error"] == "method_not_allowed" and "DELETE" in body["error_description"]
 
 
 async def test_an_error_page_speaks_plainly_with_the_code_in_small_print(http: TestClient) -> None:
@@ -295,3 +328,104 @@ def test_logs_are_human_readable_on_a_development_terminal(
     if issuer is not None:
         environ["TESSERA_ISSUER"] = issuer
     assert chosen_format(LoggingSettings.from_env(environ), _Stream(terminal)) == chosen
+
+
+# --- what a developer's console shows -------------------------------------------------------------
+
+
+def _formatted(formatter: logging.Formatter, name: str, message: str, **extra: object) -> str:
+    """One record logged through ``formatter`` as the process's handler does (request id filter)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(f"tests.first_hour.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.info(message, extra=extra)
+    logger.removeHandler(handler)
+    return stream.getvalue().replace(logger.name, name)
+
+
+def test_text_logs_show_the_extra_fields_as_key_value_pairs() -> None:
+    line = _formatted(
+        TextFormatter(),
+        "tessera.access",
+        "request",
+        method="GET",
+        route="/oauth2/token",
+        status=200,
+        duration_ms=1.25,
+    )
+    assert line.endswith(
+        " INFO tessera.access [-]: request method=GET route=/oauth2/token status=200 duration_ms=1.25\n"
+    )
+    audit = _formatted(
+        TextFormatter(), "tessera.audit", "audit client.created", event="client.created", client_id="abc"
+    )
+    assert audit.endswith(": audit client.created event=client.created client_id=abc\n")
+    # the JSON format is as it was: the same fields as keys of the object
+    as_json = json.loads(_formatted(json_formatter(), "tessera.access", "request", method="GET", status=200))
+    assert (as_json["message"], as_json["method"], as_json["status"]) == ("request", "GET", 200)
+
+
+def test_text_logs_quote_what_needs_it_leave_out_none_and_hide_secrets() -> None:
+    line = _formatted(
+        TextFormatter(),
+        "tessera.client_auth",
+        "refused",
+        reason="wrong client secret",
+        subject=None,
+        client_secret="hunter2-value",
+        refresh_token="rt-value",
+    )
+    assert 'reason="wrong client secret"' in line
+    assert "subject" not in line
+    assert "client_secret=[hidden]" in line and "refresh_token=[hidden]" in line
+    assert "hunter2-value" not in line and "rt-value" not in line
+
+
+async def test_a_refused_client_reads_on_the_console_with_its_reason(
+    http: TestClient, new_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, secret = await new_client(grant_types=["client_credentials"])
+    assert secret is not None
+    with caplog.at_level(logging.INFO):
+        await http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic(client.client_id, "wrong-secret-value"),
+        )
+    lines = {record.name: TextFormatter().format(record) for record in caplog.records}
+    assert f"client_id={client.client_id} auth_method=client_secret_basic" in lines["tessera.client_auth"]
+    assert 'reason="wrong client secret"' in lines["tessera.client_auth"]
+    assert "method=POST route=/oauth2/token status=401 duration_ms=" in lines["tessera.access"]
+    assert "wrong-secret-value" not in "".join(lines.values())
+
+
+async def test_polls_and_probes_log_at_debug_and_everything_else_at_info(
+    http: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Photo Warehouse pulls /oauth2/revoked every 5 s: on a console at INFO that would be a
+    line every 5 s saying nothing; its failures, and every other request, stay at INFO."""
+    with caplog.at_level(logging.DEBUG, logger="tessera.access"):
+        listed = await http.get("/oauth2/revoked")
+        assert listed.status == 200
+        unchanged = await http.get("/oauth2/revoked", headers={"If-None-Match": listed.headers["ETag"]})
+        assert unchanged.status == 304
+        assert (await http.get("/healthz")).status == 200
+        assert (await http.get("/.well-known/oauth-authorization-server")).status == 200
+        assert (await http.post("/oauth2/revoked")).status == 405
+    levels = [
+        (record.route, record.status, record.levelname)  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "tessera.access"
+    ]
+    assert levels[:4] == [
+        ("/oauth2/revoked", 200, "DEBUG"),
+        ("/oauth2/revoked", 304, "DEBUG"),
+        ("/healthz", 200, "DEBUG"),
+        ("/.well-known/oauth-authorization-server", 200, "INFO"),
+    ]
+    assert levels[4][1:] == (405, "INFO")

@@ -1,28 +1,39 @@
 """Each grant declared once (grants/base.py): metadata, registration, the CLI and dispatch follow it.
 
 A grant that is only added to the registry must appear in the metadata document (RFC 8414 §2),
-be accepted for clients (RFC 7591 §2) and be dispatched by the token endpoint, with nothing else
-changed; the registration rules that depend on a grant come from its declaration.
+be accepted for clients (RFC 7591 §2), be dispatched by the token endpoint and, if it serves a
+response type, be answered at the authorization endpoint for a client registered for it, with
+nothing else changed; the registration rules that depend on a grant come from its declaration.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 import auth_server.endpoints.token
-from auth_server import cli, clients
+from auth_server import cli
+from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.authorization.response_modes import default_mode
 from auth_server.clients import Client
 from auth_server.endpoints.metadata import document
 from auth_server.grants import GRANT_TYPES, GRANTS, Grant, Grants, implicit
 from auth_server.grants.common import TokenRequest
-from auth_server.registration import RegistrationError, notices, validate_registration
+from auth_server.registration import (
+    RegistrationError,
+    check_response_types,
+    notices,
+    validate_registration,
+)
 from auth_server.registry import Registry
 from auth_server.settings import Settings
-from tests.support.flow import basic
+from auth_server.stores.users import User
+from tests.support.flow import REDIRECT_URI, authorize_params, basic, obtain_code, query_of
+from tests.support.servers import PASSWORD
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1: not implemented here
 KNOWN_SCOPES = {"photos:read", "photos:write"}
@@ -103,21 +114,36 @@ def test_the_shipped_grants_and_their_rules() -> None:
         "implicit",
         "password",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:device_code",
     )
     assert GRANTS.deprecated == ("implicit", "password")
-    assert [g for g, grant in GRANTS.items() if grant.confidential_only] == ["client_credentials"]
+    assert [g for g, grant in GRANTS.items() if grant.confidential_only] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
     assert [g for g, grant in GRANTS.items() if grant.issues_refresh_tokens] == [
         "authorization_code",
         "password",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
     # RFC 7591 §2.1 pairs grant types with response types (OpenID Connect Registration §2 adds its
-    # own); the rules of a client's registration say it the same way
-    assert set(clients.RESPONSE_TYPE_GRANTS) == set(GRANTS.response_types)
-    for grant_type, grant in GRANTS.items():
-        for response_type in grant.response_types:
-            assert grant_type in clients.RESPONSE_TYPE_GRANTS[response_type], response_type
-        for response_type in clients.GRANT_RESPONSE_TYPES.get(grant_type, ()):
-            assert response_type in grant.response_types, grant_type
+    # own), derived from the declarations: a response type needs the grant serving it, and the one
+    # serving each of its values alone
+    assert {response_type: GRANTS.needed_for(response_type) for response_type in GRANTS.response_types} == {
+        "code": ("authorization_code",),
+        "code id_token": ("authorization_code", "implicit"),
+        "token": ("implicit",),
+        "id_token": ("implicit",),
+        "id_token token": ("implicit",),
+    }
+    assert GRANTS.needed_for("id_token code") == ("authorization_code", "implicit")
+    assert GRANTS.needed_for("assertion") is None
+    # a client registered without response types gets those its grants serve alone, without an ID token
+    assert GRANTS.default_response_types(["authorization_code", "refresh_token"]) == ("code",)
+    assert GRANTS.default_response_types(["implicit"]) == ("token",)
+    assert GRANTS.default_response_types(["implicit", "authorization_code"]) == ("code", "token")
+    assert GRANTS.default_response_types(["client_credentials", "password"]) == ()
 
 
 def test_the_implicit_grant_is_declared_in_grants() -> None:
@@ -170,3 +196,64 @@ def test_a_grant_type_or_response_type_is_declared_once() -> None:
             *GRANTS.values(),
             Grant(JWT_BEARER, authorization_endpoint=implicit.issue_token, response_types=("token",)),
         )
+
+
+TICKET = "urn:example:params:oauth:grant-type:ticket"  # a grant served at /authorize, made up here
+
+
+async def _issue_ticket(
+    registry: Registry, request: AuthorizationRequest, owner: ResourceOwner
+) -> dict[str, str]:
+    return {"ticket": f"{owner.subject} for {request.client_id}"}
+
+
+TICKETS = Grants(
+    *GRANTS.values(), Grant(TICKET, authorization_endpoint=_issue_ticket, response_types=("ticket",))
+)
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, grants: Grants) -> None:
+    """Every module of the server that reads the registry of grants reads ``grants`` instead."""
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith("auth_server") and vars(module).get("GRANTS") is GRANTS:
+            monkeypatch.setattr(module, "GRANTS", grants)
+
+
+async def test_a_grant_added_to_the_registry_is_answered_at_the_authorization_endpoint(
+    http: TestClient, registry: Registry, user: User, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # registered for the new grant by the rules of the registry that declares it
+    with pytest.raises(RegistrationError, match="unsupported grant type"):
+        _validate(grant_types=[TICKET], redirect_uris=[REDIRECT_URI])
+    _validate(TICKETS, grant_types=[TICKET], redirect_uris=[REDIRECT_URI])
+    with pytest.raises(RegistrationError, match="unsupported response type"):
+        check_response_types(["ticket"], grant_types=[TICKET], scope=["photos:read"])
+    check_response_types(["ticket"], grant_types=[TICKET], scope=["photos:read"], grants=TICKETS)
+    with pytest.raises(RegistrationError, match="needs the grant type"):
+        check_response_types(["ticket"], grant_types=["implicit"], scope=["photos:read"], grants=TICKETS)
+    client, _ = await registry.clients.create(
+        name="Ticket office",
+        redirect_uris=[REDIRECT_URI],
+        grant_types=[TICKET],
+        scope=["photos:read"],
+        auth_method="client_secret_basic",
+    )
+    params = authorize_params(client.client_id, response_type="ticket")
+
+    # with the shipped grants, nothing serves the response type
+    shipped = client.response_types
+    assert shipped == ()
+    refused = await http.get(f"/oauth2/authorize?{urlencode(params)}", allow_redirects=False)
+    assert refused.status == 302
+    assert query_of(refused.headers["Location"])["error"] == "unsupported_response_type"
+
+    # added to the registry, and nowhere else: the client may use it, and its grant answers
+    _serve(monkeypatch, TICKETS)
+    assert client.response_types == ("ticket",)
+    answer = await obtain_code(http, params, user.username, PASSWORD)
+    assert answer == {
+        "ticket": f"{user.subject} for {client.client_id}",
+        "state": "state-123",
+        "iss": settings.issuer,
+    }

@@ -1,12 +1,20 @@
-"""Request ids, JSON logs without secrets, Prometheus metrics, liveness and readiness."""
+"""Request ids, JSON logs without secrets, Prometheus metrics on a listener of their own (never
+the public app, issue 12), liveness and readiness."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -14,8 +22,12 @@ from auth_server.app import create_app
 from auth_server.settings import Settings
 from auth_server.stores.users import User
 from shared.observability import RequestIdFilter, json_formatter
+from tests.integration.test_process_lifecycle import _wait_healthy
+from tests.integration.test_serving import _environment
 from tests.support.flow import REDIRECT_URI, Pkce, authorize_params, basic, hidden, obtain_code
-from tests.support.servers import PASSWORD, ClientFactory, make_settings
+from tests.support.metrics import scrape
+from tests.support.servers import PASSWORD, ClientFactory, free_port, make_settings
+from tests.support.services import Services
 
 Factory = Callable[..., Awaitable[TestClient]]
 
@@ -92,7 +104,9 @@ async def test_a_full_flow_logs_no_secret(
     assert any(r.name == "tessera.access" for r in caplog.records)
 
 
-async def test_metrics_count_requests_tokens_and_errors(http: TestClient, new_client: ClientFactory) -> None:
+async def test_metrics_count_requests_tokens_and_errors(
+    aiohttp_client: Factory, http: TestClient, new_client: ClientFactory
+) -> None:
     client, secret = await new_client(grant_types=["client_credentials"], scope="warehouse:stats")
     assert secret
     for _ in range(3):
@@ -104,7 +118,7 @@ async def test_metrics_count_requests_tokens_and_errors(http: TestClient, new_cl
     await http.post(
         "/oauth2/token", data={"grant_type": "client_credentials"}, headers=basic(client.client_id, "bad")
     )
-    text = await (await http.get("/metrics")).text()
+    text = await scrape(aiohttp_client, http)
     assert 'tessera_tokens_issued_total{grant_type="client_credentials"} 3.0' in text
     assert 'tessera_oauth_errors_total{error="invalid_client"}' in text
     assert (
@@ -114,6 +128,82 @@ async def test_metrics_count_requests_tokens_and_errors(http: TestClient, new_cl
     assert "tessera_http_request_seconds_bucket" in text
     assert 'tessera_db_pool_connections{service="auth"}' in text
     assert 'tessera_db_pool_connections_in_use{service="auth"}' in text
+    # the public app has no /metrics: it is served on a listener of its own
+    assert (await http.get("/metrics")).status == 404
+
+
+def _two_free_ports() -> int:
+    """A port P such that P and P + 1 are both free (the metrics ports of two workers)."""
+    for _ in range(50):
+        first = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", first + 1))
+            except OSError:
+                continue
+        return first
+    raise AssertionError("no two adjacent free ports")
+
+
+async def _scrape_port(session: aiohttp.ClientSession, port: int) -> str:
+    """/metrics on ``port``, waiting for its listener (a worker starts it once its resources are open)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                assert response.status == 200
+                return await response.text()
+        except aiohttp.ClientConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def _healthz_requests(text: str) -> float:
+    pattern = (
+        r'^tessera_http_requests_total\{method="GET",route="/healthz",service="auth",status="200"\} (\S+)$'
+    )
+    return sum(float(found) for found in re.findall(pattern, text, re.M))
+
+
+async def test_each_worker_serves_its_metrics_on_a_port_of_its_own(
+    database_url: str, backing: Services, redis_prefix: str
+) -> None:
+    """``--workers 2 --metrics-port P``: worker i serves its own metrics on P + i, so that a scrape
+    of one port always reaches the same worker; the public port serves no /metrics."""
+    port, metrics = free_port(), _two_free_ports()
+    env = _environment(port, database_url, backing.redis_url, redis_prefix)
+    command = ["auth-server", "--port", str(port), "--workers", "2", "--metrics-port", str(metrics)]
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "auth_server.cli", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await asyncio.to_thread(_wait_healthy, port, process)
+        async with aiohttp.ClientSession() as session:
+            before = [await _scrape_port(session, metrics + i) for i in range(2)]
+            for _ in range(20):
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                assert response.status == 404
+            after = [await _scrape_port(session, metrics + i) for i in range(2)]
+        for text in after:
+            assert "# TYPE tessera_tokens_issued_total counter" in text
+        # every request counted once, by the worker that served it; no worker's count went back
+        counted = [_healthz_requests(a) - _healthz_requests(b) for a, b in zip(after, before, strict=True)]
+        assert all(count >= 0 for count in counted) and sum(counted) == 20, counted
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 async def test_ready_when_postgres_redis_and_keys_are(http: TestClient) -> None:

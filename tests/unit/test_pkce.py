@@ -1,4 +1,7 @@
-"""RFC 7636: S256 only, verifier syntax, and the downgrade rule of RFC 9700 §2.1.1."""
+"""RFC 7636: S256 only, challenge and verifier syntax, and who must use PKCE (RFC 9700 §2.1.1).
+
+The /token side (the verifier matched against the code's challenge, the downgrade rule) runs as the
+code is redeemed: ``tests/integration/test_authorization_code_refusals.py``."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import pytest
 
 from auth_server import pkce
 from auth_server.clients import Client
-from shared.errors import InvalidGrant, InvalidRequest
+from shared.errors import InvalidRequest
 
 # RFC 7636 Appendix B
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -30,20 +33,17 @@ def test_s256_matches_the_rfc_example() -> None:
     assert pkce.s256(VERIFIER) == CHALLENGE
 
 
-def test_matching_verifier_passes() -> None:
-    pkce.verify(VERIFIER, CHALLENGE)
+def test_a_verifier_answers_its_challenge() -> None:
+    assert pkce.challenge_of(VERIFIER) == CHALLENGE
+    assert pkce.challenge_of("a" * 43) == pkce.s256("a" * 43)  # the shortest, and the longest
+    assert pkce.challenge_of("~" * 128) == pkce.s256("~" * 128)
+    assert pkce.challenge_of(VERIFIER[:-1] + "l") != CHALLENGE
 
 
-@pytest.mark.parametrize("verifier", [None, VERIFIER[:-1] + "l", "a" * 42, "a" * 129, VERIFIER + "!"])
-def test_bad_verifiers_fail(verifier: str | None) -> None:
-    with pytest.raises(InvalidGrant):
-        pkce.verify(verifier, CHALLENGE)
-
-
-def test_verifier_without_challenge_is_a_downgrade() -> None:
-    with pytest.raises(InvalidGrant):
-        pkce.verify(VERIFIER, None)
-    pkce.verify(None, None)
+@pytest.mark.parametrize("verifier", ["a" * 42, "a" * 129, VERIFIER + "!", "é" * 50, ""])
+def test_a_malformed_verifier_answers_no_challenge(verifier: str) -> None:
+    """RFC 7636 §4.1: 43 to 128 unreserved characters; anything else matches no code."""
+    assert pkce.challenge_of(verifier) is None
 
 
 @pytest.mark.parametrize(
