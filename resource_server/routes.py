@@ -3,8 +3,8 @@
 :func:`add_routes` is what ``create_app`` registers, with the warehouse's RFC 9728 metadata
 (:func:`protected_resource`, published by :func:`shared.protected_resource.publish`);
 :func:`document` is the OpenAPI document of those routes and of the ones every app has
-(``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``), built from the router as the app
-serves it (see :mod:`shared.openapi`).
+(``/healthz``, ``/readyz``, ``/openapi.json``; ``/metrics`` is served on a listener of its own),
+built from the router as the app serves it (see :mod:`shared.openapi`).
 """
 
 from __future__ import annotations

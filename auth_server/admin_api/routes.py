@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from auth_server import keys, platform, usernames
+from auth_server import keys, platform, resources, usernames
 from auth_server.admin_api.auth import READ, WRITE, actor, require
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import Client
@@ -301,6 +301,55 @@ async def rotate_key(request: web.Request) -> web.Response:
     return _json({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at}, 201)
 
 
+# --- resources (RFC 8707) --------------------------------------------------------------------
+
+
+@require(READ)
+async def list_resources(request: web.Request) -> web.Response:
+    return _json([resources.shown(r) for r in await request.app[REGISTRY].resources.list()])
+
+
+@require(READ)
+async def get_resource(request: web.Request) -> web.Response:
+    identifier = request.query.get("identifier", "")
+    resource = await request.app[REGISTRY].resources.get(identifier)
+    if resource is None:
+        raise NotFound(f"No resource {identifier!r}.")
+    return _json(resources.shown(resource))
+
+
+@require(WRITE)
+async def create_resource(request: web.Request) -> web.Response:
+    """``{"identifier", "name", "scopes": [...], "service_client_id"?}``, as ``tessera resource create``."""
+    registry = request.app[REGISTRY]
+    body = await read_json(request)
+    scopes = body.get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidRequest("scopes must be a list of scope names.")
+    try:
+        resource = await resources.register(
+            registry,
+            identifier=str(_text(body, "identifier")),
+            name=str(_text(body, "name")),
+            scopes=scopes,
+            service_client_id=_text(body, "service_client_id", required=False),
+            by=actor(request),
+        )
+    except resources.ResourceRefused as refusal:
+        raise InvalidRequest(f"{refusal}.") from None
+    return _json(resources.shown(resource), 201)
+
+
+@require(WRITE)
+async def delete_resource(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    identifier = request.query.get("identifier", "")
+    if not await registry.resources.delete(identifier):
+        raise NotFound(f"No resource {identifier!r}.")
+    await registry.audit.record("resource.deleted", resource=identifier, by=actor(request))
+    return _json({"deleted": identifier})
+
+
 @require(READ)
 async def list_audit(request: web.Request) -> web.Response:
     """The most recent events first; ``?event=``, ``?client_id=``, ``?subject=``, ``?limit=`` (≤ 1000)."""
@@ -466,6 +515,38 @@ def add_routes(app: web.Application) -> None:
         requestBody=_OPTIONAL_BODY,
         **read,
         responses={"201": one, **_WRITE_ERRORS},
+    )
+    routes.get(
+        "/resources",
+        list_resources,
+        summary="The APIs tokens are issued for (RFC 8707)",
+        **read,
+        responses={"200": many, **_READ_ERRORS},
+    )
+    routes.post(
+        "/resources",
+        create_resource,
+        summary='Register an API: {"identifier", "name", "scopes", "service_client_id"?}',
+        requestBody=_JSON_BODY,
+        **read,
+        responses={"201": one, **_WRITE_ERRORS},
+    )
+    # identifiers are URIs: named in the query, not the path
+    routes.get(
+        "/resource",
+        get_resource,
+        summary="One API",
+        parameters=_query("identifier"),
+        **read,
+        responses={"200": one, **_READ_ERRORS},
+    )
+    routes.delete(
+        "/resource",
+        delete_resource,
+        summary="Forget an API (tokens issued for it stay valid until they expire)",
+        parameters=_query("identifier"),
+        **read,
+        responses={"200": one, **_WRITE_ERRORS},
     )
     routes.get(
         "/audit",

@@ -12,8 +12,10 @@ token endpoint's hot path writes nothing for it.
 from __future__ import annotations
 
 import builtins
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -38,6 +40,15 @@ class Remembered:
 
     scope: frozenset[str]
     expires_at: datetime | None
+    # the scopes she allowed per audience (RFC 8707: an API's identifier, or the default audience);
+    # empty for a consent from before resource indicators (all of it for the default audience)
+    audiences: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def allows(self, audiences: Iterable[str], scope: Iterable[str], default: str) -> bool:
+        """Whether she allowed every one of ``scope`` for every one of ``audiences``."""
+        granted = self.audiences or {default: self.scope}
+        wanted = set(scope)
+        return all(wanted <= granted.get(audience, frozenset()) for audience in audiences)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,8 @@ class AppAccess:
     # last refresh-token family ends
     expires_at: datetime | None
     consented: bool
+    # the APIs (RFC 8707 resource identifiers) it may get tokens for, besides the general audience
+    apis: tuple[str, ...] = ()
 
 
 class ConsentStore:
@@ -67,11 +80,15 @@ class ConsentStore:
     async def remembered(self, user_id: uuid.UUID, client_id: str) -> Remembered | None:
         """The user's live consent to the client; None if she gave none or it has expired."""
         row = await self._pool.fetchrow(
-            f"SELECT scope, expires_at FROM consents WHERE user_id = $1 AND client_id = $2 AND {_LIVE}",
+            "SELECT scope, expires_at, audiences::text AS audiences FROM consents"
+            f" WHERE user_id = $1 AND client_id = $2 AND {_LIVE}",
             user_id,
             client_id,
         )
-        return None if row is None else Remembered(frozenset(row["scope"]), row["expires_at"])
+        if row is None:
+            return None
+        audiences = {name: frozenset(s) for name, s in json.loads(row["audiences"]).items()}
+        return Remembered(frozenset(row["scope"]), row["expires_at"], audiences)
 
     async def grant(
         self,
@@ -81,27 +98,47 @@ class ConsentStore:
         *,
         asked: tuple[str, ...] = (),
         lasts: timedelta | None = None,
+        audiences: tuple[str, ...] = (),
+        default: str = "",
     ) -> datetime | None:
-        """Record consent to ``scope`` for ``lasts`` (None: until revoked); return when it ends.
+        """Record consent to ``scope`` for ``audiences`` (none: the scope alone, as before resource
+        indicators) for ``lasts`` (None: until revoked); return when it ends.
 
         What the user answered replaces what she answered before for the scopes ``asked`` (a scope
-        she unticked now is no longer granted); scopes of a live earlier consent that were not
-        asked stay granted. The whole consent then lasts as chosen now."""
-        ends: datetime | None = await self._pool.fetchval(
-            "INSERT INTO consents AS c (user_id, client_id, scope, expires_at)"
-            " VALUES ($1, $2, $3, now() + $5::interval)"
-            " ON CONFLICT (user_id, client_id) DO UPDATE SET"
-            " scope = ARRAY(SELECT s FROM unnest(CASE WHEN c.expires_at IS NULL OR c.expires_at > now()"
-            " THEN c.scope ELSE '{}'::text[] END) AS kept(s) WHERE s <> ALL($4::text[])"
-            " UNION SELECT unnest(EXCLUDED.scope) ORDER BY 1),"
-            " granted_at = now(), expires_at = EXCLUDED.expires_at"
-            " RETURNING expires_at",
-            user_id,
-            client_id,
-            sorted(scope),
-            list(asked),
-            lasts,
-        )
+        she unticked now is no longer granted), for the audiences she answered for; what a live
+        earlier consent allowed otherwise stays allowed. The whole consent then lasts as chosen now."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT audiences::text AS audiences, scope, {_LIVE} AS live FROM consents"
+                " WHERE user_id = $1 AND client_id = $2 FOR UPDATE",
+                user_id,
+                client_id,
+            )
+            kept: dict[str, list[str]] = {}
+            if row is not None and row["live"]:
+                kept = json.loads(row["audiences"])
+                if not kept and audiences:
+                    # a consent from before resource indicators: all of it for the default audience
+                    kept = {default: list(row["scope"])}
+            for audience in audiences:
+                earlier = set(kept.get(audience, ())) - set(asked)
+                kept[audience] = sorted(earlier | set(scope))
+            ends: datetime | None = await conn.fetchval(
+                "INSERT INTO consents AS c (user_id, client_id, scope, expires_at, audiences)"
+                " VALUES ($1, $2, $3, now() + $5::interval, $6::jsonb)"
+                " ON CONFLICT (user_id, client_id) DO UPDATE SET"
+                " scope = ARRAY(SELECT s FROM unnest(CASE WHEN c.expires_at IS NULL OR c.expires_at > now()"
+                " THEN c.scope ELSE '{}'::text[] END) AS kept(s) WHERE s <> ALL($4::text[])"
+                " UNION SELECT unnest(EXCLUDED.scope) ORDER BY 1),"
+                " audiences = EXCLUDED.audiences, granted_at = now(), expires_at = EXCLUDED.expires_at"
+                " RETURNING expires_at",
+                user_id,
+                client_id,
+                sorted(scope),
+                list(asked),
+                lasts,
+                json.dumps(kept, sort_keys=True),
+            )
         return ends
 
     async def list(self, *, user_id: uuid.UUID | None = None, client_id: str | None = None) -> list[Consent]:
@@ -128,7 +165,7 @@ class ConsentStore:
         refresh-token family of hers; ``family_lifetime`` bounds families recorded without an end."""
         async with self._pool.acquire() as conn:
             consents = await conn.fetch(
-                "SELECT client_id, scope, granted_at, expires_at FROM consents"
+                "SELECT client_id, scope, granted_at, expires_at, audiences::text AS audiences FROM consents"
                 f" WHERE user_id = $1 AND {_LIVE}",
                 user_id,
             )
@@ -149,7 +186,18 @@ class ConsentStore:
                 " JOIN refresh_tokens t USING (family_id) WHERE f.subject = $1 GROUP BY f.client_id",
                 str(user_id),
             )
-        return _merge(consents, families, {row["client_id"]: row["last_used_at"] for row in used})
+            # the APIs its live families were granted tokens for (RFC 8707)
+            family_apis = await conn.fetch(
+                "SELECT f.client_id, array_agg(DISTINCT r ORDER BY r) AS apis"
+                " FROM refresh_token_families f CROSS JOIN LATERAL unnest(f.resources) AS r"
+                " WHERE f.subject = $1 AND f.revoked_at IS NULL GROUP BY f.client_id",
+                str(user_id),
+            )
+        apis = {row["client_id"]: set(row["apis"]) for row in family_apis}
+        for row in consents:
+            apis.setdefault(row["client_id"], set()).update(json.loads(row["audiences"]))
+        merged = _merge(consents, families, {row["client_id"]: row["last_used_at"] for row in used})
+        return [replace(app, apis=tuple(sorted(apis.get(app.client_id, ())))) for app in merged]
 
 
 def _merge(

@@ -166,3 +166,26 @@ async def test_each_endpoint(admin: Admin) -> None:
 def test_the_document_describes_every_route() -> None:
     doc = document()
     assert {"/clients", "/users", "/consents", "/keys", "/audit"} <= set(doc["paths"])
+
+
+async def test_resources(admin: Admin) -> None:
+    """The APIs tokens are issued for (RFC 8707), as ``tessera resource`` manages them."""
+    registry = admin.registry
+    write = token(registry, await new_user(registry, is_admin=True), "admin:write")
+    identifier = f"https://api-{uuid.uuid4().hex[:8]}.example/photos"
+    body = {"identifier": identifier, "name": "Photos", "scopes": ["photos:read"]}
+    status, created = await admin.call("POST", "/resources", write, json=body)
+    assert status == 201, created
+    assert (created["identifier"], created["scopes"]) == (identifier, ["photos:read"])
+    assert (await admin.call("POST", "/resources", write, json=body))[0] == 400  # registered already
+    status, refused = await admin.call("POST", "/resources", write, json={**body, "identifier": "no-uri"})
+    assert status == 400 and "absolute URI" in refused["error_description"]
+    status, refused = await admin.call("POST", "/resources", write, json={**body, "scopes": ["nope"]})
+    assert status == 400 and "TESSERA_SCOPES" in refused["error_description"]
+    assert any(r["identifier"] == identifier for r in (await admin.call("GET", "/resources", write))[1])
+    status, shown = await admin.call("GET", "/resource", write, params={"identifier": identifier})
+    assert (status, shown["name"]) == (200, "Photos")
+    read = token(registry, await new_user(registry, is_admin=True), "admin:read")
+    assert (await admin.call("DELETE", "/resource", read, params={"identifier": identifier}))[0] == 403
+    assert (await admin.call("DELETE", "/resource", write, params={"identifier": identifier}))[0] == 200
+    assert (await admin.call("GET", "/resource", write, params={"identifier": identifier}))[0] == 404

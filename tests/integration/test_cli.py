@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.cli import json_of, tessera
 from tests.support.servers import TEST_KEK
 from tests.support.services import Services
-
-
-def _tessera(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auth_server.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
-def _json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 async def test_cli_end_to_end(empty_database: str, backing: Services, redis_prefix: str) -> None:
@@ -38,14 +20,14 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
         "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
         "TESSERA_REDIS_PREFIX": redis_prefix,
     }
-    migrate = _tessera(env, "migrate")
+    migrate = tessera(env, "migrate")
     assert migrate.returncode == 0, migrate.stderr
     assert "001_initial.sql" in migrate.stdout
-    assert "applied 0 migration" in _tessera(env, "migrate").stdout
-    assert _json(_tessera(env, "purge")) == {"families_deleted": 0}
+    assert "applied 0 migration" in tessera(env, "migrate").stdout
+    assert json_of(tessera(env, "purge")) == {"families_deleted": 0}
 
-    created = _json(
-        _tessera(
+    created = json_of(
+        tessera(
             env,
             *("client", "create", "--name", "Photo Printer", "--redirect-uri", "https://printer.example/cb"),
             *(
@@ -63,8 +45,8 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
     assert created["grant_types"] == ["authorization_code", "refresh_token"]
     assert len(created["client_secret"]) >= 43  # 256 bits, base64url
 
-    public = _json(
-        _tessera(
+    public = json_of(
+        tessera(
             env,
             *("client", "create", "--name", "Phone", "--public", "--redirect-uri", "com.example.app:/cb"),
             *("--scope", "photos:read", "--json"),
@@ -72,7 +54,7 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
     )
     assert public["token_endpoint_auth_method"] == "none" and "client_secret" not in public
 
-    bad = _tessera(
+    bad = tessera(
         env,
         "client",
         "create",
@@ -85,34 +67,32 @@ async def test_cli_end_to_end(empty_database: str, backing: Services, redis_pref
     )
     assert bad.returncode == 2 and "loopback" in bad.stderr
 
-    listed = _json(_tessera(env, "client", "list"))
+    listed = json_of(tessera(env, "client", "list"))
     assert {c["client_id"] for c in listed} == {created["client_id"], public["client_id"]}
     assert all("client_secret" not in c for c in listed)
-    shown = _json(_tessera(env, "client", "show", created["client_id"]))
+    shown = json_of(tessera(env, "client", "show", created["client_id"]))
     assert shown["client_name"] == "Photo Printer"
-    rotated = _json(_tessera(env, "client", "rotate-secret", created["client_id"]))
+    rotated = json_of(tessera(env, "client", "rotate-secret", created["client_id"]))
     assert rotated["client_secret"] != created["client_secret"]
 
-    user = _json(
-        _tessera(
-            env, "user", "create", "--username", "xiaomei", "--password-stdin", stdin="a long password\n"
-        )
+    user = json_of(
+        tessera(env, "user", "create", "--username", "xiaomei", "--password-stdin", stdin="a long password\n")
     )
     assert user["username"] == "xiaomei"
-    again = _tessera(
+    again = tessera(
         env, "user", "create", "--username", "XiaoMei", "--password-stdin", stdin="a long password\n"
     )
     assert again.returncode == 2 and "taken" in again.stderr
 
-    rotated_key = _json(_tessera(env, "keys", "rotate", "--prepublication", "600"))
-    states = {k["kid"]: k["state"] for k in _json(_tessera(env, "keys", "list"))}
+    rotated_key = json_of(tessera(env, "keys", "rotate", "--prepublication", "600"))
+    states = {k["kid"]: k["state"] for k in json_of(tessera(env, "keys", "list"))}
     assert states[rotated_key["kid"]] == "next"
 
-    assert _tessera(env, "client", "delete", public["client_id"]).returncode == 0
-    assert _tessera(env, "client", "show", public["client_id"]).returncode == 2
+    assert tessera(env, "client", "delete", public["client_id"]).returncode == 0
+    assert tessera(env, "client", "show", public["client_id"]).returncode == 2
 
     # config errors name the variable and exit 2, without a traceback
-    broken = _tessera({**env, "TESSERA_ISSUER": "http://auth.example.com"}, "client", "list")
+    broken = tessera({**env, "TESSERA_ISSUER": "http://auth.example.com"}, "client", "list")
     assert broken.returncode == 2
     assert "TESSERA_ISSUER" in broken.stderr and "Traceback" not in broken.stderr
 
@@ -127,7 +107,7 @@ async def test_client_create_from_a_metadata_file(
         "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
         "TESSERA_REDIS_PREFIX": redis_prefix,
     }
-    assert _tessera(env, "migrate").returncode == 0
+    assert tessera(env, "migrate").returncode == 0
     document: dict[str, Any] = {
         "client_name": "Photo Printer",
         "redirect_uris": ["https://printer.example/callback"],
@@ -147,21 +127,21 @@ async def test_client_create_from_a_metadata_file(
     }
     path = tmp_path / "printer.json"
     path.write_text(json.dumps(document))
-    created = _json(_tessera(env, "client", "create", "--metadata-file", str(path), "--json"))
+    created = json_of(tessera(env, "client", "create", "--metadata-file", str(path), "--json"))
     for name, value in document.items():
         expected = value
         if name == "response_types":
             expected = ["code", "code id_token"]  # stored in canonical form
         assert created[name] == expected, name
     assert created["token_endpoint_auth_method"] == "client_secret_basic" and created["client_secret"]
-    shown = _json(_tessera(env, "client", "show", created["client_id"]))
+    shown = json_of(tessera(env, "client", "show", created["client_id"]))
     assert shown["sector_identifier"] == "printer.example"
     assert shown["backchannel_logout_uri"] == document["backchannel_logout_uri"]
     assert "client_secret" not in shown
 
     # from standard input, a flag given overriding its field
-    public = _json(
-        _tessera(
+    public = json_of(
+        tessera(
             env,
             *("client", "create", "--metadata-file", "-", "--public", "--name", "Phone"),
             *("--redirect-uri", "com.example.phone:/cb", "--json"),
@@ -191,13 +171,13 @@ async def test_client_create_from_a_metadata_file(
         ("[1, 2]", "JSON object"),
         ("{not json", "cannot read client metadata from standard input"),
     ):
-        refused = _tessera(env, "client", "create", "--metadata-file", "-", stdin=stdin)
+        refused = tessera(env, "client", "create", "--metadata-file", "-", stdin=stdin)
         assert refused.returncode == 2, refused.stderr
         assert error in refused.stderr and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    missing = _tessera(env, "client", "create", "--metadata-file", str(tmp_path / "absent.json"))
+    missing = tessera(env, "client", "create", "--metadata-file", str(tmp_path / "absent.json"))
     assert missing.returncode == 2 and "absent.json" in missing.stderr
-    no_name = _tessera(env, "client", "create", "--scope", "openid")
+    no_name = tessera(env, "client", "create", "--scope", "openid")
     assert no_name.returncode == 2 and "--name" in no_name.stderr and "--metadata-file" in no_name.stderr
-    listed = _json(_tessera(env, "client", "list"))
+    listed = json_of(tessera(env, "client", "list"))
     assert {c["client_id"] for c in listed} == {created["client_id"], public["client_id"]}

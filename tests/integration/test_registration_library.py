@@ -67,7 +67,7 @@ async def tessera(database_url: str, backing: Services) -> AsyncIterator[Tessera
         registration="open-native",
         # the SDK asks for offline_access whenever the server supports it and the client has the
         # refresh_token grant (MCP SEP-2207), which its default grant types include
-        open_scopes="openid profile offline_access",
+        open_scopes="openid profile offline_access photos:read",
     )
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -93,8 +93,10 @@ async def resource(tessera: Tessera) -> AsyncIterator[Resource]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     state = Resource(url=f"{base}/mcp")
+    # an API registered with Tessera (RFC 8707): the SDK asks for tokens for it by its URL
+    await tessera.registry.resources.create(state.url, "MCP server", ("photos:read",))
     keys = JWKSKeySource(issuer=tessera.url)
-    validator = TokenValidator(issuer=tessera.url, audience=tessera.settings.access_token_audience, keys=keys)
+    validator = TokenValidator(issuer=tessera.url, audience=state.url, keys=keys)
 
     async def protected(request: web.Request) -> web.Response:
         challenge = f'Bearer resource_metadata="{base}{METADATA_PATH}"'
@@ -116,7 +118,7 @@ async def resource(tessera: Tessera) -> AsyncIterator[Resource]:
             {
                 "resource": state.url,
                 "authorization_servers": [tessera.url],
-                "scopes_supported": ["openid", "profile"],
+                "scopes_supported": ["photos:read"],
                 "bearer_methods_supported": ["header"],
             }
         )
@@ -257,12 +259,12 @@ async def test_the_mcp_sdk_registers_itself_and_completes_the_code_flow(
         assert tokens is not None and tokens.access_token
         [claims] = resource.accepted
         assert claims["client_id"] == info.client_id and claims["sub"] == user.subject
-        assert set(claims["scope"].split()) >= {"openid", "profile"}
+        # a token for this one API (RFC 8707): its audience and only its scope
+        assert claims["aud"] == resource.url and claims["scope"] == "photos:read"
         async with aiohttp.ClientSession() as http:
             bearer = {"Authorization": f"Bearer {tokens.access_token}"}
             async with http.get(f"{tessera.url}/oauth2/userinfo", headers=bearer) as userinfo:
-                assert userinfo.status == 200, await userinfo.text()
-                assert (await userinfo.json())["sub"]
+                assert userinfo.status == 401  # not a token for Tessera's own API
             introspector, secret = await tessera.registry.clients.create(
                 name="introspector",
                 redirect_uris=[],
