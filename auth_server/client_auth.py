@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus
 
 import jwt
 
-from auth_server import paths
+from auth_server import paths, profiles
 from auth_server.clients import Client
 from auth_server.crypto import digest, digest_matches, hexdigest
 from auth_server.registry import Registry
@@ -204,8 +204,9 @@ async def _verify_assertion(registry: Registry, client: Client, assertion: str, 
     if "crit" in header:  # RFC 7515 §4.1.11: Tessera understands no extension, so none may be critical
         raise InvalidClient("client_assertion has a critical header extension that is not understood.")
     alg = header.get("alg")
-    if alg not in ASSERTION_ALGS:
-        raise InvalidClient(f"client_assertion must be signed with one of {', '.join(ASSERTION_ALGS)}.")
+    algorithms = profiles.assertion_algorithms(client, ASSERTION_ALGS)  # FAPI 2.0: no RS256
+    if alg not in algorithms:
+        raise InvalidClient(f"client_assertion must be signed with one of {', '.join(algorithms)}.")
     key = await registry.client_keys.find(client, header.get("kid"), alg)
     if key is None:
         raise ClientRefused(f"no registered key of the client matches the assertion's kid and alg {alg}")
@@ -226,7 +227,8 @@ async def _verify_assertion(registry: Registry, client: Client, assertion: str, 
     except jwt.PyJWTError as error:
         # PyJWT's messages name claims, never their values or the token
         raise ClientRefused(f"client_assertion is not valid: {error}") from None
-    if claims["aud"] not in audiences(settings, endpoint):
+    accepted = profiles.assertion_audiences(client, audiences(settings, endpoint), settings.issuer)
+    if claims["aud"] not in accepted:  # a FAPI 2.0 client's: the issuer alone, whatever the compat setting
         raise ClientRefused("client_assertion's aud is not this server's issuer (a single string)")
     if claims["sub"] != client.client_id or not isinstance(claims["jti"], str):
         raise ClientRefused("client_assertion's sub differs from its iss, or its jti is not a string")

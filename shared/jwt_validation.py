@@ -31,6 +31,15 @@ until its ``exp`` (10 minutes by default), whatever happens to it at the issuer.
 Discovery (opt-in): :func:`shared.protected_resource.publish` serves the API's RFC 9728 metadata
 and sets :data:`CHALLENGES`, so the challenges of :func:`require_scope` routes name it
 (``resource_metadata``, RFC 9728 §5.1) and, on a 401, the scope the route needs (RFC 6750 §3).
+
+DPoP (RFC 9449, no configuration needed): a token bound to a key (``cnf.jkt``) is accepted only as
+``Authorization: DPoP <token>`` with a proof made with that key (:mod:`shared.dpop`: ``htm``, the
+``htu`` of the request as the client called it — the public URL :func:`publish` names, see
+:func:`request_url` — ``iat``, ``ath``, the key, and its ``jti`` once); such a token sent as
+``Bearer`` is refused (§7.2). A 401 offers both schemes (``Bearer ..., DPoP algs="..."``); the
+error is in the challenge of the scheme the request used. The ``jti`` of proofs are remembered by
+the validator's :class:`~shared.dpop.ProofVerifier`: in this process by default, or in Redis for
+every replica (``TokenValidator(..., proofs=ProofVerifier(replay=RedisReplayStore(...)))``).
 """
 
 from __future__ import annotations
@@ -49,6 +58,14 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from shared.dpop import (
+    HEADER,
+    InvalidDPoPProof,
+    NonceRequired,
+    ProofRefused,
+    ProofVerifier,
+    UseDPoPNonce,
+)
 from shared.errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken
 from shared.fetch import Fetcher
 from shared.http import has_control_characters
@@ -69,7 +86,7 @@ class _Refreshed(Protocol):
 
 
 @contextlib.asynccontextmanager
-async def _refreshing(source: _Refreshed) -> AsyncIterator[None]:
+async def refreshing(source: _Refreshed) -> AsyncIterator[None]:
     """A source fetched once now and refreshed in the background until the block ends, then closed."""
     await source.refresh()
     task = asyncio.create_task(source.run())
@@ -216,7 +233,7 @@ class JWKSKeySource(KeySource):
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(keys.cleanup_ctx)``: first fetch at start, refresh in background."""
-        async with _refreshing(self):
+        async with refreshing(self):
             yield
 
 
@@ -357,8 +374,20 @@ class RevocationList:
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx.append(revocations.cleanup_ctx)``: first fetch at start (a failure
         does not stop the start), then refresh in the background."""
-        async with _refreshing(self):
+        async with refreshing(self):
             yield
+
+
+class AnyAudience:
+    """The audience of a validator that accepts any (:data:`ANY_AUDIENCE`): never a resource
+    server's, which would then accept tokens meant for every other API."""
+
+    def __repr__(self) -> str:
+        return "ANY_AUDIENCE"
+
+
+# an authorization server verifying the tokens it issued for every API (it reports their audience)
+ANY_AUDIENCE = AnyAudience()
 
 
 class TokenValidator:
@@ -366,19 +395,29 @@ class TokenValidator:
 
     With ``revocations``, every token's ``jti`` is looked up in that list on every call, whether
     its signature was verified now or earlier (the verified-token cache never hides a revocation).
+
+    ``audience``: the ``aud`` a token must have — the API's own identifier (RFC 8707), or a tuple
+    of the names it is known by (a token matches any). :data:`ANY_AUDIENCE` accepts any: only for
+    an authorization server checking the tokens it issued, which reports the audience instead; a
+    resource server always names its own, or it would accept tokens meant for other APIs.
+
+    A token bound to a DPoP key (``cnf``, RFC 9449 §6) is accepted by :meth:`validate_dpop` with a
+    proof made with that key, never by :meth:`validate` (a bearer's use, §7.2); ``proofs`` checks
+    the proofs (default: the :data:`shared.dpop.ALGORITHMS`, ``jti`` remembered in this process).
     """
 
     def __init__(
         self,
         *,
         issuer: str,
-        audience: str,
+        audience: str | tuple[str, ...] | AnyAudience,
         keys: KeySource,
         algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
         leeway: int = 30,
         required_claims: tuple[str, ...] = REQUIRED_CLAIMS,
         cache_size: int = 10_000,
         revocations: RevocationList | None = None,
+        proofs: ProofVerifier | None = None,
     ) -> None:
         bad = FORBIDDEN_ALGORITHMS.intersection(algorithms)
         if bad:
@@ -386,6 +425,8 @@ class TokenValidator:
         if revocations is not None and "jti" not in required_claims:
             raise ValueError("a revocation list can only be checked when the jti claim is required")
         self.issuer = issuer
+        if not isinstance(audience, (str, tuple, AnyAudience)) or not audience:
+            raise ValueError("name the audience tokens must have (ANY_AUDIENCE only for an issuer)")
         self.audience = audience
         self.keys = keys
         self.algorithms = algorithms
@@ -393,9 +434,41 @@ class TokenValidator:
         self.required_claims = required_claims
         self._verified = VerifiedTokens(cache_size)
         self.revocations = revocations
+        self.proofs = ProofVerifier() if proofs is None else proofs
 
     async def validate(self, token: str) -> dict[str, Any]:
-        """The token's claims, or :class:`InvalidToken` saying what is wrong."""
+        """The claims of a token presented as a bearer token (RFC 6750), or :class:`InvalidToken`
+        saying what is wrong; a token bound to a DPoP key is refused (RFC 9449 §7.2)."""
+        claims = await self.verified_claims(token)
+        if "cnf" in claims:
+            raise InvalidToken(
+                "This access token is bound to a DPoP key: send it as 'Authorization: DPoP <token>'"
+                " with a DPoP proof."
+            )
+        return claims
+
+    async def validate_dpop(self, token: str, proof: str, *, method: str, url: str) -> dict[str, Any]:
+        """The claims of a DPoP-bound token presented with ``proof`` (RFC 9449 §7) in a ``method``
+        request to ``url`` (as the client called it). :class:`InvalidToken` for the token or a proof
+        made with another key; :class:`~shared.dpop.ProofRefused` or
+        :class:`~shared.dpop.NonceRequired` for the proof."""
+        claims = await self.verified_claims(token)
+        confirmation = claims.get("cnf")
+        jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+        if not isinstance(jkt, str):
+            raise InvalidToken("This access token is not bound to a DPoP key: send it as a Bearer token.")
+        try:
+            await self.proofs.verify(proof, method=method, url=url, access_token=token, bound_to=jkt)
+        except InvalidDPoPProof as refused:
+            raise ProofRefused(refused.description) from None
+        except UseDPoPNonce as asked:
+            raise NonceRequired(asked.description, nonce=asked.nonce) from None
+        return claims
+
+    async def verified_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a valid, unrevoked token, however it is bound: for the issuer itself, which
+        reports the binding (introspection) rather than requiring one. Resource servers call
+        :meth:`validate` or :meth:`validate_dpop`."""
         if self._verified.size <= 0:
             claims = await self._validate(token)
         else:
@@ -439,10 +512,14 @@ class TokenValidator:
                 token,
                 key.key,
                 algorithms=[alg],
-                audience=self.audience,
+                audience=None if isinstance(self.audience, AnyAudience) else self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": list(self.required_claims)},
+                # ANY_AUDIENCE: the issuer itself, which reports the audience instead
+                options={
+                    "require": list(self.required_claims),
+                    "verify_aud": not isinstance(self.audience, AnyAudience),
+                },
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("The access token has expired.") from None
@@ -479,6 +556,39 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
 
 CLAIMS_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("tessera_token_claims", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def authorization(request: web.Request) -> tuple[str, str] | None:
+    """The request's ``Authorization`` header as (scheme, token): ``Bearer`` (RFC 6750 §2.1) or
+    ``DPoP`` (RFC 9449 §7.1), the scheme in that spelling; None without the header. Never from the
+    query or the body."""
+    if "access_token" in request.query:
+        raise InvalidRequest("Send the access token in the Authorization header, not in the URL.")
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    known = {"bearer": "Bearer", "dpop": HEADER}.get(scheme.lower())
+    if known is None or not token or " " in token:
+        raise InvalidToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
+    return known, token
+
+
+def request_url(request: web.Request) -> str:
+    """The URL the client called (a DPoP proof's ``htu``, RFC 9449 §4.3), without the query: this
+    API's public origin (:data:`PUBLIC_ORIGIN`, which :func:`shared.protected_resource.publish`
+    sets from its resource identifier, so that a gateway in front changes nothing) followed by the
+    path as received. Never made from the ``Host`` header (the client's to choose: a proof made for
+    any other server would pass): an API with no public origin configured refuses DPoP requests
+    (:class:`~shared.dpop.ProofRefused`); its bearer tokens keep working."""
+    origin = request.app.get(PUBLIC_ORIGIN)
+    if not origin:
+        raise ProofRefused(
+            "This API has no configured public URL, so it cannot check DPoP proofs (its operator"
+            " must set its resource identifier)."
+        )
+    return origin + request.rel_url.raw_path
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -522,6 +632,19 @@ class Challenges:
 
 
 CHALLENGES = web.AppKey("tessera_bearer_challenges", Challenges)
+# the origin (scheme://host[:port]) clients call this API at, through any gateway (see request_url)
+PUBLIC_ORIGIN = web.AppKey("tessera_public_origin", str)
+
+
+def _dpop_challenge(error: BearerError, scheme: str | None, algorithms: tuple[str, ...]) -> None:
+    """RFC 9449 §7.1-7.2: the error in the challenge of the scheme the request used; a 401 offers
+    DPoP beside Bearer (with the algorithms accepted)."""
+    algs = " ".join(algorithms)
+    if scheme == HEADER:
+        error.scheme = HEADER
+        error.add_params(algs=algs)
+    elif error.status == 401:
+        error.add_challenge(f'{HEADER} algs="{algs}"')
 
 
 def require_scope(
@@ -529,7 +652,9 @@ def require_scope(
 ) -> Callable[[Handler], Handler]:
     """Decorate a handler: a valid bearer token with every scope in ``needed`` is required.
 
-    Refusals are :class:`InvalidToken` (401) and :class:`InsufficientScope` (403, naming
+    The token may be a bearer token or a DPoP-bound one with its proof (RFC 9449, see the
+    module). Refusals are :class:`InvalidToken` (401), :class:`~shared.dpop.ProofRefused` and
+    :class:`~shared.dpop.NonceRequired` (401, DPoP), and :class:`InsufficientScope` (403, naming
     ``needed``); if the app has :data:`CHALLENGES`, they, and the Bearer errors the handler raises,
     carry its parameters.
     """
@@ -537,11 +662,16 @@ def require_scope(
     def decorate(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             challenges = request.app.get(CHALLENGES)
+            validator = request.app[validator_key or VALIDATOR]
+            scheme: str | None = None
             try:
-                found = await _authorized(request, request.app[validator_key or VALIDATOR], needed)
+                presented = authorization(request)
+                scheme = None if presented is None else presented[0]
+                found = await _authorized(request, validator, presented, needed)
             except BearerError as error:
                 if challenges is not None:
                     challenges.extend(error, needed)
+                _dpop_challenge(error, scheme, validator.proofs.algorithms)
                 raise
             request[CLAIMS_KEY] = found
             try:
@@ -549,6 +679,7 @@ def require_scope(
             except BearerError as error:
                 if challenges is not None:
                     challenges.extend(error)  # the handler's own refusal: its scope is its own
+                _dpop_challenge(error, scheme, validator.proofs.algorithms)
                 raise
 
         guarded.__name__ = getattr(handler, "__name__", "guarded")
@@ -559,13 +690,25 @@ def require_scope(
 
 
 async def _authorized(
-    request: web.Request, validator: TokenValidator, needed: tuple[str, ...]
+    request: web.Request,
+    validator: TokenValidator,
+    presented: tuple[str, str] | None,
+    needed: tuple[str, ...],
 ) -> dict[str, Any]:
-    """The claims of the request's bearer token if it is valid and has every scope ``needed``."""
-    token = bearer_token(request)
-    if token is None:
+    """The claims of the request's token (bearer, or DPoP-bound with its proof) if it is valid and
+    has every scope ``needed``."""
+    if presented is None:
         raise InvalidToken("An access token is required.")
-    found = await validator.validate(token)
+    scheme, token = presented
+    if scheme == HEADER:
+        proofs = request.headers.getall(HEADER, [])
+        if len(proofs) != 1:  # RFC 9449 §4.3 step 1
+            raise ProofRefused(f"Send exactly one {HEADER} header with a DPoP proof for this request.")
+        found = await validator.validate_dpop(
+            token, proofs[0], method=request.method, url=request_url(request)
+        )
+    else:
+        found = await validator.validate(token)
     missing = [s for s in needed if s not in scopes_of(found)]
     if missing:
         raise InsufficientScope(f"This request needs the scope {' '.join(needed)}.", scope=" ".join(needed))

@@ -20,7 +20,10 @@
 * makes the ``WWW-Authenticate: Bearer`` challenges of its :func:`~shared.jwt_validation.require_scope`
   routes carry ``resource_metadata="<that URL>"`` (RFC 9728 §5.1), and, on a 401, the ``scope``
   the route needs (RFC 6750 §3; a 403 ``insufficient_scope`` always names it), so a client that
-  gets a 401 finds the authorization server and what to ask it for.
+  gets a 401 finds the authorization server and what to ask it for;
+* takes the identifier's origin as the API's public origin, the one DPoP proofs name in their
+  ``htu`` (RFC 9449 §4.3; :func:`~shared.jwt_validation.request_url`), so a gateway in front
+  (which must pass paths through unchanged) does not make every proof look like another URL's.
 
 An app that does not call it keeps its challenges as they were. No backend is imported here: like
 the rest of the resource-team part of ``shared``, this loads neither asyncpg nor redis.
@@ -36,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from shared.jwt_validation import CHALLENGES, Challenges
+from shared.jwt_validation import CHALLENGES, PUBLIC_ORIGIN, Challenges
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 BEARER_METHODS = frozenset({"header", "body", "query"})  # RFC 9728 §2, from RFC 6750 §2.1-2.3
@@ -183,6 +186,9 @@ def publish(
         raise RuntimeError("this app already publishes protected resource metadata")
     app[PROTECTED_RESOURCE] = resource
     app[CHALLENGES] = Challenges(params={"resource_metadata": resource.metadata_url}, scope_on_401=True)
+    # the URL clients call, whatever gateway is in front: what DPoP proofs' htu name (RFC 9449 §4.3)
+    parts = urlsplit(resource.resource)
+    app[PUBLIC_ORIGIN] = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
     body = json.dumps(resource.document()).encode()
     headers = {"Cache-Control": f"public, max-age={max_age}", "Access-Control-Allow-Origin": "*"}
 

@@ -71,11 +71,14 @@ async def _as_its_client_sees_it(
 
 
 async def _access(registry: Registry, token: str) -> dict[str, Any] | None:
-    claims = await registry.access_tokens.verify(token)
+    claims = await registry.access_tokens.verify(token, audience=None)
     if claims is None or await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
         return None
-    fields = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti")
-    answer: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    # act: who acts for the subject, for a token from token exchange (RFC 8693 §4.1); cnf: the DPoP
+    # key the token is bound to, whose token_type is then DPoP (RFC 9449 §6.2)
+    fields = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "act", "cnf")
+    bound = isinstance(claims.get("cnf"), dict) and "jkt" in claims["cnf"]
+    answer: dict[str, Any] = {"active": True, "token_type": "DPoP" if bound else "Bearer"}
     answer.update((k, claims[k]) for k in fields if k in claims)
     return await _with_username(registry, answer)
 

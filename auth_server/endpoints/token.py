@@ -2,7 +2,8 @@
 
 authenticate the client within the rate limits → approved by the platform? → grant type supported?
 → client allowed it (and
-confidential, if the grant is declared for confidential clients only)? → run the grant → no-store JSON.
+confidential, if the grant is declared for confidential clients only)? → its DPoP proof, if it sent
+one (or must: RFC 9449 §5, ``auth_server/dpop.py``) → run the grant → no-store JSON.
 The grants and their handlers are declared in ``grants/`` (``GRANTS``).
 """
 
@@ -51,7 +52,9 @@ async def token(request: web.Request) -> web.Response:
         raise UnauthorizedClient(f"This client is not registered for the {grant_type} grant.")
     if grant.confidential_only and client.is_public:
         raise UnauthorizedClient(f"Public clients cannot use the {grant_type} grant.")
-    body = await grant.token_endpoint(registry, client, TokenRequest(form, client_ip(request)))
+    proof = await registry.dpop.token_request(request, client)  # None without a DPoP header
+    body = await grant.token_endpoint(registry, client, TokenRequest(form, client_ip(request), proof))
     request.app[METRICS].tokens.labels(grant_type).inc()
     registry.token_counts.count(client.client_id)  # in process: no round trip per token
-    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=NO_STORE)
+    headers = NO_STORE if proof is None else {**NO_STORE, **await registry.dpop.response_headers(proof)}
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)

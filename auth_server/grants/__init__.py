@@ -7,7 +7,15 @@ and client registration, /authorize, metadata and the CLI read it too. To add a 
 
 from __future__ import annotations
 
-from auth_server.grants import authorization_code, client_credentials, implicit, password, refresh_token
+from auth_server.grants import (
+    authorization_code,
+    client_credentials,
+    device_code,
+    implicit,
+    password,
+    refresh_token,
+    token_exchange,
+)
 from auth_server.grants.base import Grant, Grants
 
 GRANTS = Grants(
@@ -16,6 +24,8 @@ GRANTS = Grants(
     implicit.GRANT,
     password.GRANT,
     client_credentials.GRANT,
+    token_exchange.GRANT,
+    device_code.GRANT,
 )
 # every grant_type a client may be registered for (the CLI's --grant-type choices)
 GRANT_TYPES = tuple(GRANTS)

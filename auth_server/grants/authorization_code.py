@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from auth_server import pkce
+from auth_server import pkce, profiles, resources
 from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.clients import Client
 from auth_server.grants.base import Grant
@@ -25,13 +25,15 @@ from auth_server.oidc.claims import userinfo_claims
 from auth_server.oidc.id_tokens import Authentication
 from auth_server.registry import Registry
 from auth_server.stores.codes import CodeGrant, Issued, Mismatch, Presented, Replayed
-from shared.errors import InvalidGrant, InvalidRequest, InvalidScope
+from shared.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 
 
 async def issue_code(
     registry: Registry, request: AuthorizationRequest, owner: ResourceOwner
 ) -> dict[str, str]:
     """The answer to an approved authorization request (RFC 6749 §4.1.2)."""
+    # the client's security profile may shorten the code's life (FAPI 2.0 §5.3.2.1: 60 s at most)
+    client = await registry.clients.get(request.client_id)
     code = await registry.codes.issue(
         CodeGrant(
             client_id=request.client_id,
@@ -46,7 +48,10 @@ async def issue_code(
             sid=owner.sid,
             amr=owner.amr,
             grant_ends_at=request.grant_ends_at,
-        )
+            resources=request.resources,
+            dpop_jkt=request.dpop_jkt,
+        ),
+        ttl=profiles.code_lifetime(client, registry.settings.code_ttl),
     )
     return {"code": code}
 
@@ -56,16 +61,26 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     if code is None:
         raise InvalidRequest("The code parameter is required.")
     verifier = request.get("code_verifier")
+    resource = request.get("resource")
+    if resource is not None:
+        # a resource that is not one this client may ask for is a mistake: refused before the code
+        # is consumed, like the mismatches below; whether the grant covers it is checked after
+        await resources.resolve(registry, client, resources.identifiers([resource]))
     presented = Presented(
         client_id=client.client_id,
         redirect_uri=request.get("redirect_uri"),
         verifier_sent=verifier is not None,
         verifier_challenge=None if verifier is None else pkce.challenge_of(verifier),
+        dpop_jkt=request.dpop_jkt,  # RFC 9449 §10: a code bound to a key needs a proof with it
+        resource=resource,  # RFC 8707 §2.2: one the grant covers (checked before it is consumed)
+        default_audience=registry.settings.access_token_audience,
     )
     redeemed = await registry.codes.redeem(code, presented)
     if redeemed is None:
         raise InvalidGrant(_UNKNOWN)
     if isinstance(redeemed, Mismatch):
+        if redeemed.reason in _TARGET_MISMATCH:
+            raise InvalidTarget(_TARGET_MISMATCH[redeemed.reason])
         raise InvalidGrant(_MISMATCH[redeemed.reason])
     if isinstance(redeemed, Replayed):
         await _revoke(registry, redeemed.issued)
@@ -78,6 +93,9 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
     scope = tuple(s for s in grant.scope if s in client.scope)
     if not scope:
         raise InvalidScope("The client is no longer allowed any of the approved scopes.")
+    # RFC 8707 §2.2: a token for the resource the user approved that the request names (which the
+    # redemption checked before consuming the code), or the grant's only one
+    target = await resources.target(registry, client, resource, grant.resources)
 
     openid = "openid" in scope
     if openid and grant.sid is not None and await registry.sessions.ended(grant.sid):
@@ -94,6 +112,9 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         userinfo_claims=userinfo_claims(grant.claims),
         # the duration the user chose on the consent page bounds the family (issue 15)
         ends_at=None if grant.grant_ends_at is None else datetime.fromtimestamp(grant.grant_ends_at, UTC),
+        target=target,
+        resources=grant.resources,
+        proof=request.dpop,
     )
     if openid:
         authentication = Authentication(
@@ -127,6 +148,13 @@ _MISMATCH = {
     # RFC 9700 §2.1.1: a verifier without a challenge signals an injected code (PKCE downgrade)
     "verifier_unexpected": "code_verifier sent, but the authorization request had no code_challenge.",
     "verifier": "code_verifier does not match the code_challenge.",
+    # RFC 9449 §10: the authorization request named the key (dpop_jkt) the code is for
+    "dpop_jkt": "The authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof made with it.",
+}
+# RFC 8707 §2.2: the resource of the token (auth_server.resources.chosen's refusals), invalid_target
+_TARGET_MISMATCH = {
+    "resource": "The resource was not part of the authorization grant.",
+    "resource_unnamed": "The grant covers several resources: name one with the resource parameter.",
 }
 
 
@@ -143,6 +171,6 @@ GRANT = Grant(
     token_endpoint=exchange,
     authorization_endpoint=issue_code,
     response_types=("code", "code id_token"),
-    parameters=("code", "redirect_uri", "code_verifier"),
+    parameters=("code", "redirect_uri", "code_verifier", "resource"),
     issues_refresh_tokens=True,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth_server import scopes
+from auth_server import resources, scopes
 from auth_server.clients import Client
 from auth_server.grants.base import Grant
 from auth_server.grants.common import TokenRequest, issue_tokens
@@ -19,6 +19,7 @@ from auth_server.registry import Registry
 
 async def exchange(registry: Registry, client: Client, request: TokenRequest) -> dict[str, Any]:
     scope = scopes.resolve(scopes.parse(request.get("scope")), client.scope, set(registry.settings.scopes))
+    target = await resources.target(registry, client, request.get("resource"), None)
     issued = await issue_tokens(
         registry,
         client,
@@ -26,6 +27,8 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
         scope=scope,
         auth_time=None,
         refresh=GRANT.issues_refresh_tokens,
+        target=target,
+        proof=request.dpop,
     )
     return issued.body
 
@@ -33,7 +36,7 @@ async def exchange(registry: Registry, client: Client, request: TokenRequest) ->
 GRANT = Grant(
     "client_credentials",
     token_endpoint=exchange,
-    parameters=("scope",),
+    parameters=("scope", "resource"),
     issues_refresh_tokens=False,  # RFC 6749 §4.4.3
     confidential_only=True,
 )

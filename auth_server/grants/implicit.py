@@ -10,9 +10,11 @@ is added to the answer by ``authorization/answer.py``, as for every response typ
 
 from __future__ import annotations
 
+from auth_server import resources
 from auth_server.authorization.request import AuthorizationRequest, ResourceOwner
 from auth_server.grants.base import Grant
 from auth_server.registry import Registry
+from shared.errors import InvalidRequest
 
 
 async def issue_token(
@@ -22,20 +24,27 @@ async def issue_token(
     response type asks for one (``id_token`` alone asks for none, OpenID Connect Core §3.2.2.1)."""
     if "token" not in request.response_values:
         return {}
+    client = await registry.clients.get(request.client_id)
+    if client is None:
+        raise InvalidRequest("Unknown client_id.")
+    # the one resource the request named (check_resource allows no more), or the default audience
+    target = await resources.target(registry, client, None, request.resources)
+    scope = target.scope(request.scope)
     issuer = registry.access_tokens
     access = issuer.prepare()
     token = issuer.sign(
         access,
         subject=owner.subject,
         client_id=request.client_id,
-        scope=request.scope,
+        scope=scope,
         auth_time=owner.auth_time,
+        audience=target.audience,
     )
     return {
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": str(issuer.ttl),
-        "scope": " ".join(request.scope),
+        "scope": " ".join(scope),
     }
 
 

@@ -24,8 +24,11 @@ from shared.redis import Keys
 
 # KEYS: the code, its tombstone. ARGV: tombstone ms, client_id, whether a redirect_uri was presented
 # ('1'/'0') and its value, whether a code_verifier was sent ('1'/'0') and its S256 challenge ('' if
-# malformed). The challenge is compared in the clear: it was public in the authorization request, and
-# only the verifier's preimage matters.
+# malformed), the thumbprint of the DPoP proof's key ('' without a proof). The challenge is compared
+# in the clear: it was public in the authorization request, and only the verifier's preimage
+# matters; so was the thumbprint (dpop_jkt), and only the proof's signature matters. Then the
+# resource named ('' none) and the default audience: the refusals of auth_server.resources.chosen,
+# here so that a token request naming no resource, or one outside the grant, leaves the code unspent.
 _REDEEM = """
 local value = redis.call('GET', KEYS[1])
 if value then
@@ -44,6 +47,19 @@ if value then
     return {3, 'verifier_missing'}
   elseif ARGV[6] ~= challenge then
     return {3, 'verifier'}
+  end
+  local jkt = grant.dpop_jkt
+  if jkt ~= nil and jkt ~= cjson.null and ARGV[7] ~= jkt then return {3, 'dpop_jkt'} end
+  local granted = grant.resources
+  if type(granted) ~= 'table' then granted = {} end
+  if ARGV[8] == '' then
+    if #granted > 1 then return {3, 'resource_unnamed'} end
+  else
+    local covered = #granted == 0 and ARGV[8] == ARGV[9]
+    for _, name in ipairs(granted) do
+      if name == ARGV[8] then covered = true end
+    end
+    if not covered then return {3, 'resource'} end
   end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'client_id', ARGV[2])
@@ -85,6 +101,10 @@ class CodeGrant:
     # when the grant the user chose ends (Unix time; None: until revoked): the refresh-token family
     # issued for the code ends then at the latest (issue 15)
     grant_ends_at: int | None = None
+    # the resources the user approved tokens for (RFC 8707); none: the default audience
+    resources: tuple[str, ...] = ()
+    # the DPoP key the code is bound to (RFC 9449 §10, ``dpop_jkt``): redeemed only with a proof of it
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +130,11 @@ class Presented:
     verifier_sent: bool
     # the S256 challenge of the verifier sent; None when none was sent or it is malformed
     verifier_challenge: str | None
+    # the thumbprint of the key of the DPoP proof sent (RFC 9449 §10); None: no proof
+    dpop_jkt: str | None = None
+    # the resource the token request names (RFC 8707; None: none), and the default audience
+    resource: str | None = None
+    default_audience: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +142,10 @@ class Mismatch:
     """The code is live but the request does not match its grant; the code was left unconsumed.
 
     ``reason``: ``client`` (issued to another client), ``redirect_uri``, ``verifier_missing``,
-    ``verifier_unexpected`` (a verifier where no challenge was sent), ``verifier`` (wrong verifier).
+    ``verifier_unexpected`` (a verifier where no challenge was sent), ``verifier`` (wrong verifier),
+    ``dpop_jkt`` (the code is bound to a DPoP key, and the request had no proof made with it),
+    ``resource`` (a resource the grant does not cover), ``resource_unnamed`` (the grant covers
+    several, and the request named none).
     """
 
     reason: str
@@ -136,10 +164,13 @@ class CodeStore:
         ident = hexdigest(code)
         return [self._keys("code", ident), self._keys("code-used", ident)]
 
-    async def issue(self, grant: CodeGrant) -> str:
+    async def issue(self, grant: CodeGrant, *, ttl: int | None = None) -> str:
+        """A new code for ``grant``, good for ``ttl`` seconds, at most the store's (``code_ttl``):
+        a client's security profile may want less (FAPI 2.0: 60 s, ``auth_server/profiles.py``)."""
         code = new_token()
         payload = asdict(grant)
-        await self._redis.set(self._key_pair(code)[0], json.dumps(payload), ex=self._ttl)
+        lifetime = self._ttl if ttl is None else min(ttl, self._ttl)
+        await self._redis.set(self._key_pair(code)[0], json.dumps(payload), ex=lifetime)
         return code
 
     async def redeem(self, code: str, presented: Presented) -> CodeGrant | Replayed | Mismatch | None:
@@ -157,13 +188,17 @@ class CodeStore:
                 presented.redirect_uri or "",
                 "1" if presented.verifier_sent else "0",
                 presented.verifier_challenge or "",
+                presented.dpop_jkt or "",
+                presented.resource or "",
+                presented.default_audience,
             ],
         )
         if status == 1:
             data = json.loads(value)
             data["scope"] = tuple(data["scope"])
-            if "amr" in data:
-                data["amr"] = tuple(data["amr"])
+            for name in ("amr", "resources"):
+                if name in data:
+                    data[name] = tuple(data[name])
             return CodeGrant(**data)
         if status == 2:
             flat = json.loads(value)

@@ -11,15 +11,24 @@ reuse.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from auth_server.crypto import digest, new_token
 from auth_server.issued import IssuedAccess
-from auth_server.refresh_rotation import Presented, Refuse, Rejection, Rotate, RotationPolicy
+from auth_server.refresh_rotation import (
+    AudienceRule,
+    Narrowing,
+    Presented,
+    Refuse,
+    Rejection,
+    Rotate,
+    RotationPolicy,
+)
 from shared import db
+from shared.errors import InvalidScope, InvalidTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,10 @@ class RefreshGrant:
     subject: str
     scope: tuple[str, ...]
     auth_time: datetime | None
+    # the resources the grant covers (RFC 8707); none: its tokens have the default audience
+    resources: tuple[str, ...] = ()
+    # the DPoP key its refresh tokens are bound to (RFC 9449 §5, a public client's); None: none
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +60,8 @@ class Rotated:
     refresh_token: str
     # the access token's scope: requested (or granted) within the client's current scope
     scope: tuple[str, ...]
+    # the access token's audience (RFC 8707)
+    audience: str
     # access tokens issued with tokens this rotation retired without their holder seeing them (grace)
     retired_access: tuple[IssuedAccess, ...] = ()
 
@@ -88,18 +103,21 @@ class RefreshTokenStore:
         auth_time: datetime | None,
         access: IssuedAccess,
         ends_at: datetime | None = None,
+        resources: tuple[str, ...] = (),
+        dpop_jkt: str | None = None,
     ) -> tuple[str, uuid.UUID]:
         """Start a new family for a fresh grant; return its first refresh token and the family id.
 
         The family ends after the configured lifetime, or at ``ends_at`` if that is sooner (the
-        grant's end the user chose, issue 15): never later than the lifetime allows."""
+        grant's end the user chose, issue 15): never later than the lifetime allows. ``dpop_jkt``:
+        the DPoP key its tokens are bound to (RFC 9449 §5)."""
         token, family_id = new_token(), uuid.uuid4()
         # one statement, so one round trip and atomic: the family and its first token
         await self._pool.execute(
             "WITH family AS ("
             " INSERT INTO refresh_token_families"
-            " (family_id, client_id, subject, scope, auth_time, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, least(now() + $10::interval, $11::timestamptz)))"
+            " (family_id, client_id, subject, scope, auth_time, expires_at, resources, dpop_jkt)"
+            " VALUES ($1, $2, $3, $4, $5, least(now() + $10::interval, $11::timestamptz), $12, $13))"
             " INSERT INTO refresh_tokens (token_hash, family_id, expires_at, access_jti, access_expires_at)"
             " VALUES ($6, $1, least(now() + $7::interval, now() + $10::interval, $11::timestamptz), $8, $9)",
             family_id,
@@ -113,6 +131,8 @@ class RefreshTokenStore:
             access.expires_at,
             self._lifetime,
             ends_at,
+            list(resources),
+            dpop_jkt,
         )
         return token, family_id
 
@@ -124,17 +144,25 @@ class RefreshTokenStore:
         access: IssuedAccess,
         requested_scope: tuple[str, ...] | None,
         client_scope: tuple[str, ...],
+        audience: AudienceRule,
+        narrow: Narrowing | None = None,
+        dpop_jkt: str | None = None,
+        rotate: bool = True,
     ) -> Rotated | Refused:
         """Exchange ``token`` for a successor in one transaction, or say why not.
 
         The policy decides on the locked row (see :mod:`auth_server.refresh_rotation`); ``access``
-        is the access token to be issued with the successor.
+        is the access token to be issued with the successor; ``dpop_jkt``: the key of the DPoP
+        proof the request came with (None: none). ``rotate``: False for a client whose refresh
+        tokens stay the same (FAPI 2.0): the token is kept, the new access token recorded on it.
+        ``narrow`` takes the decided scope down to what
+        the decided audience's API takes, before the row changes: a refusal leaves the token as it was.
         """
         async with db.connection(self._pool) as conn:
             async with conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT t.family_id, t.expires_at, t.rotated_at, t.successor, f.client_id, f.subject,"
-                    " f.scope, f.auth_time, f.revoked_at, clock_timestamp() AS now,"
+                    " f.scope, f.resources, f.auth_time, f.revoked_at, f.dpop_jkt, clock_timestamp() AS now,"
                     f" {_FAMILY_ENDS} AS family_expires_at"
                     " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id)"
                     # The share lock on the family makes a concurrent revoke_family wait for this
@@ -148,14 +176,30 @@ class RefreshTokenStore:
                 presented = Presented(
                     client_id=row["client_id"],
                     scope=tuple(row["scope"]),
+                    resources=tuple(row["resources"]),
                     revoked=row["revoked_at"] is not None,
                     rotated_at=row["rotated_at"],
                     expires_at=min(row["expires_at"], row["family_expires_at"]),
                     now=row["now"],
+                    dpop_jkt=row["dpop_jkt"],
                 )
                 decision = self._policy.decide(
-                    presented, client_id=client_id, requested_scope=requested_scope, client_scope=client_scope
+                    presented,
+                    client_id=client_id,
+                    requested_scope=requested_scope,
+                    client_scope=client_scope,
+                    audience=audience,
+                    dpop_jkt=dpop_jkt,
                 )
+                if isinstance(decision, Rotate) and narrow is not None:
+                    try:
+                        decision = replace(decision, scope=await narrow(decision.audience, decision.scope))
+                    except InvalidTarget:
+                        return Refused(Rejection.TARGET)
+                    except InvalidScope:
+                        return Refused(Rejection.SCOPE_EXCEEDED)
+                if isinstance(decision, Rotate) and not rotate:
+                    return await self._keep_row(conn, token, row, access, decision)
                 if isinstance(decision, Rotate):
                     rotated = await self._rotate_row(conn, token, row, access, decision)
                     if rotated is not None:
@@ -166,6 +210,28 @@ class RefreshTokenStore:
             # A reuse: revoke the family, committed although the request fails.
             revoked = await self.revoke_family(row["family_id"], "refresh token reused", conn=conn)
             return Refused(Rejection.REUSED, row["family_id"], revoked)
+
+    async def _keep_row(
+        self,
+        conn: asyncpg.Connection,
+        token: str,
+        row: asyncpg.Record,
+        access: IssuedAccess,
+        decision: Rotate,
+    ) -> Rotated:
+        """Use a locked row without rotating it: its token stays; the new access token is recorded on
+        it (the family's revocation deny-lists it, and the grant's entry covers the earlier ones)."""
+        await conn.execute(
+            # its lifetime slides as a successor's would start anew, within the family's
+            "UPDATE refresh_tokens SET access_jti = $2, access_expires_at = $3,"
+            " expires_at = least(now() + $4::interval, $5) WHERE token_hash = $1",
+            digest(token),
+            access.jti,
+            access.expires_at,
+            self._ttl,
+            row["family_expires_at"],
+        )
+        return Rotated(_grant(row), token, decision.scope, decision.audience)
 
     async def _rotate_row(
         self,
@@ -203,14 +269,7 @@ class RefreshTokenStore:
             access.expires_at,
             row["family_expires_at"],
         )
-        grant = RefreshGrant(
-            family_id=row["family_id"],
-            client_id=row["client_id"],
-            subject=row["subject"],
-            scope=tuple(row["scope"]),
-            auth_time=row["auth_time"],
-        )
-        return Rotated(grant, successor, decision.scope, retired)
+        return Rotated(_grant(row), successor, decision.scope, decision.audience, retired)
 
     async def purge_expired(self, batch: int = 10_000) -> int:
         """Delete the families none of whose tokens can be used any more; return how many.
@@ -298,8 +357,8 @@ class RefreshTokenStore:
         """What a refresh token is, and whether it can still be used (for introspection, revocation)."""
         row = await self._pool.fetchrow(
             "SELECT t.family_id, t.created_at, least(t.expires_at, " + _FAMILY_ENDS + ") AS expires_at,"
-            " t.rotated_at, f.client_id, f.subject, f.scope, f.auth_time, f.revoked_at,"
-            " clock_timestamp() AS now"
+            " t.rotated_at, f.client_id, f.subject, f.scope, f.resources, f.auth_time, f.revoked_at,"
+            " f.dpop_jkt, clock_timestamp() AS now"
             " FROM refresh_tokens t JOIN refresh_token_families f USING (family_id) WHERE t.token_hash = $1",
             digest(token),
             self._lifetime,
@@ -312,9 +371,24 @@ class RefreshTokenStore:
             subject=row["subject"],
             scope=tuple(row["scope"]),
             auth_time=row["auth_time"],
+            resources=tuple(row["resources"]),
+            dpop_jkt=row["dpop_jkt"],
         )
         active = row["rotated_at"] is None and row["revoked_at"] is None and row["expires_at"] > row["now"]
         return RefreshTokenInfo(grant, row["created_at"], row["expires_at"], active)
+
+
+def _grant(row: asyncpg.Record) -> RefreshGrant:
+    """The grant of a locked refresh-token row (its family's facts)."""
+    return RefreshGrant(
+        family_id=row["family_id"],
+        client_id=row["client_id"],
+        subject=row["subject"],
+        scope=tuple(row["scope"]),
+        auth_time=row["auth_time"],
+        resources=tuple(row["resources"]),
+        dpop_jkt=row["dpop_jkt"],
+    )
 
 
 def _accesses(rows: list[asyncpg.Record]) -> tuple[IssuedAccess, ...]:

@@ -82,6 +82,8 @@ def gateway(database_url: str, backing: Services, redis_prefix: str, tmp_path: P
         "TESSERA_KEY_REFRESH_INTERVAL": "1",
         "TESSERA_JWKS_MIN_REFETCH_INTERVAL": "0",
         "TESSERA_TRUSTED_PROXIES": "127.0.0.1",
+        # as deploy/ sets it: the warehouse's URL through the gateway (what DPoP proofs name)
+        "TESSERA_RESOURCE_URL": f"{issuer}/api",
     }
     processes: list[subprocess.Popen[bytes]] = []
     logs: dict[str, Path] = {}
@@ -249,3 +251,34 @@ async def test_flow_and_key_rotation_across_replicas_behind_the_gateway(gateway:
         assert through.status == 200
         # /metrics is not exposed through the gateway
         assert (await browser.get("/metrics")).status == 404
+        # every path of auth_server/paths.py reaches a replica (which tags its answers with an
+        # X-Request-ID; the gateway's own 404 has none), whatever the replica answers to a bare GET
+        for path in _auth_paths():
+            response = await browser.get(path, allow_redirects=False)
+            assert "X-Request-ID" in response.headers, f"the gateway does not route {path}"
+        for path in ("/metrics", "/readyz", "/clients"):
+            response = await browser.get(path, allow_redirects=False)
+            assert response.status == 404 and "X-Request-ID" not in response.headers, path
+
+
+def _auth_paths() -> list[str]:
+    """The auth server's paths (auth_server/paths.py), a ``{client_id}`` filled in, and one below
+    /account and /login (their pages under them are routed by prefix)."""
+    from auth_server import paths
+
+    found = {
+        re.sub(r"\{\w+\}", "some-client", value)
+        for name, value in vars(paths).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("/")
+    }
+    return sorted(found | {f"{paths.ACCOUNT}/x", f"{paths.LOGIN}/x"})
+
+
+def test_the_warehouse_metadata_is_served_through_the_gateway(gateway: Gateway) -> None:
+    """RFC 9728 §3.1: the metadata of the warehouse's identifier (``<issuer>/api``, as deploy/ sets
+    it) is at ``/.well-known/oauth-protected-resource/api``, which the gateway sends to the warehouse."""
+    url = f"{gateway.url}/.well-known/oauth-protected-resource/api"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        document = json.loads(response.read())
+    assert document["resource"] == f"{gateway.url}/api"
+    assert document["authorization_servers"] == [gateway.url]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
+import pytest
 from aiohttp.test_utils import TestClient
 
+from auth_server.registration import RegistrationError
+from auth_server.registry import Registry
 from auth_server.stores.users import User
 from tests.support.flow import REDIRECT_URI, authorize_params, hidden, query_of, sign_in
 from tests.support.servers import PASSWORD, ClientFactory
@@ -98,3 +101,51 @@ async def test_implicit_clients_cannot_use_the_code_flow(http: TestClient, new_c
     params = authorize_params(client.client_id)
     response = await http.get(f"/oauth2/authorize?{urlencode(params)}", allow_redirects=False)
     assert query_of(response.headers["Location"])["error"] == "unauthorized_client"
+
+
+async def test_a_client_with_dpop_bound_access_tokens_cannot_register_token_response_types(
+    new_client: ClientFactory,
+) -> None:
+    """RFC 9449 §5.2: every access token of such a client is DPoP-bound, and /authorize has no proof
+    to bind one to: the response types that return an access token from it are refused."""
+    for metadata in (
+        {"grant_types": ["implicit"]},  # its default response type: token
+        {"grant_types": ["implicit"], "response_types": ["token"]},
+        {"grant_types": ["implicit"], "response_types": ["id_token token"], "scope": "openid photos:read"},
+        {"grant_types": ["implicit"], "response_types": ["token id_token"], "scope": "openid photos:read"},
+    ):
+        with pytest.raises(RegistrationError, match="dpop_bound_access_tokens"):
+            await new_client(public=True, dpop_bound_access_tokens=True, **metadata)
+    # an ID token alone carries no access token: allowed
+    client, _ = await new_client(
+        public=True,
+        grant_types=["implicit"],
+        response_types=["id_token"],
+        scope="openid photos:read",
+        dpop_bound_access_tokens=True,
+    )
+    assert client.dpop_bound_access_tokens
+
+
+async def test_authorize_gives_no_bearer_token_to_a_client_with_dpop_bound_access_tokens(
+    http: TestClient, registry: Registry
+) -> None:
+    """A client registered before the rule above (or edited in the database) is refused at /authorize."""
+    client, _ = await registry.clients.create(
+        name="Old SPA",
+        redirect_uris=[REDIRECT_URI],
+        grant_types=["implicit"],
+        scope=["openid", "photos:read"],
+        auth_method="none",
+        response_types=["token", "id_token token"],
+        openid={"dpop_bound_access_tokens": True},
+    )
+    assert client.dpop_bound_access_tokens
+    for response_type in ("token", "id_token token"):
+        params = authorize_params(client.client_id, response_type=response_type, scope="openid photos:read")
+        params["nonce"] = "n-1"
+        response = await http.get(f"/oauth2/authorize?{urlencode(params)}", allow_redirects=False)
+        answer = fragment_of(response.headers["Location"])
+        assert answer["error"] == "unauthorized_client", answer
+        assert "dpop_bound_access_tokens" in answer["error_description"]
+        assert "access_token" not in answer

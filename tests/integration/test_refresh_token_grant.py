@@ -203,7 +203,12 @@ async def test_purge_removes_dead_families_and_keeps_reuse_detection(
 
     (dead, dead_family), (stolen, stolen_family), (live, live_family) = [await family() for _ in range(3)]
     rotated = await store.rotate(
-        stolen, client_id=client.client_id, access=access(), requested_scope=None, client_scope=client.scope
+        stolen,
+        client_id=client.client_id,
+        access=access(),
+        requested_scope=None,
+        client_scope=client.scope,
+        audience=lambda granted: "https://api.example",
     )
     assert isinstance(rotated, Rotated)  # the attacker's successor: alive
     conn = await asyncpg.connect(database_url)
@@ -227,7 +232,12 @@ async def test_purge_removes_dead_families_and_keeps_reuse_detection(
     assert left == {stolen_family, live_family}
     assert await store.describe(live) is not None and await store.describe(dead) is None
     replay = await store.rotate(
-        stolen, client_id=client.client_id, access=access(), requested_scope=None, client_scope=client.scope
+        stolen,
+        client_id=client.client_id,
+        access=access(),
+        requested_scope=None,
+        client_scope=client.scope,
+        audience=lambda granted: "https://api.example",
     )
     assert isinstance(replay, Refused) and replay.reason is Rejection.REUSED
     assert not (await store.describe(rotated.refresh_token)).active  # type: ignore[union-attr]

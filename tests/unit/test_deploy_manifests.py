@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from auth_server import paths as auth_paths
 from shared.http import parse_networks
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -108,3 +109,147 @@ def test_the_gateway_sends_hsts_for_https_requests() -> None:
     # an add_header inside a location would silently replace the server-level one there
     directives = [line for line in template.splitlines() if line.strip().startswith("add_header")]
     assert len(directives) == 1
+
+
+def _metrics_port(args: list[str]) -> str:
+    assert "--metrics-port" in args, args
+    return args[args.index("--metrics-port") + 1]
+
+
+def test_metrics_are_scraped_on_a_port_of_their_own() -> None:
+    """/metrics is never on the public port (issue 12): each server gets ``--metrics-port``, the pod
+    names that port and tells Prometheus where it is, and no Service or gateway exposes it."""
+    documents = dict(_k8s_documents())
+    services = {doc["metadata"]["name"]: doc for doc in documents.values() if doc["kind"] == "Service"}
+    for doc in documents.values():
+        if doc["kind"] != "Deployment":
+            continue
+        template = doc["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        port = _metrics_port(container["args"])
+        ports = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
+        assert ports["metrics"] == port and ports["http"] != port
+        annotations = template["metadata"]["annotations"]
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (port, "/metrics")
+        service = services[doc["metadata"]["name"]]
+        assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in ("auth", "resource"):
+        assert _metrics_port(compose["services"][name]["command"])
+        assert "ports" not in compose["services"][name]  # reached inside the compose network only
+
+
+def _resource_urls() -> dict[str, tuple[str, str]]:
+    """Each shipped deployment's warehouse resource identifier and issuer."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    env = {**compose["x-tessera"]["environment"], **compose["services"]["resource"]["environment"]}
+    (resource,) = [doc for name, doc in _k8s_documents() if name.endswith("Deployment/tessera-resource")]
+    (container,) = resource["spec"]["template"]["spec"]["containers"]
+    k8s = {**_config_map(), **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+
+    def default(value: str) -> str:  # compose's ${NAME:-default}
+        return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+    return {
+        "compose": (default(env["TESSERA_RESOURCE_URL"]), default(env["TESSERA_ISSUER"])),
+        "k8s": (k8s["TESSERA_RESOURCE_URL"], k8s["TESSERA_ISSUER"]),
+    }
+
+
+def _resource_routes() -> dict[str, set[str]]:
+    """The paths the nginx gateway (compose) and the ingress (k8s) send to the resource server."""
+    template = (DEPLOY / "nginx" / "tessera.conf.template").read_text()
+    nginx = re.findall(r"location\s+(?:=\s+)?(\S+)\s*\{[^}]*proxy_pass http://tessera_resource;", template)
+    (ingress,) = [doc for _, doc in _k8s_documents() if doc["kind"] == "Ingress"]
+    k8s = {
+        path["path"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+        if path["backend"]["service"]["name"] == "tessera-resource"
+    }
+    return {"compose": set(nginx), "k8s": k8s}
+
+
+@pytest.mark.parametrize("deployment", ["compose", "k8s"])
+def test_the_warehouse_knows_the_public_url_clients_call(deployment: str) -> None:
+    """DPoP proofs name the URL the client called (RFC 9449 §4.3): the warehouse behind the gateway
+    must be told it (TESSERA_RESOURCE_URL), on the issuer's origin, at the /api the gateway
+    forwards unchanged, and its RFC 9728 metadata route must reach the warehouse."""
+    from resource_server.settings import ResourceSettings
+    from shared.protected_resource import ProtectedResource
+
+    url, issuer = _resource_urls()[deployment]
+    env = {"TESSERA_ISSUER": issuer, "TESSERA_RESOURCE_URL": url, "TESSERA_DATABASE_URL": "postgresql://db/t"}
+    settings = ResourceSettings.from_env(env)
+    assert settings.resource_identifier() == url == issuer + "/api"
+    routes = _resource_routes()[deployment]
+    metadata_path = ProtectedResource(resource=url, authorization_servers=[issuer]).metadata_path
+    assert metadata_path == "/.well-known/oauth-protected-resource/api" and metadata_path in routes
+    assert "/api/" in routes  # the API's paths go through as they are
+
+
+# --- what the shipped gateways route (review 17) ---
+
+TEMPLATE = DEPLOY / "nginx" / "tessera.conf.template"
+_LOCATION = re.compile(r"^\s*location\s+(=\s+)?(\S+)\s*\{([^}]*)\}", re.M)
+
+
+def _public_paths() -> list[str]:
+    """Every path in auth_server/paths.py (each reached by a browser or a client: the admin HTTP API
+    and /metrics have ports of their own), a template's ``{client_id}`` filled in, and below each
+    path that has paths under it, one more (``/account`` → ``/account/x``): a prefix is routed whole."""
+    found = {
+        re.sub(r"\{\w+\}", "some-client", value)
+        for name, value in vars(auth_paths).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("/")
+    }
+    parents = {p for p in found if p != "/" and any(q.startswith(p + "/") for q in found)}
+    return sorted(found | {f"{p}/x" for p in parents})
+
+
+def _nginx_route(path: str) -> str | None:
+    """Where the gateway's template sends ``path``, by nginx's rules (an exact location, else the
+    longest prefix; the template has no regex locations): its upstream, or None (not proxied)."""
+    locations = [(bool(exact), where, body) for exact, where, body in _LOCATION.findall(TEMPLATE.read_text())]
+    assert locations and not any(where.startswith("~") for _, where, _ in locations)
+    exact = [body for is_exact, where, body in locations if is_exact and where == path]
+    prefixes = [
+        (len(where), body) for is_exact, where, body in locations if not is_exact and path.startswith(where)
+    ]
+    body = exact[0] if exact else max(prefixes)[1] if prefixes else ""
+    upstream = re.search(r"proxy_pass\s+http://(\w+);", body)
+    return upstream.group(1) if upstream else None
+
+
+def _ingress_route(path: str) -> str | None:
+    """The Service the Ingress sends ``path`` to, by Kubernetes' rules (Exact; Prefix by whole path
+    elements; the longest match, Exact first among equals), or None."""
+    (ingress,) = [doc for _, doc in _k8s_documents() if doc["kind"] == "Ingress"]
+    matches = []
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            where, kind = entry["path"], entry["pathType"]
+            base = where.rstrip("/")
+            if path == where or (
+                kind == "Prefix" and (base == "" or path == base or path.startswith(base + "/"))
+            ):
+                matches.append((len(base), kind == "Exact", entry["backend"]["service"]["name"]))
+    return max(matches)[2] if matches else None
+
+
+@pytest.mark.parametrize("path", _public_paths())
+def test_every_public_path_is_routed_to_the_auth_server(path: str) -> None:
+    assert _nginx_route(path) == "tessera_auth", f"nginx template does not route {path}"
+    assert _ingress_route(path) == "tessera-auth", f"ingress does not route {path}"
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz", "/clients", "/nowhere"])
+def test_internal_paths_are_not_routed(path: str) -> None:
+    """/metrics has a port of its own, the probes stay inside, the admin HTTP API (``/clients``…)
+    is never behind the gateway; the rest is a 404 at the gateway."""
+    assert _nginx_route(path) is None and _ingress_route(path) is None
+
+
+def test_the_photo_warehouse_keeps_its_routes() -> None:
+    for path in ("/api/photos", "/.well-known/oauth-protected-resource/api"):
+        assert (_nginx_route(path), _ingress_route(path)) == ("tessera_resource", "tessera-resource")

@@ -257,7 +257,8 @@ async def test_an_app_that_does_not_publish_keeps_its_challenges(unpublished: Te
     response = await unpublished.get("/photos")
     assert response.status == 401
     assert response.headers["WWW-Authenticate"] == (
-        'Bearer realm="tessera", error="invalid_token", error_description="An access token is required."'
+        'Bearer realm="tessera", error="invalid_token", error_description="An access token is required.",'
+        ' DPoP algs="ES256 EdDSA RS256 PS256"'  # RFC 9449 §7.2: DPoP offered beside Bearer on a 401
     )
     token = sign(ec_key("ec1"), token_claims(scope="photos:write"))
     response = await unpublished.get("/photos", headers={"Authorization": f"Bearer {token}"})
