@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auth_server import signing
+from auth_server.crypto import UnwrapError
 from auth_server.registry import Registry
 from auth_server.stores.keys import KeyRecord
 
@@ -50,6 +51,7 @@ class RewrapReport:
     rewrapped: tuple[str, ...]  # kids re-encrypted by this run
     unchanged: tuple[str, ...]  # kids already recorded under the current KEK
     rewrapped_from: dict[str, int]  # the KEK id that opened each rewrapped key -> how many
+    totp_seeds_rewrapped: int = 0  # authenticator-app seeds (two-step sign-in) moved to the current KEK
 
 
 async def rewrap(registry: Registry) -> RewrapReport:
@@ -72,12 +74,21 @@ async def rewrap(registry: Registry) -> RewrapReport:
         wrapped = kek.encrypt(der, record.kid)
         return dataclasses.replace(record, private_key_encrypted=wrapped.blob, kek_id=wrapped.kek_id)
 
+    try:  # the seeds of users' authenticator apps are under the same KEK (issue 18); first, so
+        # that a seed no KEK opens changes nothing (a rerun finds the signing keys as they were)
+        seeds, _ = await registry.two_step.rewrap_all()
+    except UnwrapError as error:
+        raise signing.SigningKeyUnavailable(
+            f"an authenticator-app seed cannot be decrypted: {error.reason}. Configure the"
+            " key-encryption key it was wrapped under in TESSERA_KEY_ENCRYPTION_KEYS_PREVIOUS"
+        ) from None
     results = await registry.keys.rewrap_all(rewrap_one)
     report = RewrapReport(
         kek_id=kek.current_id,
         rewrapped=tuple(old.kid for old, new in results if new is not None),
         unchanged=tuple(old.kid for old, new in results if new is None),
         rewrapped_from=dict(Counter(opened_by.values())),
+        totp_seeds_rewrapped=seeds,
     )
     if report.rewrapped:
         await registry.audit.record(

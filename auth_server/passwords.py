@@ -5,6 +5,12 @@ lockout buckets (refused while locked out; see :mod:`auth_server.stores.login_at
 check, in a worker thread, costing the same whether or not the user exists, then the outcome
 settled in the buckets. Both outcomes look the
 same to the caller and go to the audit trail; the password is never logged.
+
+For a user with two-step sign-in (issue 18) the right password is only the first step: the attempt
+is handed back without counting as a success (no failures forgotten, no address remembered as hers)
+and audited as ``login.password_verified``; the second step settles its own attempt
+(:mod:`auth_server.endpoints.two_step`). Callers check :meth:`TwoStepStore.enabled
+<auth_server.stores.two_step.TwoStepStore.enabled>` before they sign anyone in.
 """
 
 from __future__ import annotations
@@ -48,12 +54,19 @@ async def check_credentials(
             try:
                 user = await registry.users.by_username(username)
                 verified = await verify_password(None if user is None else user.password_hash, password)
+                first_step = verified and user is not None and await registry.two_step.enabled(user.user_id)
             except BaseException:
                 await registry.login_attempts.settle(attempt, succeeded=None)  # no outcome: hand it back
                 raise
     except (HashingBusy, Busy):
         raise TooBusy() from None
     subject = None if user is None else user.subject
+    if first_step and user is not None:
+        await registry.login_attempts.settle(attempt, succeeded=None)  # the second step decides
+        await registry.audit.record(
+            "login.password_verified", client_id=client_id, subject=subject, ip=ip, via=via
+        )
+        return user
     if verified and user is not None:
         await registry.login_attempts.settle(attempt, succeeded=True)
         await registry.audit.record("login.succeeded", client_id=client_id, subject=subject, ip=ip, via=via)

@@ -22,12 +22,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from auth_server import paths, platform
+from auth_server import i18n, paths, platform, resources
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import Client, plausible_client_id
 from auth_server.endpoints.consent import provenance
@@ -51,6 +51,7 @@ class AppRow:
     client_uri: str | None
     provenance: str | None
     scopes: list[tuple[str, str]]  # (scope, its description)
+    apis: tuple[str, ...]  # where (RFC 8707 resources, by name); none: the general audience only
     since: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
@@ -83,7 +84,9 @@ async def revoke_app(request: web.Request) -> web.Response:
     client_id = form.get("revoke", "")
     user_id = uuid.UUID(session.user_id)
     apps = await registry.consents.apps(user_id, family_lifetime=_lifetime(registry))
-    if not plausible_client_id(client_id) or all(app.client_id != client_id for app in apps):
+    # a client ID metadata document's URL too: an app she allowed stays revocable if the operator
+    # has turned those off since (only her own apps are looked at)
+    if not plausible_client_id(client_id, urls=True) or all(app.client_id != client_id for app in apps):
         raise InvalidRequest("No such app can act for you: there is nothing to revoke.")
     forgotten = await registry.consents.revoke(user_id, client_id)
     families = await platform.revoke_grants(
@@ -131,12 +134,17 @@ async def _apps(registry: Registry, user_id: str) -> list[AppRow]:
     rows = []
     for app in await registry.consents.apps(uuid.UUID(user_id), family_lifetime=_lifetime(registry)):
         client = await registry.clients.get(app.client_id)
-        rows.append(_row(app, client, scopes, site))
+        apis = await resources.names(
+            registry, [a for a in app.apis if a != registry.settings.access_token_audience]
+        )
+        rows.append(_row(app, client, scopes, site, apis))
     return rows
 
 
-def _row(app: AppAccess, client: Client | None, scopes: Mapping[str, str], site: str) -> AppRow:
-    described = [(s, scopes.get(s, s)) for s in app.scope]
+def _row(
+    app: AppAccess, client: Client | None, scopes: Mapping[str, str], site: str, apis: tuple[str, ...]
+) -> AppRow:
+    described = [(s, i18n.localized(scopes.get(s, s))) for s in app.scope]
     return AppRow(
         client_id=app.client_id,
         name=app.client_id if client is None else client.client_name,
@@ -144,6 +152,7 @@ def _row(app: AppAccess, client: Client | None, scopes: Mapping[str, str], site:
         client_uri=None if client is None else client.client_uri,
         provenance=None if client is None else provenance(client, site),
         scopes=described,
+        apis=apis,
         since=app.since,
         last_used_at=app.last_used_at,
         expires_at=app.expires_at,
@@ -153,7 +162,11 @@ def _row(app: AppAccess, client: Client | None, scopes: Mapping[str, str], site:
 async def _revoked_name(registry: Registry, client_id: str, apps: list[AppRow]) -> str | None:
     """The name of the app just revoked (the notice after the redirect), if it indeed has no access
     any more: a crafted link cannot make the page claim what did not happen."""
-    if not client_id or not plausible_client_id(client_id) or any(a.client_id == client_id for a in apps):
+    if (
+        not client_id
+        or not plausible_client_id(client_id, urls=True)
+        or any(a.client_id == client_id for a in apps)
+    ):
         return None
     client = await registry.clients.get(client_id)
     # an approved app's name is public (its consent page shows it); a pending one's is not
@@ -165,6 +178,5 @@ def _lifetime(registry: Registry) -> timedelta:
 
 
 def when(moment: datetime) -> str:
-    """A moment as people read it: ``3 May 2025, 14:05 UTC``."""
-    moment = moment.astimezone(UTC)
-    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+    """A moment as people read it, in the page's language: ``3 May 2025, 14:05 UTC``."""
+    return i18n.when(moment)

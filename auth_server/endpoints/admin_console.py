@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from auth_server import paths, platform
+from auth_server import i18n, paths, platform
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import STATUSES
 from auth_server.endpoints.developers import (
@@ -24,11 +24,16 @@ from auth_server.endpoints.developers import (
     signed_in,
     to_sign_in,
 )
+from auth_server.i18n import N_, _
 from auth_server.pages import render, see_other
 from auth_server.platform import ReviewError
 from shared.error_middleware import html_page
 
 DECISIONS = ("approve", "reject", "suspend", "reinstate")
+_REASON_NEEDED = {
+    "reject": N_("Give a reason to reject: the developer reads it."),
+    "suspend": N_("Give a reason to suspend: the developer reads it."),
+}
 REASON_LIMIT = 1000
 
 
@@ -92,7 +97,7 @@ async def _application_page(
         version=platform.review_version(client),
         trail=await registry.audit.for_client(client.client_id, 50),
         usage=await platform.usage(registry, client.client_id),
-        scopes=registry.settings.scopes,
+        scopes=i18n.described(registry.settings.scopes),
     )
 
 
@@ -113,14 +118,15 @@ async def decide(request: web.Request) -> web.Response:
     reason = first(fields, "reason").strip()
     reviewer = console.session.username or str(console.user_id)
     if decision not in DECISIONS:
-        return await _application_page(request, console, notice="Choose a decision.", status=400)
+        return await _application_page(request, console, notice=_("Choose a decision."), status=400)
     if decision in ("reject", "suspend") and not reason:
-        return await _application_page(
-            request, console, notice=f"Give a reason to {decision}: the developer reads it.", status=400
-        )
+        return await _application_page(request, console, notice=_(_REASON_NEEDED[decision]), status=400)
     if len(reason) > REASON_LIMIT:
         return await _application_page(
-            request, console, notice=f"Keep the reason under {REASON_LIMIT} characters.", status=400
+            request,
+            console,
+            notice=_("Keep the reason under %(limit)d characters.") % {"limit": REASON_LIMIT},
+            status=400,
         )
     try:
         version = first(fields, "version") or None
@@ -133,5 +139,5 @@ async def decide(request: web.Request) -> web.Response:
         else:
             await platform.reinstate(registry, client_id, reviewer=reviewer)
     except ReviewError as error:
-        return await _application_page(request, console, notice=str(error), status=409)
+        return await _application_page(request, console, notice=_(str(error)), status=409)
     return see_other(f"{paths.ADMIN}/apps/{client_id}?decided={decision}")

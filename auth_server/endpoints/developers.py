@@ -22,9 +22,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from auth_server import paths, platform
+from auth_server import i18n, paths, platform
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import Client
+from auth_server.i18n import N_, _
 from auth_server.pages import current_session, render, see_other
 from auth_server.platform import Application, ReviewError
 from auth_server.registration import RegistrationError
@@ -33,18 +34,19 @@ from shared.error_middleware import html_page
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.http import FORM, body_deadline, has_control_characters
 
-# what each field of the application form is called on the page (for error messages)
+# what each field of the application form is called on the page (for error messages; translated
+# there)
 LABELS = {
-    "client_name": "App name",
-    "description": "What the app does",
-    "client_uri": "Website",
-    "logo_uri": "Logo URL",
-    "policy_uri": "Privacy policy URL",
-    "contact_name": "Responsible person",
-    "contact_email": "Contact email",
-    "redirect_uris": "Redirect URIs",
-    "scope": "Access the app asks for",
-    "scope_justification": "Why the app needs it",
+    "client_name": N_("App name"),
+    "description": N_("What the app does"),
+    "client_uri": N_("Website"),
+    "logo_uri": N_("Logo URL"),
+    "policy_uri": N_("Privacy policy URL"),
+    "contact_name": N_("Responsible person"),
+    "contact_email": N_("Contact email"),
+    "redirect_uris": N_("Redirect URIs"),
+    "scope": N_("Access the app asks for"),
+    "scope_justification": N_("Why the app needs it"),
 }
 
 
@@ -78,8 +80,8 @@ def not_found(request: web.Request) -> web.Response:
     return render(
         "error.html",
         status=404,
-        headline="Page not found",
-        advice="There is no such page here, or you are not allowed to see it.",
+        headline=_("Page not found"),
+        advice=_("There is no such page here, or you are not allowed to see it."),
         error="not_found",
         description="No such page.",
         site_name=request.app[REGISTRY].settings.site_name,
@@ -171,8 +173,8 @@ def _form_page(
         client=client,
         problems=problems or {},
         message=message,
-        labels=LABELS,
-        scopes=platform.offered_scopes(registry.settings),
+        labels={name: _(label) for name, label in LABELS.items()},
+        scopes=i18n.described(platform.offered_scopes(registry.settings)),
     )
 
 
@@ -231,7 +233,9 @@ async def apply(request: web.Request) -> web.Response:
 
 def plain_registration_error(error: RegistrationError) -> str:
     """A registration rule's message, with what to do about it."""
-    return f"This cannot be registered: {error}. Correct it and send the form again."
+    return _("This cannot be registered: %(rule)s. Correct it and send the form again.") % {
+        "rule": _(str(error))
+    }
 
 
 @html_page
@@ -269,7 +273,7 @@ async def _app_page(
         notice=notice,
         usage=usage,
         diff=platform.change_diff(client, client.pending_changes),
-        scopes=registry.settings.scopes,
+        scopes=i18n.described(registry.settings.scopes),
     )
 
 
@@ -291,7 +295,7 @@ async def secret(request: web.Request) -> web.Response:
         else:
             value = await platform.issue_secret(registry, client)
     except ReviewError as error:
-        return await _app_page(request, console, client, notice=str(error), status=409)
+        return await _app_page(request, console, client, notice=_(str(error)), status=409)
     fresh = await registry.clients.load(client.client_id)
     assert fresh is not None
     return await _app_page(request, console, fresh, secret=value)

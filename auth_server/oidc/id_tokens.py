@@ -20,12 +20,9 @@ from typing import Any
 from auth_server.clients import Client
 from auth_server.oidc import claims as oidc_claims
 from auth_server.oidc import signer
+from auth_server.oidc.acr import acr_of
 from auth_server.oidc.claims import ClaimsRequest
 from auth_server.registry import Registry
-
-# acr (Core §2): "1" is a password (one factor, ISO/IEC 29115 level 1)
-ACR_PASSWORD = "1"  # noqa: S105 - an acr value
-ACR_VALUES = (ACR_PASSWORD,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,7 @@ async def issue(
         "exp": now + registry.settings.id_token_ttl,
         "iat": now,
         "auth_time": authentication.auth_time,
-        "acr": ACR_PASSWORD,
+        "acr": acr_of(authentication.amr),  # "1", or two-step's (auth_server/oidc/acr.py)
         "amr": list(authentication.amr),
         "azp": client.client_id,
         "jti": str(uuid.uuid4()),

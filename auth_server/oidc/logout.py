@@ -77,6 +77,54 @@ async def end(
     if session is None or session.user_id is None or session.sid is None:
         await registry.sessions.delete(key)
         return []
+    client_ids, notified = await _tell_clients(registry, session)
+    await registry.sessions.end(key, session.sid, user_id=session.user_id)
+    await _audit_ended(registry, session, client_ids, ip=ip, via=via)
+    return notified
+
+
+async def end_listed_session(
+    registry: Registry, user_id: str, handle: str, *, ip: str | None, via: str
+) -> list[str] | None:
+    """End the session of ``user_id`` listed under ``handle`` (the sessions list of
+    ``/account/security``: :meth:`~auth_server.stores.sessions.SessionStore.signed_in`), telling its
+    clients as :func:`end` does; the clients queued, or ``None`` if she has no such session."""
+    for listed in await registry.sessions.signed_in(user_id):
+        if listed.handle == handle:
+            client_ids, notified = await _tell_clients(registry, listed.session)
+            if await registry.sessions.end_listed(user_id, handle) is None:
+                return None
+            await _audit_ended(registry, listed.session, client_ids, ip=ip, via=via)
+            return notified
+    return None
+
+
+async def end_all_sessions(
+    registry: Registry, user_id: str, *, except_handle: str | None = None, ip: str | None, via: str
+) -> int:
+    """End every signed-in session of ``user_id`` but the one listed under ``except_handle`` (the
+    browser that asked, when it stays signed in: a password change), telling each one's clients
+    (back-channel logout) as :func:`end` does; how many ended. For a password change, a password
+    reset, an account locked by an operator. ``except_handle`` is
+    :func:`auth_server.stores.sessions.handle_of` of the cookie value to keep."""
+    ended = 0
+    for listed in await registry.sessions.signed_in(user_id):
+        if listed.handle == except_handle:
+            continue
+        client_ids, _ = await _tell_clients(registry, listed.session)
+        if await registry.sessions.end_listed(user_id, listed.handle) is not None:
+            ended += 1
+            await _audit_ended(registry, listed.session, client_ids, ip=ip, via=via)
+    return ended
+
+
+async def _tell_clients(registry: Registry, session: Session) -> tuple[list[str], list[str]]:
+    """Queue a logout token for each client that got an ID token in the signed-in ``session`` and
+    has a ``backchannel_logout_uri`` (§2.3), before anything is deleted: if PostgreSQL or Redis
+    fails midway, the session and its list of clients are still there. Returns (the clients that
+    got ID tokens, those queued)."""
+    if session.user_id is None or session.sid is None:
+        return [], []
     client_ids = await registry.sessions.clients(session.sid)
     notified = []
     for client_id in client_ids:
@@ -88,14 +136,18 @@ async def end(
             Delivery(client_id=client_id, sub=sub, sid=session.sid, user_id=session.user_id)
         )
         notified.append(client_id)
-    await registry.sessions.end(key, session.sid)
+    return client_ids, notified
+
+
+async def _audit_ended(
+    registry: Registry, session: Session, client_ids: list[str], *, ip: str | None, via: str
+) -> None:
     try:
         await registry.audit.record(
             "session.ended", subject=session.user_id, ip=ip, sid=session.sid, clients=client_ids, via=via
         )
     except UNAVAILABLE_ERRORS:  # the session has ended: a lost audit row must not undo the answer
         log.warning("session.ended not audited: the audit trail is unavailable")
-    return notified
 
 
 # -- Logout tokens (Back-Channel Logout 1.0 §2.4) ---------------------------------------------------

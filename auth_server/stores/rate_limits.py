@@ -16,6 +16,10 @@ batching together can overshoot only by what they admit between two syncs while 
 believes the counter below that mark. ``sync_interval`` 0 makes every check exact. A limit of 0
 is off.
 
+A limit may count over a longer window than a minute (``Limit.window``: sign-ups per address per
+hour, reset mails per address per hour). Such limits are always counted exactly, in windows of
+their own length.
+
 While Redis is away, limits apply per replica (they fail open to local counting rather than
 refuse everything), and the counts are sent when it returns.
 """
@@ -39,7 +43,8 @@ log = logging.getLogger("tessera.rate_limits")
 class Limit:
     name: str  # what is limited, e.g. "token-ip"
     key: str  # whose budget, e.g. the IP or the client id
-    per_minute: int
+    per_minute: int  # the budget of one window: a minute, unless ``window`` says otherwise
+    window: int = 60  # seconds; a longer one (an hour...) is counted exactly, in windows of that length
 
 
 class RateLimitStore:
@@ -66,11 +71,12 @@ class RateLimitStore:
         window = int(now // self.WINDOW)
         if window != self._window:  # last window's counts decide nothing any more
             self._window, self._totals, self._pending = window, {}, {}
-        keys = [self._key(limit, window) for limit in active]
+        keys = [self._key(limit, now) for limit in active]
         synchronous = [key for key, limit in zip(keys, active, strict=True) if self._exact(key, limit)]
         # a counter going exact takes its unsent counts along, so Redis holds all of this replica's
         counts = {key: 1 + self._pending.pop(key, 0) for key in synchronous}
-        if counts and not await self._send(counts):
+        lifetimes = {key: limit.window * 2 for key, limit in zip(keys, active, strict=True)}
+        if counts and not await self._send(counts, lifetimes):
             for key, count in counts.items():  # Redis is away: count here, send later
                 self._pending[key] = self._pending.get(key, 0) + count - 1
             synchronous = []
@@ -79,19 +85,21 @@ class RateLimitStore:
                 self._pending[key] = self._pending.get(key, 0) + 1
         if self._pending:
             self._schedule_flush()
-        if any(
-            self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute
+        waits = [
+            _until_next(limit, now)
             for key, limit in zip(keys, active, strict=True)
-        ):
-            return max(1, int((window + 1) * self.WINDOW - now) + 1)
-        return None
+            if self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute
+        ]
+        return max(waits) if waits else None
 
-    def _key(self, limit: Limit, window: int) -> str:
-        return self._keys(f"rate-{limit.name}", f"{limit.key}:{window}")
+    def _key(self, limit: Limit, now: float) -> str:
+        return self._keys(f"rate-{limit.name}", f"{limit.key}:{int(now // limit.window)}")
 
     def _exact(self, key: str, limit: Limit) -> bool:
         """Whether this request must be counted in Redis now rather than in the next batch."""
         if self._sync_interval <= 0 or limit.per_minute < self.BATCHED_FROM or key not in self._totals:
+            return True
+        if limit.window != self.WINDOW:
             return True
         return self._totals[key] + self._pending.get(key, 0) >= limit.per_minute * self.EXACT_NEAR
 
@@ -104,12 +112,12 @@ class RateLimitStore:
         window = int(now // self.WINDOW)
         if window != self._window:
             return None
-        key = self._key(limit, window)
+        key = self._key(limit, now)
         if self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute:
-            return max(1, int((window + 1) * self.WINDOW - now) + 1)
+            return _until_next(limit, now)
         return None
 
-    async def _send(self, counts: dict[str, int]) -> bool:
+    async def _send(self, counts: dict[str, int], lifetimes: dict[str, int] | None = None) -> bool:
         """Add counts in one pipeline and remember the totals Redis answers with.
 
         False when Redis is unreachable: limits fail open rather than refuse every request (the
@@ -120,7 +128,7 @@ class RateLimitStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, count in counts.items():
                     pipe.incrby(key, count)
-                    pipe.expire(key, self.WINDOW * 2)
+                    pipe.expire(key, (lifetimes or {}).get(key, self.WINDOW * 2))
                 results = await pipe.execute()
         except UNAVAILABLE_ERRORS as exc:
             if not self._failing:
@@ -159,3 +167,8 @@ class RateLimitStore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._flusher
         await self._flush()
+
+
+def _until_next(limit: Limit, now: float) -> int:
+    """Seconds until ``limit``'s next window starts (a Retry-After)."""
+    return max(1, int((int(now // limit.window) + 1) * limit.window - now) + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,14 @@ class Profile:
 
 class UsernameTaken(ValueError):
     pass
+
+
+class EmailVerification(enum.Enum):
+    """What verifying an address came to (:meth:`UserStore.verify_email`)."""
+
+    VERIFIED = "verified"
+    ADDRESS_CHANGED = "address_changed"  # the user's address is another one now
+    VERIFIED_BY_ANOTHER = "verified_by_another"  # another account verified it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +255,86 @@ class UserStore:
         """Delete a user (their consents go with them); the caller revokes their tokens."""
         deleted = await self._pool.fetchval("DELETE FROM users WHERE user_id = $1 RETURNING true", user_id)
         return deleted is True
+
+    # --- sign-up, email verification and password reset (issue 18) ----------------------------------
+
+    async def sign_up(self, username: str, password_hash: str, *, email: str, nickname: str | None) -> User:
+        """A new account whose email address is not verified yet; :class:`UsernameTaken` if the name
+        (in its canonical form) is. An address may stand on several accounts until one verifies it
+        (:meth:`verify_email`), so that nobody can hold someone else's address by signing up first."""
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO users (user_id, username, username_canonical, password_hash, email,"
+                " email_verified, nickname) VALUES ($1, $2, $3, $4, $5, false, $6)"
+                " RETURNING user_id, username, password_hash",
+                uuid.uuid4(),
+                username,
+                canonical(username),
+                password_hash,
+                email,
+                nickname,
+            )
+        except asyncpg.UniqueViolationError:
+            raise UsernameTaken(f"username {username!r} is taken") from None
+        assert row is not None
+        return User(**dict(row))
+
+    async def replace_password(self, user_id: uuid.UUID, old_hash: str, new_hash: str) -> bool:
+        """Set a new password hash if the user's is still ``old_hash`` (a password reset: whatever
+        changed the password since the link was sent wins, and the link does nothing)."""
+        result = await self._pool.execute(
+            "UPDATE users SET password_hash = $3 WHERE user_id = $1 AND password_hash = $2",
+            user_id,
+            old_hash,
+            new_hash,
+        )
+        return bool(result.endswith(" 1"))
+
+    async def with_email(self, email: str) -> tuple[Profile, ...]:
+        """The users whose email is ``email`` (compared in lower case), oldest first."""
+        rows = await self._pool.fetch(
+            f"SELECT user_id, username, {_PROFILE_COLUMNS} FROM users WHERE lower(email) = lower($1)"
+            " ORDER BY created_at, user_id",
+            email,
+        )
+        return tuple(Profile(**dict(row)) for row in rows)
+
+    async def email_verified_by_another(self, user_id: uuid.UUID, email: str) -> bool:
+        """Whether another user has verified ``email`` (compared in lower case)."""
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2) AND email_verified"
+                " AND user_id <> $1)",
+                user_id,
+                email,
+            )
+        )
+
+    async def verify_email(self, user_id: uuid.UUID, email: str) -> EmailVerification:
+        """Mark ``email`` verified for the user, if it is still their address and no other user has
+        verified it (checked and set under a lock on the address, so two accounts racing to verify
+        one address cannot both win)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(lower($1), 18))", email)
+            current = await conn.fetchrow(
+                "SELECT email, email_verified FROM users WHERE user_id = $1 FOR UPDATE", user_id
+            )
+            if current is None or current["email"] is None or current["email"].lower() != email.lower():
+                return EmailVerification.ADDRESS_CHANGED
+            if current["email_verified"]:
+                return EmailVerification.VERIFIED
+            taken = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2) AND email_verified"
+                " AND user_id <> $1)",
+                user_id,
+                email,
+            )
+            if taken:
+                return EmailVerification.VERIFIED_BY_ANOTHER
+            await conn.execute(
+                "UPDATE users SET email_verified = true, updated_at = now() WHERE user_id = $1", user_id
+            )
+            return EmailVerification.VERIFIED
 
 
 # The rows whose stored form can differ from the exact one: a name that is not pure ASCII, or an
