@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from auth_server import crypto, keys, routes
+from auth_server import crypto, keys, pages, paths, routes, theme
 from auth_server.admin_api import app as admin_api
 from auth_server.appkeys import REGISTRY
+from auth_server.mail.outbox import send_forever
 from auth_server.oidc.logout import deliver_forever
 from auth_server.pages import error_page
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
@@ -36,7 +37,12 @@ def create_app(settings: Settings) -> web.Application:
     app[TRUSTED_PROXIES] = settings.trusted_proxies
     app[BODY_TIMEOUT] = float(settings.body_timeout)
     crypto.HASHING.configure(settings.hashing_threads, settings.hashing_queue)
-    metrics = observability.install(app, "auth")
+    # each resource server polls the revocation list every few seconds: its answers log at DEBUG
+    metrics = observability.install(app, "auth", polled=(paths.REVOCATION_LIST,))
+    # the operator's theme (TESSERA_THEME_DIR), read once; each page's language and theme are put
+    # in force outside the error middleware, so that error pages have them too (issue 18)
+    app[theme.THEME] = theme.load(settings.theme_dir)
+    app.middlewares.append(pages.middleware)
     app.middlewares.append(
         error_middleware(
             html=error_page,
@@ -71,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
                 asyncio.create_task(keys.refresh_forever(registry, settings.key_refresh_interval)),
                 asyncio.create_task(registry.clients.follow_changes(stop)),
                 asyncio.create_task(deliver_forever(registry, stop)),  # back-channel logout
+                asyncio.create_task(send_forever(registry, stop)),  # mail (with TESSERA_SMTP_URL)
             ]
             try:
                 yield
@@ -82,6 +89,6 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     if settings.admin_port:  # the admin API: its own port, never the public one (issue 15)
-        admin_api.serve_beside(app, reuse_port=settings.workers > 1)
+        admin_api.serve_beside(app, settings, reuse_port=settings.workers > 1)
     routes.add_routes(app)
     return app

@@ -2,7 +2,9 @@
 
 The rules a registration must meet, and the service that creates clients, are in
 :mod:`auth_server.registration`; the grants a client may be registered for are declared in
-:mod:`auth_server.grants`. This module knows neither, so that the stores can use it.
+:mod:`auth_server.grants`. This module loads neither, so that the stores can use it: the one rule
+here that depends on the grants, the response types of a client registered without any
+(:attr:`Client.response_types`), imports their registry only when it is asked.
 """
 
 from __future__ import annotations
@@ -13,19 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# RFC 7591 §2.1: the response types that go with each grant type (no other grant type has one).
-# The grants serving them at /authorize declare them too (grants/base.py); a test holds the two equal.
-GRANT_RESPONSE_TYPES = {"authorization_code": ("code",), "implicit": ("token",)}
-# Every response type served, with the grant types a client needs for it (OpenID Connect Dynamic
-# Registration §2, "response_types"; OAuth 2.0 Multiple Response Type Encoding Practices §3-5).
-# Each is written in its canonical form: its space-separated values sorted (their order does not matter).
-RESPONSE_TYPE_GRANTS: dict[str, tuple[str, ...]] = {
-    "code": ("authorization_code",),
-    "token": ("implicit",),
-    "id_token": ("implicit",),
-    "id_token token": ("implicit",),
-    "code id_token": ("authorization_code", "implicit"),
-}
 SUBJECT_TYPES = ("public", "pairwise")
 # A client's place in the platform's review (issue 15): only an approved client may be used.
 STATUSES = ("pending", "approved", "rejected", "suspended")
@@ -33,11 +22,23 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt", "none")
 # Tessera issues 22-character URL-safe ids; anything unlike an id is refused before any lookup.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A client ID metadata document's URL (auth_server/client_documents.py) is its client's id: printable
+# ASCII without spaces, and never longer than this (what a consent page can show, and a bound on
+# what a flood of made-up ids can make any cache hold).
+MAX_URL_CLIENT_ID = 512
+_URL_CLIENT_ID = re.compile(rf"https?://[!-~]{{1,{MAX_URL_CLIENT_ID - len('https://')}}}")
+# how a client whose metadata document describes it was registered (Client.registered_via)
+VIA_METADATA_DOCUMENT = "metadata_document"
 
 
-def plausible_client_id(value: str) -> bool:
-    """Whether ``value`` could name a client at all (so that it is worth a lookup or a cache entry)."""
-    return _CLIENT_ID.fullmatch(value) is not None
+def plausible_client_id(value: str, *, urls: bool = False) -> bool:
+    """Whether ``value`` could name a client at all (so that it is worth a lookup or a cache entry).
+
+    ``urls``: whether client ID metadata documents are on, so that a URL (of at most
+    :data:`MAX_URL_CLIENT_ID` characters) may be a client id too."""
+    if _CLIENT_ID.fullmatch(value) is not None:
+        return True
+    return urls and len(value) <= MAX_URL_CLIENT_ID and _URL_CLIENT_ID.fullmatch(value) is not None
 
 
 # optional RFC 7591 / OpenID metadata, listed in a client's registration only when set
@@ -45,6 +46,7 @@ _OPTIONAL_METADATA = (
     "sector_identifier_uri",
     "userinfo_signed_response_alg",
     "default_max_age",
+    "default_acr_values",
     "logo_uri",
     "client_uri",
     "policy_uri",
@@ -73,6 +75,12 @@ class Client:
     require_pkce: bool = True
     # operated by the provider itself: a remembered consent may answer without asking again
     first_party: bool = False
+    # RFC 9126 §6: /authorize answers it only for requests pushed to the PAR endpoint first
+    require_pushed_authorization_requests: bool = False
+    # RFC 9449 §5.2: every token request must carry a DPoP proof (its tokens are all DPoP-bound)
+    dpop_bound_access_tokens: bool = False
+    # the security profile it is registered under (auth_server/profiles.py: "fapi2"); None: none
+    tessera_profile: str | None = None
     # OpenID Connect (Dynamic Registration 1.0 §2; RP-Initiated Logout §3.1; Back-Channel Logout §2.2)
     registered_response_types: tuple[str, ...] | None = None  # None: those of the grant types
     post_logout_redirect_uris: tuple[str, ...] = ()
@@ -84,6 +92,8 @@ class Client:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     default_max_age: int | None = None
+    # Registration §2: the acr values asked for when a request names none (two-step sign-in: issue 18)
+    default_acr_values: tuple[str, ...] | None = None
     require_auth_time: bool = False
     logo_uri: str | None = None
     client_uri: str | None = None
@@ -92,7 +102,7 @@ class Client:
     # the open platform: its review, its developer, and what the developer told the reviewer
     status: str = "approved"
     owner_id: uuid.UUID | None = None
-    registered_via: str = "operator"  # operator | developer | dynamic
+    registered_via: str = "operator"  # operator | developer | dynamic | metadata_document
     description: str | None = None
     contact_name: str | None = None
     contact_email: str | None = None
@@ -110,6 +120,12 @@ class Client:
         return self.status == "approved"
 
     @property
+    def from_metadata_document(self) -> bool:
+        """Whether the client is what the document at its id says (client ID metadata documents):
+        its name, logo and links are its own claims, which nobody here reviewed."""
+        return self.registered_via == VIA_METADATA_DOCUMENT
+
+    @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"  # noqa: S105 - the auth method named none
 
@@ -125,12 +141,14 @@ class Client:
     @property
     def response_types(self) -> tuple[str, ...]:
         """What the client may ask for at /authorize: as registered, or as RFC 7591 §2.1 pairs them
-        with its grant types."""
+        with its grant types (:meth:`auth_server.grants.Grants.default_response_types`)."""
         if self.registered_response_types is not None:
             return self.registered_response_types
-        return tuple(
-            rt for grant, types in GRANT_RESPONSE_TYPES.items() if grant in self.grant_types for rt in types
-        )
+        # read when asked: the grants' modules import this one (and the stores, which must not
+        # load the grants, import it too)
+        from auth_server.grants import GRANTS
+
+        return GRANTS.default_response_types(self.grant_types)
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
@@ -158,6 +176,12 @@ class Client:
             out["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         if self.require_auth_time:
             out["require_auth_time"] = True
+        if self.require_pushed_authorization_requests:
+            out["require_pushed_authorization_requests"] = True
+        if self.dpop_bound_access_tokens:
+            out["dpop_bound_access_tokens"] = True
+        if self.tessera_profile is not None:
+            out["tessera_profile"] = self.tessera_profile
         for name in _OPTIONAL_METADATA:
             value = getattr(self, name)
             if value is not None:

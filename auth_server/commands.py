@@ -26,16 +26,18 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from auth_server import flow, keys, platform, signing, usernames
-from auth_server.clients import AUTH_METHODS
+from auth_server import flow, keys, platform, profiles, resources, signing, usernames
+from auth_server.clients import AUTH_METHODS, Client
 from auth_server.crypto import hash_password
 from auth_server.grants import GRANT_TYPES
 from auth_server.registration import (
     LOOPBACK_HOSTS,
     ClientMetadata,
     RegistrationError,
+    canonical_response_types,
     metadata_from_document,
     register,
+    validate,
 )
 from auth_server.registry import Registry
 from auth_server.schema import MIGRATIONS, SCHEMA
@@ -248,6 +250,9 @@ def _flag_overrides(args: argparse.Namespace, *, method_given: bool) -> dict[str
             ("require_pkce", False if args.pkce_optional else None),
             ("allow_introspection", True if args.allow_introspection else None),
             ("first_party", True if args.first_party else None),
+            ("require_pushed_authorization_requests", True if args.require_par else None),
+            ("dpop_bound_access_tokens", True if args.dpop_bound_access_tokens else None),
+            ("tessera_profile", args.profile),
         )
         if value is not None
     }
@@ -314,22 +319,97 @@ async def cmd_client_rotate_secret(args: argparse.Namespace) -> None:
     _print({"client_id": args.client_id, "client_secret": secret})
 
 
+def _yes(value: str | None, yes: str = "yes") -> bool | None:
+    """A ``yes|no`` (or ``required|optional``) option as a bool; ``None`` when not given."""
+    return None if value is None else value == yes
+
+
 async def cmd_client_update(args: argparse.Namespace) -> None:
     settings = auth_settings()
-    require_pkce = None if args.pkce is None else args.pkce == "required"
-    first_party = None if args.first_party is None else args.first_party == "yes"
+    require_pkce = _yes(args.pkce, "required")
+    first_party = _yes(args.first_party)
+    changes = {
+        name: value
+        for name, value in (
+            ("require_pkce", require_pkce),
+            ("require_pushed_authorization_requests", _yes(args.require_par)),
+            ("dpop_bound_access_tokens", _yes(args.dpop_bound_access_tokens)),
+        )
+        if value is not None
+    }
     async with open_registry(settings) as registry:
         client = await registry.clients.load(args.client_id)
         if client is None:
             raise CommandError(f"no client {args.client_id!r}")
         if require_pkce is False and client.is_public:
             raise CommandError("a public client must use PKCE (RFC 9700 §2.1.1)")
-        updated = await registry.clients.update(
-            args.client_id, require_pkce=require_pkce, first_party=first_party
-        )
+        profile = client.tessera_profile if args.profile is None else _profile_named(args.profile)
+        updated: Client | None = client
+        if profile != client.tessera_profile:
+            if client.from_metadata_document:  # its document could break the profile's rules next fetch
+                raise CommandError("a client its metadata document describes cannot be held to a profile")
+            implied = {} if profile is None else _put_under(settings, client, profile, changes)
+            updated = await registry.clients.set_profile(args.client_id, profile, implied)
+        elif profile is not None:
+            _keeps_profile(profile, changes)
+        if changes or first_party is not None:
+            updated = await registry.clients.update(
+                args.client_id,
+                require_pkce=require_pkce,
+                first_party=first_party,
+                require_pushed_authorization_requests=changes.get("require_pushed_authorization_requests"),
+                dpop_bound_access_tokens=changes.get("dpop_bound_access_tokens"),
+            )
     if updated is None:
         raise CommandError(f"no client {args.client_id!r}")
     _print(updated.registration())
+
+
+def _profile_named(name: str) -> str | None:
+    return None if name == "none" else name
+
+
+def _keeps_profile(profile: str, changes: dict[str, bool]) -> None:
+    """Refuse turning off what the client's security profile requires (``--profile none`` first)."""
+    relaxed = [name for name, value in changes.items() if value is False]
+    if relaxed:
+        title = profiles.PROFILES[profile].title
+        raise CommandError(
+            f"the {title} profile requires {', '.join(relaxed)}; take the client out of it first"
+            " (--profile none)"
+        )
+
+
+def _put_under(settings: Settings, client: Client, profile: str, changes: dict[str, bool]) -> dict[str, Any]:
+    """What putting ``client`` under ``profile`` sets besides the profile (by
+    ``stores.clients.PROFILE_IMPLIED`` name), with the operator's ``changes`` made: the client as
+    it is registered must pass every rule a registration under that profile meets
+    (:func:`auth_server.registration.validate`), else :class:`CommandError` names the first it breaks."""
+    _keeps_profile(profile, changes)
+    current = metadata_from_document(client.registration(), ignore_unknown=True)
+    metadata = profiles.applied(
+        dataclasses.replace(
+            current,
+            # the response types it registered, not those its grant types give it by default
+            response_types=client.registered_response_types,
+            registered_via=client.registered_via,
+            tessera_profile=profile,
+            # PKCE required in the same command (the rest the profile turns on itself)
+            require_pkce=changes.get("require_pkce", current.require_pkce),
+        )
+    )
+    try:
+        validate(settings, metadata)
+    except RegistrationError as error:
+        raise CommandError(f"the client cannot be put under the {profile} profile: {error}") from None
+    return {
+        "require_pushed_authorization_requests": metadata.require_pushed_authorization_requests,
+        "dpop_bound_access_tokens": metadata.dpop_bound_access_tokens,
+        "registered_response_types": None
+        if metadata.response_types is None
+        else list(canonical_response_types(metadata.response_types)),
+        "id_token_signed_response_alg": metadata.id_token_signed_response_alg,
+    }
 
 
 async def cmd_client_review(args: argparse.Namespace) -> None:
@@ -759,6 +839,70 @@ def _add_registration_token_commands(sub: Subcommands) -> None:
     create.set_defaults(run=cmd_registration_token_create)
 
 
+async def cmd_resource_create(args: argparse.Namespace) -> None:
+    """Register an API tokens are issued for (RFC 8707): its identifier is their ``aud``."""
+    async with open_registry(auth_settings()) as registry:
+        try:
+            resource = await resources.register(
+                registry,
+                identifier=args.identifier,
+                name=args.name,
+                scopes=args.scope,
+                service_client_id=args.service_client,
+            )
+        except resources.ResourceRefused as refused:
+            raise CommandError(str(refused)) from None
+    _print(resources.shown(resource))
+
+
+async def cmd_resource_list(args: argparse.Namespace) -> None:
+    async with open_registry(auth_settings()) as registry:
+        _print([resources.shown(resource) for resource in await registry.resources.list()])
+
+
+async def cmd_resource_show(args: argparse.Namespace) -> None:
+    async with open_registry(auth_settings()) as registry:
+        resource = await registry.resources.get(args.identifier)
+    if resource is None:
+        raise CommandError(f"no resource {args.identifier!r}")
+    _print(resources.shown(resource))
+
+
+async def cmd_resource_delete(args: argparse.Namespace) -> None:
+    async with open_registry(auth_settings()) as registry:
+        if not await registry.resources.delete(args.identifier):
+            raise CommandError(f"no resource {args.identifier!r}")
+        await registry.audit.record("resource.deleted", resource=args.identifier)
+    print(f"deleted resource {args.identifier} (tokens already issued for it stay valid until they expire)")
+
+
+def _add_resource_commands(sub: Subcommands) -> None:
+    resource = sub.add_parser(
+        "resource", help="the APIs tokens are issued for (RFC 8707 resource indicators)"
+    ).add_subparsers(dest="action", required=True)
+    create = resource.add_parser("create", help="register an API: its tokens' aud is its identifier")
+    create.add_argument("--identifier", required=True, metavar="URI", help="absolute URI, no fragment")
+    create.add_argument("--name", required=True, metavar="N", help="shown to people")
+    create.add_argument(
+        "--scope", required=True, action="append", metavar="S", help="a scope that belongs to it (repeatable)"
+    )
+    create.add_argument(
+        "--service-client",
+        metavar="CLIENT_ID",
+        help="the API's own client: it may exchange tokens addressed to the API (RFC 8693)",
+    )
+    create.set_defaults(run=cmd_resource_create)
+    list_ = resource.add_parser("list", help="every registered API")
+    list_.set_defaults(run=cmd_resource_list)
+    for action, run, what in (
+        ("show", cmd_resource_show, "one API"),
+        ("delete", cmd_resource_delete, "forget one"),
+    ):
+        parser = resource.add_parser(action, help=what)
+        parser.add_argument("identifier", metavar="URI")
+        parser.set_defaults(run=run)
+
+
 def add_subcommands(sub: Subcommands) -> None:
     """The auth server's subcommands."""
     server = sub.add_parser("auth-server", help="run the authorization server")
@@ -770,6 +914,7 @@ def add_subcommands(sub: Subcommands) -> None:
     )
     server.set_defaults(run=cmd_auth_server)
     _add_registration_token_commands(sub)
+    _add_resource_commands(sub)
 
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
     create = client.add_parser("create", help="register a client; prints its secret once")
@@ -804,12 +949,39 @@ def add_subcommands(sub: Subcommands) -> None:
         action="store_true",
         help="the provider's own app: a remembered consent answers even for a public client",
     )
+    create.add_argument(
+        "--require-par",
+        action="store_true",
+        help="its authorization requests must be pushed to the PAR endpoint first (RFC 9126)",
+    )
+    create.add_argument(
+        "--dpop-bound-access-tokens",
+        action="store_true",
+        help="every token request must carry a DPoP proof: its tokens are all bound (RFC 9449)",
+    )
+    create.add_argument(
+        "--profile",
+        choices=list(profiles.PROFILES),
+        help="hold it to a security profile: fapi2 (FAPI 2.0: private_key_jwt, PAR, PKCE, DPoP, 60 s codes)",
+    )
     create.add_argument("--json", action="store_true", help="print RFC 7591 client metadata as JSON")
     create.set_defaults(run=cmd_client_create)
     update = client.add_parser("update", help="change an operator setting of a client")
     update.add_argument("client_id")
     update.add_argument("--pkce", choices=["required", "optional"], help="PKCE for the code grant")
     update.add_argument("--first-party", choices=["yes", "no"], help="remembered consent for public clients")
+    update.add_argument(
+        "--require-par", choices=["yes", "no"], help="authorization requests only through PAR (RFC 9126)"
+    )
+    update.add_argument(
+        "--dpop-bound-access-tokens", choices=["yes", "no"], help="a DPoP proof with every token request"
+    )
+    update.add_argument(
+        "--profile",
+        choices=[*profiles.PROFILES, "none"],
+        help="put it under a security profile (fapi2), if it meets its rules; none: take it out (what the"
+        " profile turned on stays on until turned off)",
+    )
     update.set_defaults(run=cmd_client_update)
     client.add_parser("list").set_defaults(run=cmd_client_list)
     for name, run in (

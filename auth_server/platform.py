@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth_server.clients import SECRET_METHODS, Client
+from auth_server.i18n import N_, _
 from auth_server.registration import (
     ClientMetadata,
     Registered,
@@ -31,9 +32,7 @@ from auth_server.registration import (
     validate_registration,
 )
 from auth_server.registry import Registry
-from auth_server.scopes import ADMIN_SCOPES
 from auth_server.settings import Settings
-from shared.errors import InvalidScope
 
 
 class ReviewError(ValueError):
@@ -62,7 +61,7 @@ _SEEN = ("status", "description", "contact_name", "contact_email", "scope_justif
 
 def _unchanged(client: Client, version: str | None) -> None:
     if version is not None and not hmac.compare_digest(version, review_version(client)):
-        raise ReviewError("The application changed since you looked at it: look again before deciding.")
+        raise ReviewError(N_("The application changed since you looked at it: look again before deciding."))
 
 
 async def approve(
@@ -279,37 +278,39 @@ class Application:
         }
 
 
+# in the language of the page that shows them (translated by form_problems)
 _REQUIRED = {
-    "client_name": "Give the app a name.",
-    "description": "Say what the app does.",
-    "client_uri": "Give the app's website.",
-    "policy_uri": "Give the address of the app's privacy policy.",
-    "contact_name": "Name the person responsible for the app.",
-    "contact_email": "Give an email address we can reach that person at.",
-    "scope_justification": "Say why the app needs the access it asks for.",
+    "client_name": N_("Give the app a name."),
+    "description": N_("Say what the app does."),
+    "client_uri": N_("Give the app's website."),
+    "policy_uri": N_("Give the address of the app's privacy policy."),
+    "contact_name": N_("Name the person responsible for the app."),
+    "contact_email": N_("Give an email address we can reach that person at."),
+    "scope_justification": N_("Say why the app needs the access it asks for."),
 }
 _LIMITS = {"client_name": 100, "contact_name": 200, "contact_email": 254, "description": 2000}
 
 
 def form_problems(application: Application, settings: Settings) -> dict[str, str]:
-    """What is missing or wrong in a developer's form, by field, in plain words (the registration
-    rules themselves are checked after, by :mod:`auth_server.registration`)."""
+    """What is missing or wrong in a developer's form, by field, in plain words of the page's
+    language (the registration rules themselves are checked after, by
+    :mod:`auth_server.registration`)."""
     problems: dict[str, str] = {}
     for field, message in _REQUIRED.items():
         if not getattr(application, field).strip():
-            problems[field] = message
+            problems[field] = _(message)
     for field, limit in _LIMITS.items():
         if len(getattr(application, field)) > limit:
-            problems[field] = f"Keep this under {limit} characters."
+            problems[field] = _("Keep this under %(limit)d characters.") % {"limit": limit}
     email = application.contact_email.strip()
     if email and ("@" not in email.strip("@") or any(c.isspace() for c in email)):
-        problems["contact_email"] = "This does not look like an email address."
+        problems["contact_email"] = _("This does not look like an email address.")
     if not application.redirect_uris:
-        problems["redirect_uris"] = "Give at least one address people come back to after signing in."
+        problems["redirect_uris"] = _("Give at least one address people come back to after signing in.")
     if not application.scope:
-        problems["scope"] = "Choose at least one kind of access."
+        problems["scope"] = _("Choose at least one kind of access.")
     elif not set(application.scope) <= set(offered_scopes(settings)):
-        problems["scope"] = "Choose only the kinds of access listed."
+        problems["scope"] = _("Choose only the kinds of access listed.")
     return problems
 
 
@@ -404,12 +405,12 @@ async def issue_secret(registry: Registry, client: Client) -> str:
     """The secret of a newly approved application, shown once: a fresh one replaces the one made at
     registration (which nobody ever saw), so a secret exists only for an app the platform approved."""
     if client.status != "approved":
-        raise ReviewError("The app gets its secret once it is approved.")
+        raise ReviewError(N_("The app gets its secret once it is approved."))
     if client.token_endpoint_auth_method not in SECRET_METHODS:
-        raise ReviewError("This app does not use a client secret.")
+        raise ReviewError(N_("This app does not use a client secret."))
     secret = await registry.clients.issue_first_secret(client.client_id)  # once, even if asked twice at once
     if secret is None:
-        raise ReviewError("The secret was already shown once; rotate it to get a new one.")
+        raise ReviewError(N_("The secret was already shown once; rotate it to get a new one."))
     await registry.audit.record(SECRET_ISSUED, client_id=client.client_id)
     return secret
 
@@ -419,11 +420,11 @@ async def rotate(registry: Registry, client: Client, *, keep_old: bool = True) -
     ``Settings.secret_overlap`` seconds, so that a deployment can change over without breaking —
     or stops at once (``keep_old=False``: the old secret leaked)."""
     if not await secret_issued(registry, client.client_id):
-        raise ReviewError("Get the app's first secret before rotating it.")
+        raise ReviewError(N_("Get the app's first secret before rotating it."))
     overlap = registry.settings.secret_overlap if keep_old else 0
     secret = await registry.clients.rotate_secret(client.client_id, overlap=overlap)
     if secret is None:
-        raise ReviewError("This app does not use a client secret.")
+        raise ReviewError(N_("This app does not use a client secret."))
     return secret
 
 
@@ -478,19 +479,3 @@ def _as_items(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(v) for v in value)
     return (str(value),)
-
-
-# --- who may hold the admin scopes ---------------------------------------------------------------
-
-
-async def scope_for_user(registry: Registry, subject: str, scope: tuple[str, ...]) -> tuple[str, ...]:
-    """``scope`` without the admin API's scopes unless the user is an admin: a client an operator
-    registered with them still gets them only for a user who reviews the platform."""
-    if not any(name in ADMIN_SCOPES for name in scope):
-        return scope
-    if await registry.users.is_admin(uuid.UUID(subject)):
-        return scope
-    narrowed = tuple(name for name in scope if name not in ADMIN_SCOPES)
-    if not narrowed:
-        raise InvalidScope("Only the platform's administrators may be granted the admin scopes.")
-    return narrowed

@@ -32,9 +32,9 @@ from urllib.parse import SplitResult, urlsplit
 
 from aiohttp.abc import AbstractResolver
 
+from auth_server import profiles
 from auth_server.clients import (
     AUTH_METHODS,
-    RESPONSE_TYPE_GRANTS,
     SUBJECT_TYPES,
     Client,
     canonical_response_type,
@@ -44,10 +44,11 @@ from auth_server.registry import Registry
 from auth_server.scopes import ADMIN_SCOPES
 from auth_server.settings import Settings
 from auth_server.signing import ID_TOKEN_ALGORITHMS
-from auth_server.stores.clients import OIDC_FIELDS, PLATFORM_FIELDS
+from auth_server.stores.clients import EXTENSION_FIELDS, OIDC_FIELDS, PLATFORM_FIELDS
 from shared.fetch import KINDS, PRIVATE_KINDS, Fetcher, FetchError, FetchRefused, address_kind, host_address
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+MAX_ACR_VALUES, MAX_ACR_LENGTH = 10, 200  # default_acr_values: how many, how long each
 # the largest default_max_age the database holds (a PostgreSQL integer)
 MAX_AGE_LIMIT = 2**31 - 1
 # the web pages about a client that the consent page may link to (RFC 7591 §2)
@@ -84,6 +85,12 @@ class ClientMetadata:
     allow_introspection: bool = False
     # operated by the provider itself: a remembered consent may answer without asking again
     first_party: bool = False
+    # RFC 9126 §6: the client's authorization requests must be pushed to the PAR endpoint first
+    require_pushed_authorization_requests: bool = False
+    # RFC 9449 §5.2: the client always sends DPoP proofs; token requests without one are refused
+    dpop_bound_access_tokens: bool = False
+    # Tessera's: the security profile it is held to (auth_server/profiles.py: "fapi2"); None: none
+    tessera_profile: str | None = None
     # OpenID Connect Dynamic Registration 1.0 §2; None: those that go with the grant types (RFC 7591 §2.1)
     response_types: Sequence[str] | None = None
     # RP-Initiated Logout 1.0 §3.1
@@ -96,6 +103,7 @@ class ClientMetadata:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     default_max_age: int | None = None
+    default_acr_values: Sequence[str] | None = None  # Registration §2 (two-step sign-in: issue 18)
     require_auth_time: bool = False
     logo_uri: str | None = None
     client_uri: str | None = None
@@ -136,6 +144,11 @@ def validate(settings: Settings, metadata: ClientMetadata) -> None:
         development=settings.development,
     )
     validate_openid_metadata(metadata, development=settings.development)
+    # a security profile's rules (FAPI 2.0), on what profiles.applied() has filled in
+    problem = profiles.registration_problem(metadata)
+    if problem is not None:
+        raise RegistrationError(problem)
+    check_dpop_response_types(metadata)
 
 
 async def register(
@@ -148,10 +161,12 @@ async def register(
     resolver (tests); the fetch allows private addresses only for a development issuer either way.
     """
     settings = registry.settings
+    metadata = profiles.applied(metadata)  # what a security profile implies (FAPI 2.0: PAR, DPoP...)
     validate(settings, metadata)
     sector = await sector_identifier(metadata, development=settings.development, resolver=resolver)
     openid = {name: getattr(metadata, name) for name in OIDC_FIELDS if name != "sector_identifier"}
     platform = {name: getattr(metadata, name) for name in PLATFORM_FIELDS}
+    extensions = {name: getattr(metadata, name) for name in EXTENSION_FIELDS}
     client, secret = await registry.clients.create(
         name=metadata.client_name,
         redirect_uris=list(metadata.redirect_uris),
@@ -166,9 +181,29 @@ async def register(
         response_types=None
         if metadata.response_types is None
         else list(canonical_response_types(metadata.response_types)),
-        openid={**openid, **platform, "sector_identifier": sector},
+        openid={**openid, **platform, **extensions, "sector_identifier": sector},
     )
     return Registered(client, secret, notices(metadata.grant_types))
+
+
+def check_dpop_response_types(metadata: ClientMetadata, grants: Grants = GRANTS) -> None:
+    """RFC 9449 §5.2: every access token of a client registered with ``dpop_bound_access_tokens`` is
+    DPoP-bound, and one returned from /authorize (``token``, ``id_token token``) cannot be (there is
+    no proof to bind it to): such a client may not have those response types."""
+    if not metadata.dpop_bound_access_tokens:
+        return
+    response_types = (
+        grants.default_response_types(metadata.grant_types)
+        if metadata.response_types is None
+        else metadata.response_types
+    )
+    returning = [value for value in response_types if "token" in value.split()]
+    if returning:
+        raise RegistrationError(
+            "a client with dpop_bound_access_tokens cannot have response types that return an access"
+            f" token from the authorization endpoint ({', '.join(returning)}): its tokens must be"
+            " DPoP-bound (RFC 9449 §5.2); use code"
+        )
 
 
 def check_operator_scopes(scope: Sequence[str], *, registered_via: str) -> None:
@@ -376,6 +411,8 @@ def validate_openid_metadata(metadata: ClientMetadata, *, development: bool) -> 
         check_backchannel_logout_uri(metadata.backchannel_logout_uri)
     if metadata.default_max_age is not None:
         check_default_max_age(metadata.default_max_age)
+    if metadata.default_acr_values is not None:
+        check_default_acr_values(metadata.default_acr_values)
     for field in INFO_URIS:
         uri = getattr(metadata, field)
         if uri is not None:
@@ -383,20 +420,24 @@ def validate_openid_metadata(metadata: ClientMetadata, *, development: bool) -> 
 
 
 def check_response_types(
-    response_types: Sequence[str], *, grant_types: Sequence[str], scope: Sequence[str]
+    response_types: Sequence[str],
+    *,
+    grant_types: Sequence[str],
+    scope: Sequence[str],
+    grants: Grants = GRANTS,
 ) -> None:
-    """OpenID Connect Dynamic Registration 1.0 §2 ``response_types``: each one served by Tessera
-    (compared in canonical form: the order of its values does not matter), with every grant type it
-    needs registered too (RFC 7591 §2.1, :data:`RESPONSE_TYPE_GRANTS`); one that returns an ID token
-    needs ``openid`` in the client's scope (Core §3.1.2.1). An empty list is refused: leaving the
-    field out means the response types of the grant types."""
+    """OpenID Connect Dynamic Registration 1.0 §2 ``response_types``: each one served by a grant of
+    ``grants`` (compared in canonical form: the order of its values does not matter), with every
+    grant type it needs registered too (RFC 7591 §2.1, :meth:`Grants.needed_for`); one that returns
+    an ID token needs ``openid`` in the client's scope (Core §3.1.2.1). An empty list is refused:
+    leaving the field out means the response types of the grant types."""
     if not response_types:
         raise RegistrationError("response_types must not be empty (leave it out to use the grant types')")
     for value in response_types:
-        needed = RESPONSE_TYPE_GRANTS.get(canonical_response_type(value))
+        needed = grants.needed_for(value)
         if needed is None:
             raise RegistrationError(
-                f"unsupported response type {value!r}; supported: {', '.join(RESPONSE_TYPE_GRANTS)}"
+                f"unsupported response type {value!r}; supported: {', '.join(grants.response_types)}"
             )
         missing = [grant_type for grant_type in needed if grant_type not in grant_types]
         if missing:
@@ -498,6 +539,20 @@ def check_backchannel_logout_uri(uri: str) -> None:
     _web_url("backchannel_logout_uri", uri, loopback_http=True)
 
 
+def check_default_acr_values(values: Sequence[str]) -> None:
+    """Dynamic Registration 1.0 §2 ``default_acr_values``: acr values (strings without spaces), in
+    order of preference; ``urn:tessera:acr:mfa`` alone demands two-step sign-in
+    (:mod:`auth_server.oidc.acr`), other values are voluntary."""
+    if len(values) > MAX_ACR_VALUES or any(
+        not value or len(value) > MAX_ACR_LENGTH or not value.isprintable() or " " in value
+        for value in values
+    ):
+        raise RegistrationError(
+            f"default_acr_values must be at most {MAX_ACR_VALUES} acr values, each a non-empty string"
+            f" of at most {MAX_ACR_LENGTH} printable characters without spaces"
+        )
+
+
 def check_default_max_age(max_age: int) -> None:
     """Dynamic Registration 1.0 §2 ``default_max_age``: a number of seconds, not negative."""
     if isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= MAX_AGE_LIMIT:
@@ -583,11 +638,15 @@ DOCUMENT_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "backchannel_logout_uri": _text,
     "backchannel_logout_session_required": _flag,
     "default_max_age": _whole_number,
+    "default_acr_values": _texts,
     "require_auth_time": _flag,
     **dict.fromkeys(INFO_URIS, _text),
     "require_pkce": _flag,
     "allow_introspection": _flag,
     "first_party": _flag,
+    "require_pushed_authorization_requests": _flag,  # RFC 9126 §6
+    "dpop_bound_access_tokens": _flag,  # RFC 9449 §5.2
+    "tessera_profile": _text,  # Tessera's: a security profile (auth_server/profiles.py)
 }
 assert set(DOCUMENT_FIELDS) <= {field.name for field in dataclasses.fields(ClientMetadata)}
 

@@ -1,8 +1,9 @@
 """The authorization server's route table: every path, its handler and its OpenAPI description.
 
 :func:`add_routes` is what ``create_app`` registers; :func:`document` is the OpenAPI document of
-those routes and of the ones every app has (``/healthz``, ``/readyz``, ``/metrics``,
-``/openapi.json``), built from the router as the app serves it (see :mod:`shared.openapi`).
+those routes and of the ones every app has (``/healthz``, ``/readyz``, ``/openapi.json``;
+``/metrics`` is served on a listener of its own), built from the router as the app serves it
+(see :mod:`shared.openapi`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,27 @@ from typing import Any
 
 from aiohttp import web
 
-from auth_server import paths
-from auth_server.endpoints import admin_console, developers
+from auth_server import paths, theme
+from auth_server.endpoints import (
+    admin_console,
+    developers,
+    language,
+    password_reset,
+    security,
+    signup,
+    two_step,
+)
 from auth_server.endpoints.account import account_page, revoke_app
 from auth_server.endpoints.authorize import authorize
 from auth_server.endpoints.consent import consent
+from auth_server.endpoints.device import decide, device_page, enter_code
+from auth_server.endpoints.device_authorization import device_authorization
 from auth_server.endpoints.end_session import end_session
 from auth_server.endpoints.introspection import introspect
 from auth_server.endpoints.jwks import jwks
-from auth_server.endpoints.login import login, login_page, logout
+from auth_server.endpoints.login import login, login_page, logout, passkey_login, passkey_options
 from auth_server.endpoints.metadata import metadata
+from auth_server.endpoints.par import pushed_authorization_request
 from auth_server.endpoints.registration import delete_client, read_client, register_client, update_client
 from auth_server.endpoints.revocation import revoke
 from auth_server.endpoints.revocation_list import endpoint as revocation_list
@@ -42,7 +54,12 @@ TOKEN = {
         "scope": {"type": "string"},
     },
 }
-SCHEMAS = {"Token": TOKEN}
+PUSHED_AUTHORIZATION_RESPONSE = {  # RFC 9126 §2.2
+    "type": "object",
+    "required": ["request_uri", "expires_in"],
+    "properties": {"request_uri": {"type": "string"}, "expires_in": {"type": "integer"}},
+}
+SCHEMAS = {"Token": TOKEN, "PushedAuthorizationResponse": PUSHED_AUTHORIZATION_RESPONSE}
 
 CLIENT_ID_IN_PATH = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CLIENT_AUTH: list[dict[str, list[str]]] = [{"clientBasic": []}, {}]
@@ -65,6 +82,7 @@ _AUTHORIZE_PARAMETERS = (
     "claims",
     "ui_locales",
     "display",
+    "request_uri",  # RFC 9126 §4: from the PAR endpoint (with client_id, and nothing else)
 )
 _END_SESSION_PARAMETERS = (
     "id_token_hint",
@@ -98,6 +116,22 @@ def add_routes(app: web.Application) -> None:
     openapi.install(app, title=TITLE, schemas=SCHEMAS)
     routes = openapi.Routes(app)
     routes.get(paths.WELCOME, welcome, summary="Welcome page: what this server is", responses={"200": HTML})
+    routes.get(
+        paths.LANGUAGE,
+        language.switch,
+        summary="The language switch: remember a page language (lang) and go back (next, a path here)",
+        parameters=[
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in ("lang", "next")
+        ],
+        responses={"303": REDIRECT},
+    )
+    routes.get(
+        paths.THEME_LOGO,
+        theme.logo,
+        summary="The operator's logo (TESSERA_THEME_DIR)",
+        responses={"200": {"description": "an image"}, "404": {"description": "no logo in the theme"}},
+    )
     routes.get(
         paths.METADATA,
         metadata,
@@ -138,6 +172,17 @@ def add_routes(app: web.Application) -> None:
         summary="The authorization endpoint, its parameters as a form (OpenID Connect Core §3.1.2.1)",
         requestBody={"required": True, "content": FORM},
         responses={"200": HTML, "302": REDIRECT, "400": HTML, "413": HTML, "429": HTML, "503": HTML},
+    )
+    routes.post(
+        paths.PUSHED_AUTHORIZATION_REQUEST,
+        pushed_authorization_request,
+        summary="RFC 9126 pushed authorization request endpoint: the authorization request's"
+        " parameters (those of /oauth2/authorize) and the client's authentication, as a form",
+        **_FORM_POST,
+        responses={
+            "201": json_body(ref("PushedAuthorizationResponse"), "the request_uri"),
+            **errors(400, 401, 413, 429, 503),
+        },
     )
     routes.post(
         paths.TOKEN,
@@ -198,6 +243,9 @@ def add_routes(app: web.Application) -> None:
         requestBody={"content": FORM},
         responses={"303": REDIRECT, "400": HTML},
     )
+    _add_device_routes(routes)
+    _add_account_routes(routes)
+    _add_two_step_routes(routes)
     routes.get(
         paths.ACCOUNT,
         account_page,
@@ -229,6 +277,191 @@ def add_routes(app: web.Application) -> None:
         responses={"200": HTML, "303": REDIRECT, "400": HTML},
     )
     add_registration_routes(routes)
+
+
+_DEVICE_AUTHORIZATION = {
+    "type": "object",
+    "required": ["device_code", "user_code", "verification_uri", "expires_in"],
+    "properties": {
+        "device_code": {"type": "string"},
+        "user_code": {"type": "string"},
+        "verification_uri": {"type": "string"},
+        "verification_uri_complete": {"type": "string"},
+        "expires_in": {"type": "integer"},
+        "interval": {"type": "integer"},
+    },
+}
+
+
+def _add_two_step_routes(routes: openapi.Routes) -> None:
+    """Two-step sign-in, passkeys and sessions (issue 18): the second step of signing in, signing in
+    with a passkey, and the security page."""
+    answer = {"requestBody": {"content": FORM}, "responses": {"200": HTML, "303": REDIRECT, "400": HTML}}
+    options = {
+        "requestBody": {"content": FORM},
+        "responses": {"200": json_body(OBJECT, "challenge_id and WebAuthn options"), **errors(400, 429)},
+    }
+    routes.get(
+        paths.TWO_STEP,
+        two_step.two_step_page,
+        summary="The second step of signing in (or the one a request demands)",
+        parameters=[{"name": "return_to", "in": "query", "required": False, "schema": {"type": "string"}}],
+        responses={"200": HTML, "303": REDIRECT},
+    )
+    routes.post(
+        paths.TWO_STEP,
+        two_step.two_step_answer,
+        summary="Answer the second step: a code from the authenticator app, a recovery code or a passkey",
+        requestBody={"content": FORM},
+        responses={"200": HTML, "303": REDIRECT, "400": HTML, "429": HTML, "503": HTML},
+    )
+    routes.post(
+        paths.TWO_STEP_PASSKEY_OPTIONS,
+        two_step.passkey_options,
+        summary="WebAuthn options for a passkey as the second step",
+        **options,
+    )
+    routes.post(
+        paths.PASSKEY_LOGIN_OPTIONS,
+        passkey_options,
+        summary="WebAuthn options to sign in with a passkey",
+        **options,
+    )
+    routes.post(paths.PASSKEY_LOGIN, passkey_login, summary="Sign in with a passkey", **answer)
+    routes.get(
+        paths.SECURITY,
+        security.security_page,
+        summary="Security page: two-step sign-in, passkeys, password, signed-in sessions",
+        responses={"200": HTML, "303": REDIRECT},
+    )
+    security_forms = (
+        ("/totp", security.start_totp, "Set up an authenticator app (TOTP)"),
+        ("/totp/confirm", security.confirm_totp, "Turn the authenticator app on with a code from it"),
+        ("/totp/off", security.totp_off, "Turn the authenticator app off (password or code)"),
+        ("/recovery-codes", security.new_recovery_codes, "Make new recovery codes"),
+        ("/passkeys", security.add_passkey, "Add a passkey"),
+        ("/passkeys/remove", security.remove_passkey, "Remove a passkey"),
+        ("/password", security.change_password, "Change the password (ends the other sessions)"),
+        ("/sessions/end", security.end_session, "End a signed-in session, or all the others"),
+    )
+    for path, handler, summary in security_forms:
+        routes.post(f"{paths.SECURITY}{path}", handler, summary=summary, **answer)
+    routes.get(
+        security.TOTP_SETUP,
+        security.totp_setup_page,
+        summary="The authenticator app being set up: its QR code and key",
+        responses={"200": HTML, "303": REDIRECT},
+    )
+    routes.post(
+        f"{paths.SECURITY}/passkeys/options",
+        security.passkey_options,
+        summary="WebAuthn options to add a passkey",
+        **options,
+    )
+
+
+def _add_account_routes(routes: openapi.Routes) -> None:
+    """Sign-up, email verification and password reset (issue 18): pages for people (404 while
+    TESSERA_SIGNUP is off, for sign-up; while no TESSERA_SMTP_URL is set, for the rest)."""
+    token = [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}]
+    back = [{"name": "return_to", "in": "query", "required": False, "schema": {"type": "string"}}]
+    form = {"content": FORM}
+    page = {"200": HTML, "404": HTML}
+    answer = {"303": REDIRECT, "400": HTML, "404": HTML, "413": HTML, "429": HTML, "503": HTML}
+    routes.get(paths.SIGNUP, signup.signup_page, summary="Sign-up form", parameters=back, responses=page)
+    routes.post(paths.SIGNUP, signup.signup, summary="Create an account", requestBody=form, responses=answer)
+    routes.get(
+        paths.SIGNUP_SENT, signup.sent_page, summary='"Check your email", after sign-up', responses=page
+    )
+    routes.get(
+        paths.VERIFY_EMAIL,
+        signup.verify_page,
+        summary="Where an email verification link leads: a button confirms the address",
+        parameters=token,
+        responses={**page, "400": HTML},
+    )
+    routes.post(
+        paths.VERIFY_EMAIL,
+        signup.verify,
+        summary="Confirm an email address (spends the link's token)",
+        requestBody=form,
+        responses={**page, "400": HTML, "409": HTML},
+    )
+    routes.get(
+        paths.VERIFY_RESEND, signup.resend_page, summary="Ask for a new verification link", responses=page
+    )
+    routes.post(
+        paths.VERIFY_RESEND,
+        signup.resend,
+        summary="Send a new verification link (the same answer whether or not an account matches)",
+        requestBody=form,
+        responses=answer,
+    )
+    routes.get(
+        paths.PASSWORD_RESET, password_reset.request_page, summary="Forgot your password?", responses=page
+    )
+    routes.post(
+        paths.PASSWORD_RESET,
+        password_reset.request_reset,
+        summary="Send a password-reset link (the same answer whether or not an account matches)",
+        requestBody=form,
+        responses=answer,
+    )
+    routes.get(
+        paths.PASSWORD_RESET_SENT,
+        password_reset.sent_page,
+        summary='"Check your email", after asking for a reset link',
+        responses=page,
+    )
+    routes.get(
+        paths.PASSWORD_RESET_NEW,
+        password_reset.new_password_page,
+        summary="Where a password-reset link leads: the new-password form",
+        parameters=token,
+        responses={**page, "400": HTML},
+    )
+    routes.post(
+        paths.PASSWORD_RESET_NEW,
+        password_reset.set_new_password,
+        summary="Set the new password (spends the link's token; signs the user out everywhere)",
+        requestBody=form,
+        responses={**page, "400": HTML, "413": HTML, "503": HTML},
+    )
+
+
+def _add_device_routes(routes: openapi.Routes) -> None:
+    """The device authorization grant (RFC 8628): its endpoint, and the page where users enter codes."""
+    routes.post(
+        paths.DEVICE_AUTHORIZATION,
+        device_authorization,
+        summary="RFC 8628 §3.1 device authorization endpoint",
+        **_FORM_POST,
+        responses={
+            "200": json_body(_DEVICE_AUTHORIZATION, "device authorization response"),
+            **errors(400, 401, 413, 429, 503),
+        },
+    )
+    routes.get(
+        paths.DEVICE,
+        device_page,
+        summary="RFC 8628 §3.3 verification page: enter (or confirm) the code a device shows",
+        parameters=[{"name": "user_code", "in": "query", "required": False, "schema": {"type": "string"}}],
+        responses={"200": HTML, "303": REDIRECT},
+    )
+    routes.post(
+        paths.DEVICE,
+        enter_code,
+        summary="Enter a device's user code: the consent page for its request",
+        requestBody={"content": FORM},
+        responses={"200": HTML, "303": REDIRECT, "400": HTML, "429": HTML},
+    )
+    routes.post(
+        paths.DEVICE_CONSENT,
+        decide,
+        summary="Answer the consent page shown for a device",
+        requestBody={"content": FORM},
+        responses={"200": HTML, "400": HTML},
+    )
 
 
 def add_registration_routes(routes: openapi.Routes) -> None:

@@ -10,13 +10,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Mapping
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import parseaddr
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from auth_server import theme
+from auth_server.i18n import N_, localized_texts
 from auth_server.scopes import ADMIN_SCOPES, OPENID_SCOPES
 from auth_server.signing import ALGORITHMS as SIGNING_ALGORITHMS
 from shared import settings_docs
@@ -31,15 +37,17 @@ from shared.config import (
     Text,
     is_local_http,
     read_settings,
+    redact_url,
     setting,
     settings_class,
 )
-from shared.http import parse_networks
+from shared.http import has_control_characters, parse_networks
 from shared.serving import (
     body_timeout_setting,
     dev_data_dir_setting,
     header_timeout_setting,
     host_setting,
+    metrics_port_setting,
     port_setting,
     shutdown_grace_setting,
     workers_setting,
@@ -49,9 +57,10 @@ log = logging.getLogger("tessera.settings")
 
 DEFAULT_SCOPES: Mapping[str, str] = MappingProxyType(
     {
-        "photos:read": "See your photos and their titles",
-        "photos:write": "Upload new photos and delete existing ones",
-        "warehouse:stats": "Read aggregate statistics of the photo warehouse (partners only)",
+        # the consent page shows them in its language (the catalogs translate these words)
+        "photos:read": N_("See your photos and their titles"),
+        "photos:write": N_("Upload new photos and delete existing ones"),
+        "warehouse:stats": N_("Read aggregate statistics of the photo warehouse (partners only)"),
     }
 )
 
@@ -153,9 +162,17 @@ def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str
     except json.JSONDecodeError:
         raise ConfigError(f"{env.name(key)} must be a JSON object of scope -> description") from None
     if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and k and " " not in k for k, v in value.items()
+        isinstance(k, str) and isinstance(v, (str, dict)) and k and " " not in k for k, v in value.items()
     ):
         raise ConfigError(f"{env.name(key)} must be a JSON object of scope -> description")
+    for name, description in value.items():  # {"en": "...", "zh": "..."}: a description per language
+        if isinstance(description, dict):
+            if not description or not all(isinstance(t, str) for t in description.values()):
+                raise ConfigError(f"{env.name(key)}: {name}: a description per language must be text")
+            try:
+                value[name] = localized_texts(description)
+            except ValueError as error:
+                raise ConfigError(f"{env.name(key)}: {name}: {error}") from None
     openid = [name for name in value if name in OPENID_SCOPES]
     if openid:
         raise ConfigError(f"{env.name(key)}: {', '.join(openid)} are OpenID Connect's scopes, always known")
@@ -163,6 +180,19 @@ def _scopes(env: Env, key: str, default: Mapping[str, str], earlier: Mapping[str
     if admin:
         raise ConfigError(f"{env.name(key)}: {', '.join(admin)} are the admin API's scopes, always known")
     return MappingProxyType({**OPENID_SCOPES, **ADMIN_SCOPES, **value})
+
+
+def _theme_dir(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> Path | None:
+    """A theme directory whose every file checks (:func:`auth_server.theme.load`)."""
+    raw = env.optional(key)
+    if raw is None:
+        return None
+    directory = Path(raw)
+    try:
+        theme.load(directory)
+    except theme.ThemeError as error:
+        raise ConfigError(f"{env.name(key)}: {error}") from None
+    return directory
 
 
 REGISTRATION_POLICIES = ("token", "open-native", "off")
@@ -181,8 +211,78 @@ def _open_scopes(env: Env, key: str, default: tuple[str, ...], earlier: Mapping[
     return names
 
 
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def _document_hosts(
+    env: Env, key: str, default: tuple[str, ...], earlier: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """Host names (``*.example.com``: its subdomains, not itself), separated by commas or spaces."""
+    raw = env.optional(key)
+    names = default if raw is None else tuple(dict.fromkeys(raw.replace(",", " ").lower().split()))
+    wrong = [name for name in names if len(name) > 253 or not _HOST_NAME.fullmatch(name)]
+    if wrong:
+        raise ConfigError(
+            f"{env.name(key)}: {wrong[0]!r} is not a host name (no scheme, port or path;"
+            " `*.example.com` for its subdomains)"
+        )
+    return names
+
+
+SMTP_SCHEMES = ("smtp", "smtps")
+
+
+def _smtp_url(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str | None:
+    """``smtp://`` or ``smtps://``, a host, maybe a port and credentials; no path, query or fragment."""
+    raw = env.optional(key)
+    if raw is None:
+        return None
+    url = env.url(key, SMTP_SCHEMES)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname or port == -1 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{env.name(key)} must be smtp://[user[:password]@]host[:port] (or smtps://), with no path or"
+            f" query, got {redact_url(url)!r}"
+        )
+    return url
+
+
+def _mail_from(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str:
+    """An address, maybe with a display name; by default the site's name at no-reply@ the issuer's host."""
+    raw = env.optional(key)
+    if raw is None:
+        host = urlsplit(earlier["issuer"]).hostname or "localhost"
+        return str(Address(earlier["site_name"], addr_spec=f"no-reply@{host}"))
+    name, address = parseaddr(raw)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or has_control_characters(raw):
+        raise ConfigError(
+            f"{env.name(key)} must be an email address, such as `Photos <no-reply@example.com>`"
+        )
+    try:
+        return str(Address(name, addr_spec=address))
+    except (ValueError, IndexError, HeaderParseError):
+        raise ConfigError(f"{env.name(key)} must be an email address, got {raw!r}") from None
+
+
+def _signup(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> bool:
+    """``on`` needs a mail server: every sign-up is sent a verification link."""
+    on = Switch().read(env, key, default, earlier)
+    if on and earlier["smtp_url"] is None:
+        raise ConfigError(
+            f"{env.name(key)}=on needs {env.name('SMTP_URL')}: each new account is sent a link to"
+            " verify its email address"
+        )
+    return on
+
+
 SECONDS = "seconds"
 PER_MINUTE = "requests per minute"
+PER_HOUR = "requests per hour"
 
 
 @settings_class(read_by="auth server")
@@ -271,6 +371,33 @@ class Settings:
         "Lifetime of an authorization code.",
         default=600,
     )
+    device_code_ttl: int = setting(
+        "DEVICE_CODE_TTL",
+        Integer(minimum=60, maximum=1800, unit=SECONDS),
+        "Lifetime of a device code and its user code (RFC 8628 `expires_in`).",
+        default=600,
+    )
+    device_poll_interval: int = setting(
+        "DEVICE_POLL_INTERVAL",
+        Integer(minimum=1, maximum=60, unit=SECONDS),
+        "How long a device waits between two polls of the token endpoint (RFC 8628 `interval`);"
+        " one polling sooner is told `slow_down`, and must wait 5 s more from then on.",
+        default=5,
+    )
+    device_code_failures_per_ip: int = setting(
+        "DEVICE_CODE_FAILURES_PER_IP",
+        Integer(minimum=1),
+        "Wrong user codes one client address (an IPv6 client's whole /64) may enter on the device"
+        " page in 10 minutes (RFC 8628 §5.1).",
+        default=10,
+    )
+    device_code_failures: int = setting(
+        "DEVICE_CODE_FAILURES",
+        Integer(minimum=1),
+        "Wrong user codes everyone together may enter on the device page in 10 minutes: the bound on"
+        " guessing from many addresses (when spent, nobody can enter a code until the window ends).",
+        default=1000,
+    )
     session_ttl: int = setting(
         "SESSION_TTL", Integer(minimum=60, unit=SECONDS), "Lifetime of a login session.", default=8 * 3600
     )
@@ -344,6 +471,18 @@ class Settings:
     rate_login_per_ip: int = setting(
         "RATE_LOGIN_PER_IP", Integer(unit=PER_MINUTE), "Login form posts per client address.", default=120
     )
+    rate_device_authorization_per_ip: int = setting(
+        "RATE_DEVICE_AUTHORIZATION_PER_IP",
+        Integer(unit=PER_MINUTE),
+        "Device authorization requests (RFC 8628) per client address.",
+        default=120,
+    )
+    rate_device_authorization_per_client: int = setting(
+        "RATE_DEVICE_AUTHORIZATION_PER_CLIENT",
+        Integer(unit=PER_MINUTE),
+        "Device authorization requests per client (a public client's per client address).",
+        default=6000,
+    )
     rate_revoke_per_client: int = setting(
         "RATE_REVOKE_PER_CLIENT", Integer(unit=PER_MINUTE), "Revocation requests per client.", default=6000
     )
@@ -373,10 +512,21 @@ class Settings:
     )
     scopes: Mapping[str, str] = setting(
         "SCOPES",
-        Parsed(_scopes, "JSON object: scope -> description"),
+        Parsed(_scopes, "JSON object: scope -> description, or scope -> {language: description}"),
         "The API scopes, each with the description the consent page shows (OpenID Connect's `openid`,"
-        " `profile`, `email` and `offline_access` are always known).",
+        " `profile`, `email` and `offline_access` are always known). A description per language:"
+        ' `{"photos:read": {"en": "See your photos", "zh": "查看您的照片"}}`; a plain one is shown as'
+        " given, translated only if the catalogs know it (the built-in ones).",
         default_factory=lambda: DEFAULT_SCOPES,
+    )
+    theme_dir: Path | None = setting(
+        "THEME_DIR",
+        Parsed(_theme_dir, "a directory"),
+        'The operator\'s look for the pages (README, "Themes"): `templates/` in it replace the shipped'
+        " templates of the same name; `theme.json` sets colours and a logo, `theme.css` adds CSS. Checked"
+        " at start.",
+        default=None,
+        shown="none",
     )
     site_name: str = setting(
         "SITE_NAME",
@@ -433,8 +583,9 @@ class Settings:
     open_scopes: tuple[str, ...] = setting(
         "OPEN_SCOPES",
         Parsed(_open_scopes, "space-separated known scopes"),
-        "The scopes a client registered without an initial access token (`open-native`) may have"
-        " (the user still consents to each; `offline_access` lets an agent keep access while she is away).",
+        "The scopes a client registered without an initial access token (`open-native`), or"
+        " identified by its client ID metadata document, may have (the user still consents to each;"
+        " `offline_access` lets an agent keep access while she is away).",
         default=("openid", "profile", "offline_access"),
         shown="`openid profile offline_access`",
     )
@@ -452,6 +603,185 @@ class Settings:
         " (`open-native`); 0: no cap.",
         default=1000,
     )
+    # --- client ID metadata documents (draft-ietf-oauth-client-id-metadata-document, issue 16) ---
+    client_id_metadata_documents: bool = setting(
+        "CLIENT_ID_METADATA_DOCUMENTS",
+        Switch(),
+        "`on`: an https URL with a path is accepted as `client_id` at /authorize; the client metadata"
+        " document there is fetched (public addresses only, at most 5 KiB, HTTP caching honoured) and"
+        " the app is stored once a user allows it. `off`: such ids are unknown clients. Off by default,"
+        " as it lets anyone make this server fetch a URL and show a consent page for an app nobody"
+        " reviewed.",
+        default=False,
+    )
+    client_id_metadata_hosts: tuple[str, ...] = setting(
+        "CLIENT_ID_METADATA_HOSTS",
+        Parsed(_document_hosts, "host names, comma-separated"),
+        "The only hosts whose client ID metadata documents are fetched (`*.example.com`: its"
+        " subdomains); empty: any public host.",
+        default=(),
+        shown="empty",
+    )
+    rate_client_document_per_host: int = setting(
+        "RATE_CLIENT_DOCUMENT_PER_HOST",
+        Integer(unit="fetches per minute"),
+        "Fetches of client ID metadata documents per host (a cached document is not fetched again),"
+        " so that this server cannot be made to flood anyone's site; 0: no limit.",
+        default=30,
+    )
+    # --- DPoP (RFC 9449, issue 17) ---
+    dpop_proof_window: int = setting(
+        "DPOP_PROOF_WINDOW",
+        Integer(minimum=5, maximum=600, unit=SECONDS),
+        "How far a DPoP proof's `iat` may be from this server's clock, either way; its `jti` is"
+        " remembered in Redis for twice as long, so a proof is accepted once across every replica.",
+        default=60,
+    )
+    dpop_nonce: bool = setting(
+        "DPOP_NONCE",
+        Switch(),
+        "`on`: DPoP proofs at the token endpoint must carry a nonce of this server (RFC 9449 §8): a"
+        " proof without one gets `use_dpop_nonce` and a `DPoP-Nonce` header to sign the next one with."
+        " Nonces are stateless (an HMAC of the time under a secret every replica shares).",
+        default=False,
+    )
+    dpop_nonce_lifetime: int = setting(
+        "DPOP_NONCE_LIFETIME",
+        Integer(minimum=10, maximum=3600, unit=SECONDS),
+        "How often the DPoP nonce changes; a nonce is accepted for one such period before and after its"
+        " own (replicas' clocks differ a little).",
+        default=300,
+    )
+    # --- pushed authorization requests (RFC 9126, issue 17) ---
+    require_par: bool = setting(
+        "REQUIRE_PAR",
+        Switch(),
+        "`on`: /authorize answers only requests pushed to the PAR endpoint first (a `request_uri`"
+        " from it), for every client (`require_pushed_authorization_requests` in the metadata);"
+        " `off`: only clients registered with `require_pushed_authorization_requests` must push.",
+        default=False,
+    )
+    par_ttl: int = setting(
+        "PAR_TTL",
+        Integer(minimum=5, maximum=599, unit=SECONDS),
+        "Lifetime of a `request_uri` from the PAR endpoint (its `expires_in`): the client must send"
+        " the user to /authorize with it within this time; it is good for one use. Below 600, as the"
+        " FAPI 2.0 Security Profile asks.",
+        default=60,
+    )
+    rate_par_per_client: int = setting(
+        "RATE_PAR_PER_CLIENT",
+        Integer(unit=PER_MINUTE),
+        "Pushed authorization requests per confidential client (each is kept in Redis for"
+        " TESSERA_PAR_TTL, at most 8 KiB of it). A public client, which anyone may name, has this budget"
+        " per address.",
+        default=6000,
+    )
+    rate_par_per_ip: int = setting(
+        "RATE_PAR_PER_IP",
+        Integer(unit=PER_MINUTE),
+        "Pushed authorization requests per client address: what one address can keep in Redis (up to"
+        " 8 KiB a push, for TESSERA_PAR_TTL) by pushing for a public client. A backend pushing for many"
+        " users from one address may need more.",
+        default=60,
+    )
+    # --- accounts: sign-up, email verification, password reset, and their mail (issue 18) ---
+    smtp_url: str | None = setting(
+        "SMTP_URL",
+        Parsed(_smtp_url, "`smtp://` or `smtps://` URL: `[user[:password]@]host[:port]`"),
+        "The mail server that sends sign-up, verification and password-reset mail. `smtp://` (port 587"
+        " unless given) upgrades with STARTTLS, which is required except to a loopback host; `smtps://`"
+        " (port 465) speaks TLS from the start. Credentials may be in the URL (percent-encoded) or in"
+        " TESSERA_SMTP_USERNAME and TESSERA_SMTP_PASSWORD. Unset: no mail is sent, sign-up must stay"
+        " off, and the login page offers no password reset. `tessera dev` sets it to its own mail catcher.",
+        default=None,
+    )
+    smtp_username: str | None = setting(
+        "SMTP_USERNAME",
+        Parsed(lambda env, key, default, earlier: env.optional(key), "text"),
+        "The user name to authenticate to the mail server with (instead of one in TESSERA_SMTP_URL).",
+        default=None,
+    )
+    smtp_password: str | None = setting(
+        "SMTP_PASSWORD",
+        Parsed(lambda env, key, default, earlier: env.optional(key), "text"),
+        "Its password (instead of one in TESSERA_SMTP_URL); never logged.",
+        default=None,
+    )
+    mail_from: str = setting(
+        "MAIL_FROM",
+        Parsed(_mail_from, "an address, maybe with a name: `Photos <no-reply@example.com>`"),
+        "The sender of every mail.",
+        default="",
+        shown="TESSERA_SITE_NAME `<no-reply@`the issuer's host`>`",
+    )
+    signup: bool = setting(
+        "SIGNUP",
+        Parsed(_signup, "`on`, `off`"),
+        "`on`: anyone may create an account at /signup (a verification link is mailed; needs"
+        " TESSERA_SMTP_URL). Off by default: accounts are then created by operators only, as before, and"
+        " opening sign-up is a decision (`tessera dev` turns it on).",
+        default=False,
+        shown="off",
+    )
+    signup_email_domains: tuple[str, ...] = setting(
+        "SIGNUP_EMAIL_DOMAINS",
+        Parsed(_document_hosts, "host names, comma-separated"),
+        "The only email domains sign-up accepts (`*.example.com`: its subdomains); empty: any.",
+        default=(),
+        shown="empty",
+    )
+    password_min_length: int = setting(
+        "PASSWORD_MIN_LENGTH",
+        Integer(minimum=8, maximum=64),
+        "The fewest characters a password chosen at sign-up or reset may have (NIST SP 800-63B's"
+        " floor is 8); it must also not be a common or breached one, nor contain the username or email.",
+        default=8,
+    )
+    email_verification_ttl: int = setting(
+        "EMAIL_VERIFICATION_TTL",
+        Integer(minimum=300, maximum=7 * 86400, unit=SECONDS),
+        "How long an email verification link works (once); a new one can be asked for at /signup/resend.",
+        default=86400,
+    )
+    password_reset_ttl: int = setting(
+        "PASSWORD_RESET_TTL",
+        Integer(minimum=300, maximum=86400, unit=SECONDS),
+        "How long a password-reset link works (once, and only until the password changes).",
+        default=1800,
+    )
+    rate_signup_per_ip: int = setting(
+        "RATE_SIGNUP_PER_IP",
+        Integer(unit=PER_HOUR),
+        "Sign-ups per client address (an IPv6 client's whole /64) per hour; 0: no limit.",
+        default=20,
+    )
+    rate_reset_per_email: int = setting(
+        "RATE_RESET_PER_EMAIL",
+        Integer(unit=PER_HOUR),
+        "Password-reset requests per hour for one username or email address, whether or not it has an"
+        " account; 0: no limit.",
+        default=5,
+    )
+    rate_verify_resend: int = setting(
+        "RATE_VERIFY_RESEND",
+        Integer(unit=PER_HOUR),
+        "Requests for a new verification mail per hour for one username or email address; 0: no limit.",
+        default=5,
+    )
+    rate_account_mail_per_ip: int = setting(
+        "RATE_ACCOUNT_MAIL_PER_IP",
+        Integer(unit=PER_HOUR),
+        "Password-reset and verification-mail requests per client address per hour; 0: no limit.",
+        default=30,
+    )
+    rate_mail_per_address: int = setting(
+        "RATE_MAIL_PER_ADDRESS",
+        Integer(unit="mails per hour"),
+        "Sign-up, verification and reset mails sent to one address per hour, however they were asked"
+        " for; past it they are dropped, so that nobody can flood an inbox through these pages; 0: no limit.",
+        default=10,
+    )
     admin_port: int = setting(
         "ADMIN_PORT",
         Integer(maximum=65535),
@@ -464,11 +794,17 @@ class Settings:
     )
     host: str = host_setting("HOST")
     port: int = port_setting("PORT", 8000)
+    metrics_port: int = metrics_port_setting("METRICS_PORT")
 
     @property
     def development(self) -> bool:
         """Plain http on localhost: relaxed cookie and key-encryption rules apply only here."""
         return is_local_http(self.issuer)
+
+    @property
+    def mail_enabled(self) -> bool:
+        """A mail server is configured: verification and password-reset mail can be sent."""
+        return self.smtp_url is not None
 
     @property
     def secure_cookies(self) -> bool:

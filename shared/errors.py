@@ -76,6 +76,12 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: a requested resource is unknown, not allowed, or not one this server issues for."""
+
+    error = "invalid_target"
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
     status = 403
@@ -113,11 +119,19 @@ class BearerError(OAuthError):
     """RFC 6750 §3: errors of a protected resource, challenged with ``WWW-Authenticate: Bearer``.
 
     :meth:`add_params` adds auth-params to the challenge (RFC 6750 §3 allows more than its own):
-    RFC 9728 §5.1 ``resource_metadata``, or the ``scope`` a 401'd request needs.
+    RFC 9728 §5.1 ``resource_metadata``, or the ``scope`` a 401'd request needs. The challenge's
+    scheme is ``Bearer``, or ``DPoP`` for a request that used that scheme (RFC 9449 §7.1);
+    :meth:`add_challenge` offers another scheme beside it (RFC 9110 §11.6.1, RFC 9449 §7.2).
     """
 
     realm: ClassVar[str] = "tessera"
     extra_params: Mapping[str, str] = MappingProxyType({})
+    scheme: str = "Bearer"
+    other_challenges: tuple[str, ...] = ()
+
+    def add_challenge(self, challenge: str) -> None:
+        """Offer ``challenge`` (a scheme and its parameters, e.g. ``DPoP algs="ES256"``) after this one."""
+        self.other_challenges = (*self.other_challenges, challenge)
 
     def add_params(self, **params: str) -> None:
         """Carry ``params`` in the challenge too (never in place of ``realm``, ``error`` or
@@ -130,7 +144,8 @@ class BearerError(OAuthError):
 
     def headers(self) -> dict[str, str]:
         params = ", ".join(f'{k}="{_quote(v)}"' for k, v in self.challenge_params().items())
-        return {**super().headers(), "WWW-Authenticate": f"Bearer {params}"}
+        challenges = ", ".join((f"{self.scheme} {params}", *self.other_challenges))
+        return {**super().headers(), "WWW-Authenticate": challenges}
 
 
 class InvalidToken(BearerError):

@@ -49,6 +49,10 @@ class ExpiringLRU(Generic[K, V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def held_keys(self) -> list[K]:
+        """The keys held (fresh or not yet found stale), least recently used first."""
+        return list(self._entries)
+
     def pop(self, key: K) -> None:
         self._entries.pop(key, None)
 

@@ -1,8 +1,9 @@
 """The authorization request's checks, one per rule, run in order (RFC 6749 §3.1, §4.1.1, §4.2.1;
 RFC 7636 §4.3-4.4; RFC 9207; RFC 9700 §2.1, §4.1; OpenID Connect Core §3.1.2.1-3.1.2.2, §5.5, §6).
 
-    CHECKS = client → redirect URI → response mode → parameters → unsupported → response type → PKCE
-             → state → scope → nonce → prompt → max_age → claims → display → id_token_hint
+    CHECKS = request URI → client → redirect URI → response mode → pushed if required → parameters
+             → unsupported → response type → profile → PKCE → DPoP key → state → scope → resource → nonce
+             → prompt → max_age → claims → acr_values → display → id_token_hint
 
 Each check reads the request's parameters and what the checks before it established, then
 establishes one thing more or raises an :class:`~shared.errors.OAuthError`. Order matters: the
@@ -11,8 +12,11 @@ answers go, an error is shown as a page, never redirected (no open redirector, R
 the caller decides with :attr:`Checking.redirection`). The response mode is fixed before the
 response type is checked so that even an unsupported response type's error goes back, in the
 mode that response type would have used. A new rule (a PAR request_uri, a resource indicator) is
-one more check in the list. OpenID Connect's parameters are checked on every request that has them;
-what they ask of the sign-in (prompt, max_age, the hinted user) the endpoint acts on.
+one more check in the list. The PAR endpoint (RFC 9126) runs the same checks on what a client
+pushes (:attr:`Checking.at_par_endpoint`), and ``/authorize`` runs them again on what a
+``request_uri`` names (:func:`check_request_uri`). OpenID Connect's parameters are checked on every
+request that has them; what they ask of the sign-in (prompt, max_age, the hinted user) the endpoint
+acts on.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from multidict import MultiMapping
+from multidict import MultiDict, MultiMapping
 
-from auth_server import pkce, scopes
+from auth_server import client_documents, pkce, profiles, resources, scopes
 from auth_server.authorization.request import AuthorizationRequest
 from auth_server.authorization.response_modes import Redirection, asked_mode, default_mode
 from auth_server.clients import Client, canonical_response_type
@@ -31,9 +35,12 @@ from auth_server.grants import GRANTS
 from auth_server.oidc.claims import ClaimsRequest
 from auth_server.oidc.hints import verify_hint
 from auth_server.registry import Registry
+from auth_server.stores.pushed_requests import is_pushed
+from shared import dpop
 from shared.errors import (
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
     OAuthError,
     UnauthorizedClient,
     UnsupportedResponseType,
@@ -41,6 +48,8 @@ from shared.errors import (
 from shared.http import has_control_characters, single_valued
 
 PROMPTS = ("none", "login", "consent", "select_account")
+# parameters that may be repeated (read with getall, never from Checking.params)
+REPEATABLE = frozenset({"resource"})
 DISPLAYS = ("page", "popup", "touch", "wap")
 
 
@@ -54,6 +63,12 @@ class RequestUriNotSupported(OAuthError):
 
 class RegistrationNotSupported(OAuthError):
     error = "registration_not_supported"
+
+
+class InvalidRequestUri(OAuthError):
+    """RFC 9101 §7: the ``request_uri`` names nothing usable (RFC 9126 §4: an expired one too)."""
+
+    error = "invalid_request_uri"
 
 
 # OpenID Connect Core §3.1.2.6: request objects (§6) and self-registration parameters are not offered
@@ -71,6 +86,11 @@ class Checking:
     registry: Registry
     # the request's parameters: its query (GET), or its form (POST, OpenID Connect Core §3.1.2.1)
     query: MultiMapping[str]
+    # at the PAR endpoint (RFC 9126 §2): the authenticated client's parameters, checked to be kept
+    at_par_endpoint: bool = False
+    # where the request came from (per-address budgets, e.g. of client ID metadata document fetches)
+    client_ip: str = ""
+    pushed: bool = False  # check_request_uri: the parameters are those a request_uri names
     client: Client | None = None  # check_client
     redirect_uri: str | None = None  # check_redirect_uri
     redirect_uri_given: bool = True  # check_redirect_uri: False when the only registered one is used
@@ -78,9 +98,12 @@ class Checking:
     params: dict[str, str] = field(default_factory=dict)  # check_parameters: each named once
     response_type: str | None = None  # check_response_type: its canonical form
     code_challenge: str | None = None  # check_pkce
+    dpop_jkt: str | None = None  # check_dpop_jkt: the DPoP key the code is bound to (RFC 9449 §10)
     scope: tuple[str, ...] = ()  # check_scope, widened by check_claims
+    resources: tuple[str, ...] = ()  # check_resource
     prompt: frozenset[str] = frozenset()  # check_prompt
     max_age: int | None = None  # check_max_age: the request's, else the client's default_max_age
+    acr_values: tuple[str, ...] = ()  # check_acr_values: the request's, else the client's default
     claims: ClaimsRequest | None = None  # check_claims
     hinted_subject: str | None = None  # check_id_token_hint: the user as the client sees them
 
@@ -94,11 +117,13 @@ class Checking:
             scope=self.scope,
             state=redirection.state,
             code_challenge=self.code_challenge,
+            dpop_jkt=self.dpop_jkt,
             redirect_uri_given=self.redirect_uri_given,
             response_mode=self.params.get("response_mode"),
             nonce=self.params.get("nonce"),
             claims=None if self.claims is None else self.claims.serialize(),
             ask_consent="consent" in self.prompt,
+            resources=self.resources,
         )
 
 
@@ -133,12 +158,39 @@ def registered_redirect(client: Client, redirect_uri: str | None) -> str:
     return redirect_uri
 
 
+async def check_request_uri(checking: Checking) -> None:
+    """A ``request_uri`` from the PAR endpoint (RFC 9126 §4) stands for the parameters pushed, which
+    replace the query's: every other parameter is ignored (RFC 9101 §6.3). It is good once, with the
+    ``client_id`` of the client that pushed it, until it expires; else ``invalid_request_uri``, shown
+    as a page (no redirect URI is known yet). Any other ``request_uri`` (a request object's URL,
+    OpenID Connect Core §6.2) is :func:`check_unsupported`'s. A pushed request must not have one
+    (RFC 9126 §2.1)."""
+    request_uri = _single(checking.query, "request_uri")
+    if request_uri is None:
+        return
+    if checking.at_par_endpoint:
+        raise InvalidRequest("A pushed authorization request must not contain request_uri.")
+    if not is_pushed(request_uri):
+        return
+    client_id = _single(checking.query, "client_id")
+    if client_id is None:
+        raise InvalidRequest("The client_id parameter is required with request_uri.")
+    parameters = await checking.registry.pushed_requests.take(request_uri, client_id)
+    if parameters is None:
+        raise InvalidRequestUri(
+            "The request_uri is unknown, expired or already used, or another client pushed it."
+        )
+    checking.query = MultiDict(parameters)
+    checking.pushed = True
+
+
 async def check_client(checking: Checking) -> None:
-    """A registered client (RFC 6749 §4.1.1: client_id is required)."""
+    """A registered client (RFC 6749 §4.1.1: client_id is required), or one its client ID metadata
+    document describes (``client_documents.py``: an https URL as client_id, when that is on)."""
     client_id = _single(checking.query, "client_id")
     if client_id is None:
         raise InvalidRequest("The client_id parameter is required.")
-    checking.client = await checking.registry.clients.get(client_id)
+    checking.client = await client_documents.find_client(checking.registry, client_id, checking.client_ip)
     if checking.client is None:
         raise InvalidRequest("Unknown client_id.")
     if not checking.client.active:
@@ -175,9 +227,23 @@ async def check_response_mode(checking: Checking) -> None:
         )
 
 
+async def check_pushed_if_required(checking: Checking) -> None:
+    """A client that must push its requests first (its ``require_pushed_authorization_requests``
+    or its security profile, or ``TESSERA_REQUIRE_PAR`` for every client) is refused any other with
+    ``invalid_request`` (RFC 9126 §4, §6)."""
+    if checking.pushed or checking.at_par_endpoint:
+        return
+    if checking.registry.settings.require_par or profiles.requires_par(_established(checking.client)):
+        raise InvalidRequest(
+            "This client must push its authorization request to the pushed authorization request"
+            " endpoint first, and send the request_uri it gets (RFC 9126)."
+        )
+
+
 async def check_parameters(checking: Checking) -> None:
-    """Every parameter at most once, without control characters (RFC 6749 §3.1)."""
-    checking.params = single_valued(checking.query.items())
+    """Every parameter at most once (but ``resource``, RFC 8707 §2), without control characters
+    (RFC 6749 §3.1)."""
+    checking.params = single_valued(checking.query.items(), repeatable=REPEATABLE)
 
 
 async def check_unsupported(checking: Checking) -> None:
@@ -204,7 +270,26 @@ async def check_response_type(checking: Checking) -> None:
                 f"response_type {response_type} is not enabled for this client; use code with PKCE."
             )
         raise UnauthorizedClient(f"This client may not use response_type {response_type!r}.")
+    if "token" in canonical.split() and profiles.requires_dpop(client):
+        # RFC 9449 §5.2: its access tokens are DPoP-bound, and one from /authorize cannot be
+        raise UnauthorizedClient(
+            f"response_type {response_type} returns a bearer access token, and this client's access"
+            " tokens must be DPoP-bound (dpop_bound_access_tokens): use code."
+        )
     checking.response_type = canonical
+
+
+async def check_profile(checking: Checking) -> None:
+    """The rules of the client's security profile (``auth_server/profiles.py``: FAPI 2.0 §5.3.2.2):
+    ``code`` alone, answered in the query, to a ``redirect_uri`` the request names, with a PKCE
+    challenge. Nothing for a client without one."""
+    profiles.check_authorization_request(
+        _established(checking.client),
+        response_type=_established(checking.response_type),
+        response_mode=checking.params.get("response_mode"),
+        redirect_uri_given=checking.redirect_uri_given,
+        code_challenge=checking.params.get("code_challenge"),
+    )
 
 
 async def check_pkce(checking: Checking) -> None:
@@ -216,6 +301,21 @@ async def check_pkce(checking: Checking) -> None:
         _established(checking.client), challenge, checking.params.get("code_challenge_method")
     )
     checking.code_challenge = challenge
+
+
+async def check_dpop_jkt(checking: Checking) -> None:
+    """``dpop_jkt`` (RFC 9449 §10): the RFC 7638 thumbprint of the DPoP key the code is to be bound
+    to; the token request must then come with a proof made with that key. Only where a code is
+    issued. (The PAR endpoint also takes the key of a proof sent with the push:
+    :func:`auth_server.dpop.code_binding`.)"""
+    value = checking.params.get("dpop_jkt")
+    if value is None:
+        return
+    if "code" not in _established(checking.response_type).split():
+        raise InvalidRequest("dpop_jkt binds an authorization code: this response type issues none.")
+    if not dpop.is_thumbprint(value):
+        raise InvalidRequest("dpop_jkt must be the base64url SHA-256 thumbprint (RFC 7638) of a DPoP key.")
+    checking.dpop_jkt = value
 
 
 async def check_state(checking: Checking) -> None:
@@ -237,6 +337,21 @@ async def check_scope(checking: Checking) -> None:
     if "code" not in values:
         scope = tuple(s for s in scope if s != "offline_access")
     checking.scope = scope
+
+
+async def check_resource(checking: Checking) -> None:
+    """The APIs the tokens are for (RFC 8707 §2.1; ``resource``, the one parameter that may be
+    repeated): registered resources the client may use, each with a requested scope of its own. A
+    token sent from here is for one of them."""
+    names = resources.identifiers(checking.query.getall("resource", []))
+    if not names:
+        return
+    targets = await resources.resolve(checking.registry, _established(checking.client), names)
+    if len(targets) > 1 and "token" in _established(checking.response_type).split():
+        raise InvalidTarget("A token sent from the authorization endpoint is for one resource: name one.")
+    for target in targets:
+        target.scope(checking.scope)
+    checking.resources = names
 
 
 async def check_nonce(checking: Checking) -> None:
@@ -280,6 +395,30 @@ async def check_claims(checking: Checking) -> None:
     checking.claims = claims
 
 
+async def check_acr_values(checking: Checking) -> None:
+    """The acr values asked for, in order of preference: an essential ``acr`` claim's ``value`` or
+    ``values`` (Core §5.5.1.1), else ``acr_values`` (§3.1.2.1), else the client's
+    ``default_acr_values`` (Registration §2). Only two-step sign-in's value alone is acted on (the
+    endpoint then asks for the second step, :func:`auth_server.oidc.acr.demands_mfa`); the others
+    are voluntary."""
+    essential = _essential_acr(checking.claims)
+    raw = checking.params.get("acr_values")
+    if essential:
+        checking.acr_values = essential
+    elif raw is not None:
+        checking.acr_values = tuple(raw.split())
+    else:
+        checking.acr_values = _established(checking.client).default_acr_values or ()
+
+
+def _essential_acr(claims: ClaimsRequest | None) -> tuple[str, ...]:
+    if claims is None or not claims.essential("id_token", "acr"):
+        return ()
+    spec = claims.id_token["acr"]
+    values = spec.get("values", [spec["value"]] if "value" in spec else [])
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
+
+
 async def check_display(checking: Checking) -> None:
     """``display`` (Core §3.1.2.1): one of the defined values; every page fits any screen."""
     display = checking.params.get("display")
@@ -296,19 +435,25 @@ async def check_id_token_hint(checking: Checking) -> None:
 
 
 CHECKS: tuple[Check, ...] = (
+    check_request_uri,
     check_client,
     check_redirect_uri,
     check_response_mode,
+    check_pushed_if_required,
     check_parameters,
     check_unsupported,
     check_response_type,
+    check_profile,
     check_pkce,
+    check_dpop_jkt,
     check_state,
     check_scope,
+    check_resource,
     check_nonce,
     check_prompt,
     check_max_age,
     check_claims,
+    check_acr_values,
     check_display,
     check_id_token_hint,
 )

@@ -36,6 +36,10 @@ class AuthorizationRequest:
     # when the grant the user chose ends (Unix time; None: until revoked, issue 15): set once she
     # answers, from the consent page or her remembered consent; bounds the refresh-token family
     grant_ends_at: int | None = None
+    # the resources its tokens are for (RFC 8707 ``resource``, checked); none: the default audience
+    resources: tuple[str, ...] = ()
+    # the DPoP key the code is to be bound to (RFC 9449 §10 ``dpop_jkt``); None: not bound
+    dpop_jkt: str | None = None
 
     @property
     def openid(self) -> bool:

@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from auth_server import i18n
 from auth_server.pages import form_target
 from shared.errors import NO_STORE, InvalidRequest, OAuthError
 
@@ -90,12 +91,18 @@ class Redirection:
             f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
             for name, value in self.parameters(params).items()
         )
+        # in the language of the pages before it (auth_server/i18n.py)
+        carry_on, off = (
+            escape(i18n.gettext("Continue")),
+            escape(i18n.gettext("JavaScript is off: press Continue to go back to the app.")),
+        )
         page = (
-            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Continue</title>'
+            f'<!doctype html><html lang="{i18n.current().tag}"><head><meta charset="utf-8">'
+            f"<title>{carry_on}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
             f'<body><form method="post" action="{escape(self.redirect_uri)}">{fields}'
-            "<noscript><p>JavaScript is off: press Continue to go back to the app.</p>"
-            '<button type="submit">Continue</button></noscript></form>'
+            f"<noscript><p>{off}</p>"
+            f'<button type="submit">{carry_on}</button></noscript></form>'
             f"<script>{_SUBMIT}</script></body></html>"
         )
         target = form_target(self.redirect_uri) or "'none'"

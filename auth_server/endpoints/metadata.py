@@ -9,23 +9,29 @@ from typing import Any
 
 from aiohttp import web
 
-from auth_server import paths
+from auth_server import i18n, paths
 from auth_server.appkeys import REGISTRY
 from auth_server.authorization.checks import DISPLAYS, PROMPTS
 from auth_server.client_auth import ASSERTION_ALGS
 from auth_server.clients import AUTH_METHODS, SUBJECT_TYPES
 from auth_server.grants import GRANTS, Grants
+from auth_server.grants.device_code import DEVICE_CODE
+from auth_server.oidc.acr import ACR_VALUES
 from auth_server.oidc.claims import CLAIMS_SUPPORTED
-from auth_server.oidc.id_tokens import ACR_VALUES
 from auth_server.scopes import ADMIN_SCOPES
 from auth_server.settings import Settings
 from auth_server.signing import ID_TOKEN_ALGORITHMS
+from shared import dpop
 
 
 def document(settings: Settings, grants: Grants = GRANTS) -> dict[str, Any]:
     doc = _document(settings, grants)
     if settings.registration != "off":  # RFC 8414 §2, RFC 7591 §3
         doc["registration_endpoint"] = settings.endpoint(paths.REGISTRATION)
+    if DEVICE_CODE in grants:  # RFC 8628 §4
+        doc["device_authorization_endpoint"] = settings.endpoint(paths.DEVICE_AUTHORIZATION)
+    if settings.client_id_metadata_documents:  # draft-ietf-oauth-client-id-metadata-document §5
+        doc["client_id_metadata_document_supported"] = True
     return doc
 
 
@@ -51,7 +57,11 @@ def _document(settings: Settings, grants: Grants) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9126 §5: its request_uri is good at /authorize whatever request_uri_parameter_supported says
+        "pushed_authorization_request_endpoint": settings.endpoint(paths.PUSHED_AUTHORIZATION_REQUEST),
+        "require_pushed_authorization_requests": settings.require_par,
         "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),  # RFC 9449 §5.1
         # OpenID Connect Discovery 1.0 §3
         "userinfo_endpoint": settings.endpoint(paths.USERINFO),
         "end_session_endpoint": settings.endpoint(paths.END_SESSION),
@@ -67,7 +77,7 @@ def _document(settings: Settings, grants: Grants) -> dict[str, Any]:
         "prompt_values_supported": list(PROMPTS),
         "display_values_supported": list(DISPLAYS),
         "acr_values_supported": list(ACR_VALUES),
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": list(i18n.SUPPORTED_TAGS),  # the pages' languages (auth_server/i18n.py)
         "claims_locales_supported": ["en"],
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,

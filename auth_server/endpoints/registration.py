@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from auth_server import paths, platform
+from auth_server import paths, platform, profiles
 from auth_server.appkeys import REGISTRY
 from auth_server.clients import Client
 from auth_server.rate_limits import limit, per_address
@@ -337,6 +337,13 @@ def _fixed(client: Client, metadata: ClientMetadata) -> dict[str, tuple[Any, Any
         ),
         "default_max_age": (client.default_max_age, metadata.default_max_age),
         "require_auth_time": (client.require_auth_time, metadata.require_auth_time),
+        # security requirements (RFC 9126 §6, RFC 9449 §5.2): an update never drops them silently
+        "require_pushed_authorization_requests": (
+            client.require_pushed_authorization_requests,
+            metadata.require_pushed_authorization_requests,
+        ),
+        "dpop_bound_access_tokens": (client.dpop_bound_access_tokens, metadata.dpop_bound_access_tokens),
+        "tessera_profile": (client.tessera_profile, metadata.tessera_profile),  # auth_server/profiles.py
     }
 
 
@@ -348,6 +355,7 @@ async def validated_update(registry: Registry, client: Client, metadata: ClientM
     metadata = dataclasses.replace(
         metadata, require_pkce=client.require_pkce, registered_via=client.registered_via
     )
+    metadata = profiles.applied(metadata)  # what the client's security profile implies, as at registration
     validate(settings, metadata)
     fixed = [name for name, (old, new) in _fixed(client, metadata).items() if old != new]
     if fixed:

@@ -46,7 +46,7 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 async def _revoke_access(registry: Registry, client: Client, token: str) -> bool:
-    claims = await registry.access_tokens.verify(token)
+    claims = await registry.access_tokens.verify(token, audience=None)
     if claims is None:
         return False
     if claims["client_id"] == client.client_id:

@@ -6,7 +6,8 @@ server that carries ``openid`` is answered; a revoked one is refused like an exp
 answers the claims of the token's scopes and those the request asked userinfo for by name (§5.5),
 with the ``sub`` the client sees (pairwise where registered, the same as in its ID tokens), as JSON,
 or as a JWT signed for the client when it registered ``userinfo_signed_response_alg`` (§5.3.2).
-Errors are RFC 6750 §3 challenges.
+Errors are RFC 6750 §3 challenges. A DPoP-bound token (RFC 9449) is answered only when sent as
+``Authorization: DPoP`` with a proof of its key, never as a bearer token (``dpop.py``).
 """
 
 from __future__ import annotations
@@ -17,21 +18,25 @@ from typing import Any
 
 from aiohttp import web
 
+from auth_server import paths
 from auth_server.appkeys import REGISTRY
 from auth_server.oidc import signer
 from auth_server.oidc.claims import ClaimsRequest, released, values
 from auth_server.registry import Registry
 from shared.errors import NO_STORE, InsufficientScope, InvalidRequest, InvalidToken
 from shared.http import read_form
-from shared.jwt_validation import bearer_token
+from shared.jwt_validation import authorization
 
 
 async def userinfo(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
-    token = await _token(request)
-    claims = await registry.access_tokens.verify(token)
+    scheme, token = await _token(request)
+    claims = await registry.access_tokens.verify(token, audience=registry.settings.access_token_audience)
     if claims is None or await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
         raise InvalidToken("The access token is invalid, expired or revoked.")
+    await registry.dpop.presented(
+        request, scheme, token, claims, url=registry.settings.endpoint(paths.USERINFO)
+    )
     scope = tuple(str(claims.get("scope", "")).split())
     if "openid" not in scope:
         raise InsufficientScope("The access token was not issued for OpenID Connect.", scope="openid")
@@ -47,19 +52,20 @@ async def userinfo(request: web.Request) -> web.Response:
     return web.Response(text=jws, content_type="application/jwt", headers=NO_STORE)
 
 
-async def _token(request: web.Request) -> str:
-    """The access token, from the header, or from a POSTed form (not both, RFC 6750 §2)."""
-    token = bearer_token(request)
+async def _token(request: web.Request) -> tuple[str, str]:
+    """The access token and how it was sent (``Bearer`` or ``DPoP``), from the header, or from a
+    POSTed form as a bearer token (not both, RFC 6750 §2)."""
+    presented = authorization(request)
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
         form = await read_form(request)
         in_body = form.get("access_token")
         if in_body is not None:
-            if token is not None:
+            if presented is not None:
                 raise InvalidRequest("Send the access token once: in the header or in the body.")
-            token = in_body
-    if token is None:
+            presented = ("Bearer", in_body)
+    if presented is None:
         raise InvalidToken("An access token is required.")
-    return token
+    return presented
 
 
 async def _claims(registry: Registry, claims: dict[str, Any], scope: tuple[str, ...]) -> dict[str, Any]:

@@ -7,6 +7,13 @@ back, and entries also expire after ``ttl`` seconds as a last resort. Unknown id
 (briefly), so a flood of made-up client ids does not reach Postgres; ids that cannot be valid are
 refused before any lookup, and the cache is bounded (least recently used out first), so no flood
 of requests can make it grow.
+
+Clients that their client ID metadata document describes (:mod:`auth_server.client_documents`) are
+kept apart until a user allows one: in :attr:`ClientStore.documents`, a bounded cache of this
+replica, for as long as the document's HTTP caching allows; only then are they stored
+(:meth:`ClientStore.save_described`), and a later fetch that finds the document changed updates the
+row (:meth:`ClientStore.refresh_described`). Their ids are URLs, looked up only while the feature is
+on (``url_ids``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from auth_server.clients import SECRET_METHODS, Client, plausible_client_id
+from auth_server.clients import SECRET_METHODS, VIA_METADATA_DOCUMENT, Client, plausible_client_id
 from auth_server.crypto import digest, new_token
 from auth_server.stores.audit import AuditLog
 from shared.lru import ExpiringLRU
@@ -35,10 +42,12 @@ _COLUMNS = (
     " allow_introspection, jwks::text AS jwks, jwks_uri, require_pkce, first_party, response_types,"
     " post_logout_redirect_uris, subject_type, sector_identifier_uri, sector_identifier,"
     " id_token_signed_response_alg, userinfo_signed_response_alg, backchannel_logout_uri,"
-    " backchannel_logout_session_required, default_max_age, require_auth_time, logo_uri, client_uri,"
+    " backchannel_logout_session_required, default_max_age, default_acr_values, require_auth_time,"
+    " logo_uri, client_uri,"
     " policy_uri, tos_uri, status, owner_id, registered_via, description, contact_name, contact_email,"
     " scope_justification, review_note, reviewed_at, pending_changes::text AS pending_changes,"
-    " previous_secret_hash, previous_secret_expires_at, secret_issued_at"
+    " previous_secret_hash, previous_secret_expires_at, secret_issued_at,"
+    " require_pushed_authorization_requests, dpop_bound_access_tokens, tessera_profile"
 )
 # the OpenID metadata columns, stored and read under their Client field names
 OIDC_FIELDS = (
@@ -51,6 +60,7 @@ OIDC_FIELDS = (
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
     "default_max_age",
+    "default_acr_values",
     "require_auth_time",
     "logo_uri",
     "client_uri",
@@ -66,6 +76,12 @@ PLATFORM_FIELDS = (
     "contact_name",
     "contact_email",
     "scope_justification",
+)
+# OAuth extensions' client metadata, stored and read under their Client field names (RFC 9126 §6)
+EXTENSION_FIELDS = (
+    "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",  # RFC 9449 §5.2
+    "tessera_profile",  # the client's security profile (auth_server/profiles.py)
 )
 # what a developer (or an admin) may change after registration, through the same checks
 CHANGEABLE = (
@@ -83,6 +99,32 @@ CHANGEABLE = (
     "contact_email",
     "scope_justification",
 )
+# what a client ID metadata document says, by Client field name: what a fresh fetch brings up to date
+DESCRIBED = (
+    "client_name",
+    "redirect_uris",
+    "grant_types",
+    "scope",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "require_pkce",
+    "registered_response_types",
+    *OIDC_FIELDS,
+)
+# what a document may ask of itself beyond that: only ever stricter, so a later fetch turns them on,
+# never off (an operator may: tessera client update); a security profile it may not ask for
+DOCUMENT_FLAGS = ("require_pushed_authorization_requests", "dpop_bound_access_tokens")
+# what putting a client under a security profile sets besides the profile (auth_server/profiles.py)
+PROFILE_IMPLIED = (
+    "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
+    "registered_response_types",
+    "id_token_signed_response_alg",
+)
+_COLUMN_OF = {"registered_response_types": "response_types"}  # the Client field names that differ
+_ARRAY_FIELDS = ("post_logout_redirect_uris", "default_acr_values")  # text[] columns, tuples in Client
+_JSON_FIELDS = ("jwks",)
 _PLATFORM_COLUMNS = (
     *PLATFORM_FIELDS,
     "review_note",
@@ -108,9 +150,11 @@ def _client(row: asyncpg.Record) -> Client:
         require_pkce=row["require_pkce"],
         first_party=row["first_party"],
         registered_response_types=None if row["response_types"] is None else tuple(row["response_types"]),
-        **{name: row[name] for name in OIDC_FIELDS if name != "post_logout_redirect_uris"},
+        **{name: row[name] for name in OIDC_FIELDS if name not in _ARRAY_FIELDS},
         post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        default_acr_values=None if row["default_acr_values"] is None else tuple(row["default_acr_values"]),
         **{name: row[name] for name in _PLATFORM_COLUMNS},
+        **{name: row[name] for name in EXTENSION_FIELDS},
         pending_changes=None if row["pending_changes"] is None else json.loads(row["pending_changes"]),
     )
 
@@ -125,6 +169,8 @@ class ClientStore:
         *,
         ttl: float = 300.0,
         max_cached: int = 10_000,
+        url_ids: bool = False,
+        max_documents: int = 1_000,
     ) -> None:
         self._pool = pool
         self._audit = audit
@@ -133,6 +179,15 @@ class ClientStore:
         self._ttl = ttl
         # a one-tuple, so that a cached "no such client" differs from "not cached"
         self.cache: ExpiringLRU[str, tuple[Client | None]] = ExpiringLRU(max_cached)
+        # whether URLs are client ids (client ID metadata documents are on)
+        self.url_ids = url_ids
+        # the clients their metadata documents describe, by URL, each until its document's cache
+        # lifetime ends (on time.monotonic's scale): never stored before a user allows one
+        self.documents: ExpiringLRU[str, Client] = ExpiringLRU(max_documents)
+
+    def plausible(self, client_id: str) -> bool:
+        """Whether ``client_id`` could name a client here (:func:`plausible_client_id`)."""
+        return plausible_client_id(client_id, urls=self.url_ids)
 
     async def create(
         self,
@@ -149,19 +204,23 @@ class ClientStore:
         first_party: bool = False,
         response_types: list[str] | None = None,
         openid: Mapping[str, Any] | None = None,
+        client_id: str | None = None,
     ) -> tuple[Client, str | None]:
         """Insert a client; return it with its newly generated secret (``None`` unless a secret method).
 
-        ``openid``: OpenID metadata by :data:`OIDC_FIELDS` name, and the open platform's by
-        :data:`PLATFORM_FIELDS` name (absent ones take their defaults).
+        ``openid``: OpenID metadata by :data:`OIDC_FIELDS` name, the open platform's by
+        :data:`PLATFORM_FIELDS` name and OAuth extensions' by :data:`EXTENSION_FIELDS` name (absent
+        ones take their defaults). ``client_id``: the id, when
+        it is not Tessera's to choose (a client ID metadata document's URL); else a new random one.
         """
         secret = new_token() if auth_method in SECRET_METHODS else None
         extra = {name: value for name, value in (openid or {}).items() if value is not None}
-        unknown = set(extra) - set(OIDC_FIELDS) - set(PLATFORM_FIELDS)
+        unknown = set(extra) - set(OIDC_FIELDS) - set(PLATFORM_FIELDS) - set(EXTENSION_FIELDS)
         if unknown:  # the names become SQL column names below: only the known ones, ever
             raise ValueError(f"not OpenID client metadata: {', '.join(sorted(unknown))}")
-        if "post_logout_redirect_uris" in extra:
-            extra["post_logout_redirect_uris"] = list(extra["post_logout_redirect_uris"])
+        for field in _ARRAY_FIELDS:
+            if field in extra:
+                extra[field] = list(extra[field])
         columns = ", ".join(extra)
         placeholders = ", ".join(f"${n}" for n in range(14, 14 + len(extra)))
         row = await self._pool.fetchrow(
@@ -170,7 +229,7 @@ class ClientStore:
             f" response_types{', ' + columns if extra else ''})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13"
             f"{', ' + placeholders if extra else ''}) RETURNING {_COLUMNS}",
-            _new_client_id(),
+            _new_client_id() if client_id is None else client_id,
             name,
             None if secret is None else digest(secret),
             redirect_uris,
@@ -201,7 +260,7 @@ class ClientStore:
 
     async def get(self, client_id: str) -> Client | None:
         """The client, from this replica's cache when fresh."""
-        if not plausible_client_id(client_id):
+        if not self.plausible(client_id):
             return None  # never looked up, never cached: a made-up id costs nothing to keep
         cached = self.cache.get(client_id)
         if cached is not None:
@@ -213,10 +272,78 @@ class ClientStore:
 
     async def load(self, client_id: str) -> Client | None:
         """The client, straight from Postgres."""
-        if not plausible_client_id(client_id):
+        if not self.plausible(client_id):
             return None
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM clients WHERE client_id = $1", client_id)
         return None if row is None else _client(row)
+
+    async def save_described(self, described: Client) -> Client | None:
+        """Store a client its metadata document describes (a user has just allowed it), or bring
+        its row up to date; the row, ``None`` if the id belongs to a client registered otherwise.
+
+        The client is approved (nobody reviews it: the user who allowed it read who it is); a row
+        that exists keeps its status, so an operator's suspension holds whatever the document says.
+        """
+        if await self.load(described.client_id) is None:
+            try:
+                client, _ = await self.create(
+                    client_id=described.client_id,
+                    name=described.client_name,
+                    redirect_uris=list(described.redirect_uris),
+                    grant_types=list(described.grant_types),
+                    scope=list(described.scope),
+                    auth_method=described.token_endpoint_auth_method,
+                    jwks=described.jwks,
+                    jwks_uri=described.jwks_uri,
+                    require_pkce=described.require_pkce,
+                    response_types=None
+                    if described.registered_response_types is None
+                    else list(described.registered_response_types),
+                    openid={
+                        **{name: getattr(described, name) for name in OIDC_FIELDS},
+                        **{name: getattr(described, name) for name in DOCUMENT_FLAGS},
+                        "status": "approved",
+                        "registered_via": VIA_METADATA_DOCUMENT,
+                    },
+                )
+                return client
+            except asyncpg.UniqueViolationError:
+                pass  # another request stored it first: bring that row up to date instead
+        return await self.refresh_described(described)
+
+    async def refresh_described(self, described: Client) -> Client | None:
+        """Bring the row of a client its metadata document describes up to date with what a fresh
+        fetch of the document says (:data:`DESCRIBED`); the row as it is now, ``None`` if there is
+        none or it belongs to a client registered otherwise. Nothing is written if nothing changed."""
+        current = await self.load(described.client_id)
+        if current is None or not current.from_metadata_document:
+            return None
+        changed = [name for name in DESCRIBED if getattr(current, name) != getattr(described, name)]
+        # turned on by the document, never off
+        changed += [name for name in DOCUMENT_FLAGS if getattr(described, name) > getattr(current, name)]
+        if not changed:
+            return current
+        values = [_column_value(name, getattr(described, name)) for name in changed]
+        assignments = ", ".join(
+            f"{_COLUMN_OF.get(name, name)} = ${n}{'::jsonb' if name in _JSON_FIELDS else ''}"
+            for n, name in enumerate(changed, start=2)
+        )
+        row = await self._pool.fetchrow(
+            f"UPDATE clients SET {assignments}, updated_at = now()"
+            f" WHERE client_id = $1 AND registered_via = '{VIA_METADATA_DOCUMENT}' RETURNING {_COLUMNS}",
+            described.client_id,
+            *values,
+        )
+        await self._changed(described.client_id)
+        if row is None:
+            return None
+        await self._audit.record(
+            "client.changed",
+            client_id=described.client_id,
+            fields=sorted(_COLUMN_OF.get(name, name) for name in changed),
+            via=VIA_METADATA_DOCUMENT,
+        )
+        return _client(row)
 
     async def list(self) -> list[Client]:
         rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM clients ORDER BY created_at, client_id")
@@ -315,24 +442,69 @@ class ClientStore:
         return [_client(r) for r in rows]
 
     async def update(
-        self, client_id: str, *, require_pkce: bool | None = None, first_party: bool | None = None
+        self,
+        client_id: str,
+        *,
+        require_pkce: bool | None = None,
+        first_party: bool | None = None,
+        require_pushed_authorization_requests: bool | None = None,
+        dpop_bound_access_tokens: bool | None = None,
     ) -> Client | None:
         """Change an operator's settings of a client (``None`` leaves one as it is)."""
         row = await self._pool.fetchrow(
             "UPDATE clients SET require_pkce = coalesce($2, require_pkce),"
-            " first_party = coalesce($3, first_party), updated_at = now()"
+            " first_party = coalesce($3, first_party),"
+            " require_pushed_authorization_requests = coalesce($4, require_pushed_authorization_requests),"
+            " dpop_bound_access_tokens = coalesce($5, dpop_bound_access_tokens),"
+            " updated_at = now()"
             # a public client never goes without PKCE
             " WHERE client_id = $1 AND (coalesce($2, true) OR token_endpoint_auth_method <> 'none')"
             f" RETURNING {_COLUMNS}",
             client_id,
             require_pkce,
             first_party,
+            require_pushed_authorization_requests,
+            dpop_bound_access_tokens,
         )
         if row is None:
             return None
-        changes: dict[str, Any] = {"require_pkce": require_pkce, "first_party": first_party}
+        changes: dict[str, Any] = {
+            "require_pkce": require_pkce,
+            "first_party": first_party,
+            "require_pushed_authorization_requests": require_pushed_authorization_requests,
+            "dpop_bound_access_tokens": dpop_bound_access_tokens,
+        }
         await self._audit.record(
             "client.updated", client_id=client_id, **{k: v for k, v in changes.items() if v is not None}
+        )
+        await self._changed(client_id)
+        return _client(row)
+
+    async def set_profile(
+        self, client_id: str, profile: str | None, implied: Mapping[str, Any] | None = None
+    ) -> Client | None:
+        """Put a client under a security profile (``None``: take it out), with the settings the
+        profile implies (by :data:`PROFILE_IMPLIED` name), already validated by the caller
+        (``auth_server/profiles.py``). Taking a client out changes nothing else: what it implied
+        stays set until an operator turns it off."""
+        settings = dict(implied or {})
+        unknown = set(settings) - set(PROFILE_IMPLIED)
+        if unknown:  # the names become SQL column names below: only the known ones, ever
+            raise ValueError(f"not settings a profile implies: {', '.join(sorted(unknown))}")
+        assignments = "".join(
+            f", {_COLUMN_OF.get(name, name)} = ${n}" for n, name in enumerate(settings, start=3)
+        )
+        row = await self._pool.fetchrow(
+            f"UPDATE clients SET tessera_profile = $2{assignments}, updated_at = now()"
+            f" WHERE client_id = $1 RETURNING {_COLUMNS}",
+            client_id,
+            profile,
+            *(_column_value(name, value) for name, value in settings.items()),
+        )
+        if row is None:
+            return None
+        await self._audit.record(
+            "client.updated", client_id=client_id, tessera_profile=profile, implied=sorted(settings)
         )
         await self._changed(client_id)
         return _client(row)
@@ -370,6 +542,13 @@ class ClientStore:
                 await asyncio.sleep(1)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _column_value(field: str, value: Any) -> Any:
+    """A :class:`Client` field's value as its column takes it."""
+    if field in _JSON_FIELDS:
+        return None if value is None else json.dumps(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _new_client_id() -> str:

@@ -67,7 +67,8 @@ def _relying_party(issuer: str, client_id: str, secret: str) -> OpenIDClient:
 
 def _form_action(page: httpx.Response) -> str:
     actions = re.findall(r'<form method="post" action="([^"]*)"', page.text)
-    assert len(actions) == 1, actions
+    assert actions, page.text
+    # the page's own form comes first (the login page's passkey form follows it)
     return urljoin(str(page.url), html.unescape(actions[0]))
 
 

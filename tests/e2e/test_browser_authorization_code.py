@@ -160,7 +160,7 @@ async def assert_cannot_be_framed(response: Response) -> None:
 async def sign_in(page: Page, username: str, password: str) -> None:
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def test_sign_in_and_allow_lets_the_client_redeem_its_code(

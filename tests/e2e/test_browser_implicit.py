@@ -151,7 +151,7 @@ def new_state() -> str:
 async def sign_in(page: Page, username: str, password: str) -> None:
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def seen_by_script(page: Page, spa: Spa) -> dict[str, str]:

@@ -57,7 +57,7 @@ async def _sign_in_with_photo_warehouse(browser: Browser, live: LiveServer, prin
     await page.wait_for_url(f"{live.url}/login*")  # at Tessera: the printer never sees this page
     await page.get_by_label("Username").fill(printer.username)
     await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.locator("#client-name")).to_have_text("Photo Printer")
     await page.get_by_role("button", name="Allow").click()
     await page.wait_for_url(f"{printer.url}/")

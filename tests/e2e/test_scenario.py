@@ -100,7 +100,7 @@ async def _sign_in_at_tessera(page: Page, stack: Stack) -> None:
     await page.wait_for_url(f"{stack.issuer}/login*")
     await page.fill("input[name=username]", DEMO_USER)
     await page.fill("input[name=password]", DEMO_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def test_the_photo_printer_scenario(stack: Stack) -> None:

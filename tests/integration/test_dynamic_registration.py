@@ -207,6 +207,10 @@ async def test_rfc7592_read_update_delete(app_with: AppFactory) -> None:
     # what is fixed at registration cannot change
     fixed = await http.put(uri, json=native(grant_types=["authorization_code"]), headers=bearer(new))
     assert fixed.status == 400 and (await fixed.json())["error"] == "invalid_client_metadata"
+    # nor a security requirement (RFC 9126 §6, RFC 9449 §5.2): refused, never silently ignored
+    for flag in ("require_pushed_authorization_requests", "dpop_bound_access_tokens"):
+        tighter = await http.put(uri, json={**native(scope="openid"), flag: True}, headers=bearer(new))
+        assert tighter.status == 400 and flag in (await tighter.json())["error_description"]
     mismatched = await http.put(uri, json=native(client_id="someone-else"), headers=bearer(new))
     assert mismatched.status == 400
     assert (await http.delete(uri, headers=bearer(new))).status == 204

@@ -99,7 +99,9 @@ async def test_made_up_client_ids_do_not_grow_memory(live_server: LiveServer) ->
         finally:
             tracemalloc.stop()
     assert grown < 4 * 1024 * 1024, f"memory grew by {grown / 2**20:.1f} MiB"
-    assert len(live_server.registry.clients.cache) == 0
+    # none of them was cached (the cache may hold real clients: the session's other tests leave
+    # back-channel logout deliveries in the shared queue, whose clients this server looks up)
+    assert not [key for key in live_server.registry.clients.cache.held_keys() if huge in key]
 
 
 async def test_the_client_cache_is_bounded(registry: Registry) -> None:

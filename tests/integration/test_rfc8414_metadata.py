@@ -25,7 +25,10 @@ async def test_metadata_lists_every_endpoint_and_capability(http: TestClient) ->
         "implicit",
         "password",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:device_code",
     }
+    assert doc["device_authorization_endpoint"] == f"{ISSUER}/oauth2/device_authorization"
     methods = {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert set(doc["token_endpoint_auth_methods_supported"]) == methods
     assert set(doc["revocation_endpoint_auth_methods_supported"]) == methods

@@ -441,6 +441,45 @@ async def _visit_consoles(walk: PageWalk, registry: Registry, user: User) -> Non
     await registry.users.set_admin(user.user_id, False)
 
 
+async def _visit_account_pages(walk: PageWalk) -> None:
+    """Sign-up, verification and password reset (issue 18). This app has neither sign-up nor a mail
+    server, so each answers its page-not-found page (tests/integration/test_signup.py walks them on
+    an app that has both)."""
+    for path in ("/signup", "/signup/sent", "/signup/verify", "/signup/resend"):
+        await walk.go(f"account pages: {path} (off)", "GET", path)
+    for path in ("/password-reset", "/password-reset/sent", "/password-reset/new"):
+        await walk.go(f"account pages: {path} (no mail)", "GET", path)
+    for path in ("/signup", "/signup/verify", "/signup/resend", "/password-reset", "/password-reset/new"):
+        await walk.go(f"account pages: POST {path} (off)", "POST", path, data={"csrf_token": "x"})
+
+
+async def _visit_security_and_device_pages(walk: PageWalk) -> None:
+    """Two-step sign-in and the sessions page, the device verification pages and the language
+    switch (issues 17, 18), signed in; their forms are posted with forged CSRF tokens (their own
+    tests run them for real)."""
+    await walk.go("security page", "GET", "/account/security")
+    await walk.go("security: authenticator setup", "GET", "/account/security/totp")
+    for path in (
+        "/account/security/totp",
+        "/account/security/totp/confirm",
+        "/account/security/totp/off",
+        "/account/security/recovery-codes",
+        "/account/security/passkeys",
+        "/account/security/passkeys/remove",
+        "/account/security/sessions/end",
+        "/account/security/password",
+    ):
+        await walk.go(f"security: POST {path} (forged CSRF)", "POST", path, data={"csrf_token": "x"})
+    await walk.go("two-step page (nothing pending)", "GET", "/login/two-step")
+    await walk.go("two-step: POST (nothing pending)", "POST", "/login/two-step", data={"csrf_token": "x"})
+    await walk.go("passkey sign-in: forged", "POST", "/login/passkey", data={"csrf_token": "x"})
+    await walk.go("device page", "GET", "/device")
+    code = {"csrf_token": "x", "user_code": "BCDF-GHJK"}
+    await walk.go("device: forged CSRF", "POST", "/device", data=code)
+    await walk.go("device consent: forged CSRF", "POST", "/device/consent", data={"csrf_token": "x"})
+    await walk.go("language switch", "GET", "/language?lang=zh-Hans&next=/account")
+
+
 async def _visit_every_page(
     http: TestClient, registry: Registry, new_client: ClientFactory, user: User
 ) -> list[Visit]:
@@ -502,6 +541,8 @@ async def _visit_every_page(
     assert "signed in as" in page
     await walk.go("login page while signed in", "GET", f"/login?{urlencode({'return_to': return_to})}")
     await _visit_consoles(walk, registry, user)
+    await _visit_account_pages(walk)
+    await _visit_security_and_device_pages(walk)
     response, _ = await walk.go("end session: confirmation page", "GET", "/oauth2/logout")
     assert response.status == 200
     await walk.go("end session: forged CSRF (error page)", "POST", "/oauth2/logout", data={"csrf_token": "x"})

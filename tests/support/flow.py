@@ -7,6 +7,7 @@ import base64
 import html
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -85,10 +86,18 @@ async def sign_in(http: Http, username: str, password: str, return_to: str = "")
 
 
 async def obtain_code(
-    http: Http, params: dict[str, str], username: str, password: str, *, decision: str = "allow"
+    http: Http,
+    params: dict[str, str],
+    username: str,
+    password: str,
+    *,
+    decision: str = "allow",
+    repeated: Sequence[tuple[str, str]] = (),
 ) -> dict[str, str]:
-    """Run /authorize as a user would (log in, consent if asked); return the redirect's query."""
-    response = await http.get(f"/oauth2/authorize?{urlencode(params)}", allow_redirects=False)
+    """Run /authorize as a user would (log in, consent if asked); return the redirect's query.
+    ``repeated``: parameters that may be named more than once (RFC 8707 ``resource``)."""
+    query = urlencode([*params.items(), *repeated])
+    response = await http.get(f"/oauth2/authorize?{query}", allow_redirects=False)
     if response.status == 302 and response.headers["Location"].startswith("/login"):
         return_to = query_of(response.headers["Location"])["return_to"]
         assert await sign_in(http, username, password, return_to) == 303

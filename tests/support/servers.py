@@ -67,15 +67,16 @@ class LiveServer:
 
 @contextlib.asynccontextmanager
 async def running_auth_server(
-    database_url: str, redis_url: str, prefix: str
+    database_url: str, redis_url: str, prefix: str, **overrides: Any
 ) -> AsyncIterator[tuple[LiveServer, web.AppRunner]]:
-    """The authorization server on a real loopback port, its issuer the URL it is reached at.
+    """The authorization server on a real loopback port, its issuer the URL it is reached at;
+    ``overrides``: more settings, as for :func:`make_settings`.
 
     The runner is handed out too, so a test can stop the server early (``await runner.cleanup()``).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    live = make_settings(database_url, redis_url, prefix, issuer=url)
+    live = make_settings(database_url, redis_url, prefix, issuer=url, **overrides)
     app = create_app(live)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -140,7 +140,7 @@ async def test_introspection_reports_a_token_with_crit_inactive(
     introspector = await _introspector(registry)
     token = _access_token(registry, introspector[0], crit=crit, **extensions)
     assert await _introspect(http, introspector, token) == {"active": False}
-    assert await registry.access_tokens.verify(token) is None
+    assert await registry.access_tokens.verify(token, audience=None) is None
 
 
 # --- the authorization server: private_key_jwt client assertions --------------------------------

@@ -17,7 +17,12 @@ from shared.config import declarations
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = "README.md"
 MODULES = ("auth_server.settings", "resource_server.settings", "shared.logging")
-CLASSES = (auth_settings.Settings, resource_settings.ResourceSettings, tessera_logging.LoggingSettings)
+CLASSES = (
+    auth_settings.Settings,
+    resource_settings.ResourceSettings,
+    resource_settings.McpSettings,
+    tessera_logging.LoggingSettings,
+)
 VARIABLE = re.compile(r"\bTESSERA_[A-Z0-9_]*[A-Z0-9]\b")
 
 
@@ -39,7 +44,7 @@ def test_the_table_has_a_row_for_every_setting_naming_who_reads_it() -> None:
     rows = [line.split(" | ") for line in table.splitlines()[2:]]
     assert {row[0].strip("| `") for row in rows} == _declared()
     both = next(row for row in rows if row[0] == "| `TESSERA_SHUTDOWN_GRACE`")
-    assert both[1:3] == ["auth server, resource server", "30"]
+    assert both[1:3] == ["auth server, resource server, MCP server", "30"]
     (auth_body, resource_body) = (row for row in rows if row[0] == "| `TESSERA_BODY_TIMEOUT`")
     assert (auth_body[1], auth_body[2], resource_body[1], resource_body[2]) == (
         "auth server",
@@ -54,9 +59,11 @@ def test_the_table_has_a_row_for_every_setting_naming_who_reads_it() -> None:
 @pytest.mark.parametrize("module", [auth_settings, resource_settings, tessera_logging])
 def test_each_module_docstring_lists_its_settings_with_their_defaults(module: object) -> None:
     doc = module.__doc__ or ""
-    (cls,) = (c for c in CLASSES if c.__module__ == getattr(module, "__name__", ""))
-    for name, declared in declarations(cls):
-        assert f"{name}: {declared.variable} = {declared.shown_default()}" in doc
+    classes = [c for c in CLASSES if c.__module__ == getattr(module, "__name__", "")]
+    assert classes
+    for cls in classes:
+        for name, declared in declarations(cls):
+            assert f"{name}: {declared.variable} = {declared.shown_default()}" in doc
 
 
 def test_every_tessera_variable_in_code_and_deployment_files_is_declared() -> None:

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RESOURCE_TEAM_MODULES = (
     "shared.jwt_validation",
+    "shared.dpop",
     "shared.fetch",
     "shared.token_cache",
     "shared.errors",
