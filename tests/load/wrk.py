@@ -18,7 +18,7 @@ class WrkResult:
     requests: int
     seconds: float
     flows: int  # completed units: tokens, rotations, SSO flows, API answers
-    statuses: dict[str, int]  # "200", "302", … and "302-without-code" from the SSO script
+    statuses: dict[str, int]  # "200", "302", … and what scripts track: "302-without-code", "400-pending"
     socket_errors: int
     timeouts: int
     p50_ms: float
@@ -34,7 +34,7 @@ class WrkResult:
     def flows_per_second(self) -> float:
         return self.flows / self.seconds
 
-    def unexpected(self, expected: frozenset[int]) -> int:
+    def unexpected(self, expected: frozenset[int | str]) -> int:
         """Responses outside ``expected``, plus socket errors and timeouts."""
         wanted = {str(status) for status in expected}
         odd = sum(count for status, count in self.statuses.items() if status not in wanted)

@@ -48,6 +48,20 @@ function next_in_turn()
   return req
 end
 
+-- a redirect back to the client: its code is kept in ``into`` (nil: only counted); one without a
+-- code (to /login: the session was lost; an error sent back to the client) is unexpected
+function track_redirect(status, headers, into)
+  local location = headers["Location"] or headers["location"] or ""
+  local code = location:match("[?&]code=([^&]+)")
+  if code then
+    if into then table.insert(into, code) end
+    track(status)
+  else
+    track(tostring(status) .. "-without-code")
+  end
+  return code
+end
+
 -- the default: a 200 is one unit done (a token, an answer); refresh and sso count their own
 function response(status, headers, body)
   track(status)
