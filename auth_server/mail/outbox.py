@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from auth_server import i18n, paths
 from auth_server.mail import messages
 from auth_server.mail.smtp import SendFailed, SmtpServer
+from auth_server.queue_worker import work_forever
 from auth_server.registry import Registry
 from auth_server.stores import outbox
 from auth_server.stores.account_tokens import RESET_PASSWORD, VERIFY_EMAIL, AccountToken, password_marker
@@ -52,32 +53,17 @@ async def send_forever(
     server = SmtpServer.from_settings(registry.settings)
     if server is None:
         return
-    store = registry.outbox
-    failures = 0  # in a row: the wait grows while Redis is away, and so do the warnings' intervals
-    while not stop.is_set():
-        store.enqueued.clear()
-        try:
-            claimed = await store.claim(limit=BATCH, lease=lease)
-            failures = 0
-            await asyncio.gather(*(_send_one(registry, server, c) for c in claimed))
-            if len(claimed) == BATCH:
-                continue  # there may be more due now
-        except Exception as exc:
-            if stop.is_set():
-                return
-            failures += 1
-            log.warning("mail queue unreachable (%r); retrying", exc)
-        await _sleep(min(poll * 2 ** min(failures, 5), MAX_OUTAGE_WAIT), stop, store.enqueued)
-
-
-async def _sleep(seconds: float, *events: asyncio.Event) -> None:
-    """Wait ``seconds``, or until one of ``events`` is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+    await work_forever(
+        registry.outbox,
+        lambda claimed: _send_one(registry, server, claimed),
+        stop,
+        what="mail",
+        log=log,
+        batch=BATCH,
+        poll=poll,
+        lease=lease,
+        max_wait=MAX_OUTAGE_WAIT,
+    )
 
 
 async def _send_one(registry: Registry, server: SmtpServer, claimed: ClaimedMail) -> None:

@@ -27,6 +27,7 @@ from auth_server.clients import Client
 from auth_server.crypto import new_token
 from auth_server.oidc.signer import sign
 from auth_server.pages import cookie_name, current_session, session_id
+from auth_server.queue_worker import work_forever
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
 from auth_server.stores.logout_deliveries import DEFAULT_LEASE, Claimed, Delivery
 from auth_server.stores.sessions import Session
@@ -192,32 +193,18 @@ async def deliver_forever(
     fetcher = Fetcher(
         allow_private=registry.settings.development, max_bytes=MAX_ANSWER_BYTES, timeout=DELIVERY_TIMEOUT
     )
-    failures = 0  # in a row: the wait grows while Redis is away, and so do the warnings' intervals
     async with fetcher:
-        while not stop.is_set():
-            store.enqueued.clear()
-            try:
-                claimed = await store.claim(limit=BATCH, lease=lease)
-                failures = 0
-                await asyncio.gather(*(_deliver_one(registry, fetcher, c) for c in claimed))
-                if len(claimed) == BATCH:
-                    continue  # there may be more due now
-            except Exception as exc:
-                if stop.is_set():
-                    return
-                failures += 1
-                log.warning("back-channel logout queue unreachable (%r); retrying", exc)
-            await _sleep(min(poll * 2 ** min(failures, 5), MAX_OUTAGE_WAIT), stop, store.enqueued)
-
-
-async def _sleep(seconds: float, *events: asyncio.Event) -> None:
-    """Wait ``seconds``, or until one of ``events`` is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+        await work_forever(
+            store,
+            lambda claimed: _deliver_one(registry, fetcher, claimed),
+            stop,
+            what="back-channel logout",
+            log=log,
+            batch=BATCH,
+            poll=poll,
+            lease=lease,
+            max_wait=MAX_OUTAGE_WAIT,
+        )
 
 
 async def _deliver_one(registry: Registry, fetcher: Fetcher, claimed: Claimed) -> None:
