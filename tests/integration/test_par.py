@@ -44,12 +44,12 @@ from tests.support.flow import (
     query_of,
     sign_in,
 )
+from tests.support.oauth4webapi_client import command as oauth4webapi_command
 from tests.support.servers import PASSWORD, TEST_KEK, AppFactory, ClientFactory, LiveServer, registry_of
 from tests.support.services import Services
 
 PAR = "/oauth2/par"
 URN = "urn:ietf:params:oauth:request_uri:"
-OAUTH4WEBAPI = Path(__file__).parents[1] / "support" / "oauth4webapi"
 
 
 async def _push(
@@ -571,25 +571,8 @@ async def test_the_cli_sets_require_par(database_url: str, backing: Services, re
 
 @pytest.fixture(scope="session")
 def oauth4webapi() -> list[str]:
-    """``node par_flow.mjs``, oauth4webapi installed first from the lock file (``npm ci``) if needed."""
-    node, npm = programs.require("node"), programs.require("npm")  # else fails in one line
-    lock = json.loads((OAUTH4WEBAPI / "package-lock.json").read_text())
-    wanted = lock["packages"]["node_modules/oauth4webapi"]["version"]
-    try:
-        installed = json.loads((OAUTH4WEBAPI / "node_modules/oauth4webapi/package.json").read_text())[
-            "version"
-        ]
-    except (OSError, ValueError, KeyError):
-        installed = None
-    if installed != wanted:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=OAUTH4WEBAPI,
-            env=programs.node_environment(),
-            check=True,
-            timeout=300,
-        )
-    return [node, str(OAUTH4WEBAPI / "par_flow.mjs")]
+    """``node par_flow.mjs``, with oauth4webapi installed."""
+    return oauth4webapi_command("par_flow.mjs")
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,35 +29,16 @@ from auth_server.crypto import hash_password
 from auth_server.registry import Registry
 from resource_server.app import create_app as create_resource_app
 from resource_server.settings import ResourceSettings
-from tests.support import programs
 from tests.support.flow import REDIRECT_URI, obtain_code
+from tests.support.oauth4webapi_client import command as oauth4webapi_command
 from tests.support.servers import PASSWORD, free_port, make_settings
 from tests.support.services import Services
-
-OAUTH4WEBAPI = Path(__file__).parents[1] / "support" / "oauth4webapi"
 
 
 @pytest.fixture(scope="session")
 def oauth4webapi() -> list[str]:
-    """``node dpop_flow.mjs``, oauth4webapi installed first from the lock file (``npm ci``) if needed."""
-    node, npm = programs.require("node"), programs.require("npm")  # else fails in one line
-    lock = json.loads((OAUTH4WEBAPI / "package-lock.json").read_text())
-    wanted = lock["packages"]["node_modules/oauth4webapi"]["version"]
-    try:
-        installed = json.loads((OAUTH4WEBAPI / "node_modules/oauth4webapi/package.json").read_text())[
-            "version"
-        ]
-    except (OSError, ValueError, KeyError):
-        installed = None
-    if installed != wanted:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=OAUTH4WEBAPI,
-            env=programs.node_environment(),
-            check=True,
-            timeout=300,
-        )
-    return [node, str(OAUTH4WEBAPI / "dpop_flow.mjs")]
+    """``node dpop_flow.mjs``, with oauth4webapi installed."""
+    return oauth4webapi_command("dpop_flow.mjs")
 
 
 async def _serve(app: web.Application, port: int) -> web.AppRunner:
