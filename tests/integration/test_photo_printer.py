@@ -655,6 +655,13 @@ async def test_a_good_id_token_passes(stand_in: StandIn) -> None:
     assert (await _verify(stand_in, stand_in.sign(multi, key=fresh, headers={"kid": "k2"})))["sub"] == "u-1"
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim this many seconds from when the test runs."""
+
+    seconds: int
+
+
 @pytest.mark.parametrize(
     ("why", "changes"),
     [
@@ -662,8 +669,8 @@ async def test_a_good_id_token_passes(stand_in: StandIn) -> None:
         ("another audience", {"aud": "another-client"}),
         ("several audiences, no azp", {"aud": [CLIENT_ID, "another-client"]}),
         ("azp of another client", {"azp": "another-client"}),
-        ("expired", {"exp": int(time.time()) - 120, "iat": int(time.time()) - 400}),
-        ("issued in the future", {"iat": int(time.time()) + 600}),
+        ("expired", {"exp": FromNow(-120), "iat": FromNow(-400)}),
+        ("issued in the future", {"iat": FromNow(600)}),
         ("another nonce", {"nonce": "n-2"}),
         ("no nonce", {"nonce": None}),
         ("an at_hash of another access token", {"at_hash": token_hash("other", "RS256")}),
@@ -673,6 +680,9 @@ async def test_a_good_id_token_passes(stand_in: StandIn) -> None:
 async def test_an_id_token_wrong_in_one_way_is_refused(
     stand_in: StandIn, why: str, changes: dict[str, Any]
 ) -> None:
+    # times from when the test runs, not from when it was collected (the suite is longer than 600 s)
+    now = int(time.time())
+    changes = {k: now + v.seconds if isinstance(v, FromNow) else v for k, v in changes.items()}
     claims = {k: v for k, v in stand_in.id_token(**changes).items() if v is not None}
     with pytest.raises(TokenInvalid):
         await _verify(stand_in, stand_in.sign(claims))
@@ -773,7 +783,7 @@ async def test_a_logout_token_ends_the_sessions_it_names(stand_in: StandIn) -> N
     [
         ("another issuer", {"iss": "https://evil.example"}, {}),
         ("another audience", {"aud": "another-client"}, {}),
-        ("expired", {"exp": int(time.time()) - 120, "iat": int(time.time()) - 400}, {}),
+        ("expired", {"exp": FromNow(-120), "iat": FromNow(-400)}, {}),
         ("no jti", {"jti": None}, {}),
         ("no events", {"events": None}, {}),
         ("another event", {"events": {"http://schemas.openid.net/event/other": {}}}, {}),
@@ -785,6 +795,8 @@ async def test_a_logout_token_ends_the_sessions_it_names(stand_in: StandIn) -> N
 async def test_a_logout_token_wrong_in_one_way_is_refused(
     stand_in: StandIn, why: str, changes: dict[str, Any], headers: dict[str, Any]
 ) -> None:
+    now = int(time.time())
+    changes = {k: now + v.seconds if isinstance(v, FromNow) else v for k, v in changes.items()}
     async with _printer_of(stand_in) as (url, app):
         session = _signed_in_session(app, sub="u-1", sid="s-1")
         claims = {k: v for k, v in stand_in.logout_token(**changes).items() if v is not None}
