@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -184,6 +184,21 @@ class Seed:
 
 
 Args = dict[str, str] | Callable[[], Awaitable[dict[str, str]]]  # fixed, or made afresh for each run
+FRESH_FOR = 300  # seconds: half TESSERA_ACCESS_TOKEN_TTL; seeded access tokens older are made again
+T = TypeVar("T")
+
+
+def fresh(make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """``make``'s value, made on first use and again once :data:`FRESH_FOR` seconds old (a run
+    that starts with it has five minutes of token lifetime to spare)."""
+    made: list[tuple[float, T]] = []
+
+    async def get() -> T:
+        if not made or time.monotonic() - made[0][0] > FRESH_FOR:
+            made[:] = [(time.monotonic(), await make())]
+        return made[0][1]
+
+    return get
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,7 @@ class Bench:
         self.locust_failures = 0
         self.memory_unexpected = 0
         self.auth_metrics_url = ""  # the auth server's metrics listener, once it runs
+        self.peer_cookie = ""  # the peer's signed-in browser
 
     # ---- setting up -------------------------------------------------------------------------
 
@@ -564,17 +580,8 @@ class Bench:
             "auth": partner,
         }
 
-        # seeded state: access tokens for the API and introspection, signed-in browsers for the flows
-        user_tokens = await self.tokens(
-            auth_url,
-            {"grant_type": "password", "username": s.username, "password": PASSWORD, "scope": "photos:read"},
-            basic(s.login_id, s.login_secret),
-            max(8, o.connections),
-        )
-        bearer_file = self.lines("bearer.txt", user_tokens)
-        partner_token = (
-            await self.tokens(auth_url, {"grant_type": "client_credentials"}, {"Authorization": partner}, 1)
-        )[0]
+        # seeded state: signed-in browsers for the flows (sessions last hours), and access tokens,
+        # made again before a run once half their lifetime old (TESSERA_ACCESS_TOKEN_TTL, 600 s)
         sso = await self.signed_in_browser(auth_url, s.web_id, s.web_secret, "photos:read")
         signed_in = {
             alg: await self.signed_in_browser(
@@ -586,45 +593,53 @@ class Bench:
             )
             for alg in ("RS256", "ES256")
         }
-        userinfo_file = self.lines(
-            "userinfo-bearer.txt",
-            await self.tokens(
-                auth_url,
-                {
-                    "grant_type": "password",
-                    "username": s.username,
-                    "password": PASSWORD,
-                    "scope": "openid profile",
-                },
-                basic(s.login_id, s.login_secret),
-                max(8, o.connections),
-            ),
-        )
-        gateway_file = self.lines(
-            "gateway-bearer.txt",
-            await self.tokens(
+        peer_flows = await self.peer_browsers(peer) if peer is not None else {}
+
+        def user_tokens(name: str, **form: str) -> Callable[[], Awaitable[str]]:
+            """A file of a user's access tokens (one per connection), made afresh when old."""
+
+            async def make() -> str:
+                tokens = await self.tokens(
+                    auth_url,
+                    {"grant_type": "password", "username": s.username, "password": PASSWORD, **form},
+                    basic(s.login_id, s.login_secret),
+                    max(8, o.connections),
+                )
+                return self.lines(name, tokens)
+
+            return fresh(make)
+
+        bearer_file = user_tokens("bearer.txt", scope="photos:read")
+        userinfo_file = user_tokens("userinfo-bearer.txt", scope="openid profile")
+        gateway_file = user_tokens("gateway-bearer.txt", scope="photos:read", resource=GATEWAY_API)
+
+        async def make_partner_token() -> str:
+            form = {"grant_type": "client_credentials"}
+            return (await self.tokens(auth_url, form, {"Authorization": partner}, 1))[0]
+
+        partner_token = fresh(make_partner_token)
+        # DPoP (RFC 9449): a client's key, and access tokens bound to it
+        dpop_key = DPoPKey("ES256")
+
+        async def make_bound_tokens() -> list[str]:
+            return await self.tokens(
                 auth_url,
                 {
                     "grant_type": "password",
                     "username": s.username,
                     "password": PASSWORD,
                     "scope": "photos:read",
-                    "resource": GATEWAY_API,
                 },
                 basic(s.login_id, s.login_secret),
-                max(8, o.connections),
-            ),
-        )
-        # DPoP (RFC 9449): a client's key, and access tokens bound to it
-        dpop_key = DPoPKey("ES256")
-        bound_tokens = await self.tokens(
-            auth_url,
-            {"grant_type": "password", "username": s.username, "password": PASSWORD, "scope": "photos:read"},
-            basic(s.login_id, s.login_secret),
-            8,
-            proof=lambda: dpop_key.proof("POST", f"{auth_url}/oauth2/token"),
-        )
-        peer_flows = await self.peer_browsers(peer) if peer is not None else {}
+                8,
+                proof=lambda: dpop_key.proof("POST", f"{auth_url}/oauth2/token"),
+            )
+
+        bound_tokens = fresh(make_bound_tokens)
+        peer_userinfo = fresh(lambda: self.peer_userinfo_tokens(peer)) if peer is not None else None
+
+        async def bearer(path: str, tokens: Callable[[], Awaitable[str]]) -> dict[str, str]:
+            return {"path": path, "tokens": await tokens()}
 
         def flow_limit(alg: str, browser: dict[str, str]) -> dict[str, str]:
             """The same script against the bare flow handler, whose codes name the ID token's alg."""
@@ -645,10 +660,12 @@ class Bench:
             async def make() -> dict[str, str]:
                 count = self.proof_count(*rates_of)
 
+                tokens = await bound_tokens()
+
                 def pairs() -> list[str]:
                     made = []
                     for i in range(count):
-                        token = bound_tokens[i % len(bound_tokens)]
+                        token = tokens[i % len(tokens)]
                         made.append(f"{token} {dpop_key.proof('GET', url, access_token=token)}")
                     return made
 
@@ -686,6 +703,12 @@ class Bench:
                 "client_id": client_id,
             }
 
+        async def with_tokens(args: dict[str, str], tokens: Callable[[], Awaitable[str]]) -> dict[str, str]:
+            return {**args, "tokens": await tokens()}
+
+        async def introspect_one() -> dict[str, str]:
+            return {"path": "/oauth2/introspect", "body": f"token={await partner_token()}", "auth": partner}
+
         registration_file = self.workdir / "registration.json"
         registration_file.write_text(json.dumps(REGISTRATION))
         registration_args = {
@@ -695,7 +718,6 @@ class Bench:
         }
         exchange_args = {
             "path": "/oauth2/token",
-            "tokens": gateway_file,
             "field": "subject_token",
             "body": urlencode(
                 {
@@ -804,7 +826,7 @@ class Bench:
                         "tokens/s",
                         auth,
                         "post_each.lua",
-                        exchange_args,
+                        lambda: with_tokens(exchange_args, gateway_file),
                     ),
                     *self.step(
                         "introspection",
@@ -812,7 +834,7 @@ class Bench:
                         "answers/s",
                         auth,
                         "post_form.lua",
-                        {"path": "/oauth2/introspect", "body": f"token={partner_token}", "auth": partner},
+                        introspect_one,
                     ),
                     *self.step(
                         "introspection_distinct",
@@ -947,18 +969,15 @@ class Bench:
                         "answers/s",
                         auth,
                         "bearer_get.lua",
-                        {"path": "/oauth2/userinfo", "tokens": userinfo_file},
+                        lambda: bearer("/oauth2/userinfo", userinfo_file),
                     ),
                     *self.step(
                         f"{PEER}:userinfo",
                         "oidc-provider: GET userinfo (opaque token, in-memory store)",
                         "answers/s",
-                        peer if peer_browser("userinfo") else None,
+                        peer,
                         "bearer_get.lua",
-                        {
-                            "path": "/oauth2/userinfo",
-                            "tokens": (peer_browser("userinfo") or {}).get("tokens", ""),
-                        },
+                        lambda: bearer("/oauth2/userinfo", peer_userinfo or userinfo_file),
                     ),
                 ],
             ),
@@ -1029,7 +1048,7 @@ class Bench:
                         "requests/s",
                         resource,
                         "bearer_get.lua",
-                        {"path": "/api/me", "tokens": bearer_file},
+                        lambda: bearer("/api/me", bearer_file),
                     ),
                 ],
             ),
@@ -1042,7 +1061,7 @@ class Bench:
                         "requests/s",
                         verify,
                         "bearer_get.lua",
-                        {"path": "/api/me", "tokens": bearer_file},
+                        lambda: bearer("/api/me", bearer_file),
                     ),
                     *self.step(
                         "resource_uncached",
@@ -1050,7 +1069,7 @@ class Bench:
                         "requests/s",
                         uncached,
                         "bearer_get.lua",
-                        {"path": "/api/me", "tokens": bearer_file},
+                        lambda: bearer("/api/me", bearer_file),
                     ),
                 ],
             ),
@@ -1098,14 +1117,14 @@ class Bench:
     def device_count(self, name: str) -> int:
         """Device codes enough that a run at the measured rate (or the hello-world limit's, before
         the first) comes back to one only after the polling interval."""
-        rate = self.best(name) or 0.8 * self.best("bare-hello") or 5000.0
+        rate = self.best(name) or 0.4 * self.best("bare-hello") or 5000.0
         return int(rate * 1.3 * min(max(self.options.seconds, 1), DEVICE_POLL_INTERVAL + 1)) + 200
 
     async def distinct_args(self, auth_url: str, partner: str) -> dict[str, str]:
         """Fresh client_credentials tokens, more than the verified-token cache holds (10,000), so a
-        cycle through them never hits it (made once: a cycle of them never does)."""
+        cycle through them never hits it (made again only when old: a new cycle never hits either)."""
         path = self.workdir / "distinct.txt"
-        if not path.exists():
+        if not path.exists() or time.time() - path.stat().st_mtime > FRESH_FOR:
             count = 200 if self.options.quick else 12_000
             tokens = await self.tokens(
                 auth_url, {"grant_type": "client_credentials"}, {"Authorization": partner}, count
@@ -1169,8 +1188,8 @@ class Bench:
         }
 
     async def peer_browsers(self, peer: Server) -> dict[str, dict[str, str]]:
-        """The peer's signed-in browser for each relying party (by ID token alg), for the web client
-        (``par``), and a file of userinfo access tokens (``userinfo``), got through its code flow."""
+        """The peer's signed-in browser for each relying party (by ID token alg) and for the web
+        client (``par``): its session cookie, and how each asks for a code."""
         config = json.loads((self.workdir / "peer.json").read_text())
         browsers: dict[str, dict[str, str]] = {}
         jar = aiohttp.CookieJar(unsafe=True)
@@ -1187,12 +1206,20 @@ class Bench:
                     "verifier": pkce.verifier,
                     "auth": basic(client["client_id"], client["client_secret"])["Authorization"],
                 }
-            cookie = "; ".join(f"{morsel.key}={morsel.value}" for morsel in jar)
+            cookie = "; ".join(f"{morsel.key}={morsel.value}" for morsel in jar if morsel["path"] == "/")
+            self.peer_cookie = cookie
             for each in browsers.values():
                 each["cookie"] = cookie
-            # userinfo: opaque access tokens of the RS256 relying party's code flow
-            rp = config["relying_parties"][0]
-            tokens = []
+        return browsers
+
+    async def peer_userinfo_tokens(self, peer: Server) -> str:
+        """A file of the peer's opaque access tokens for userinfo, from its code flow in the
+        signed-in browser (the RS256 relying party's, scope ``openid profile``)."""
+        config = json.loads((self.workdir / "peer.json").read_text())
+        rp = config["relying_parties"][0]
+        tokens = []
+        cookie = {"Cookie": self.peer_cookie}
+        async with aiohttp.ClientSession(base_url=peer.url, headers=cookie) as browser:
             for _ in range(max(8, self.options.connections)):
                 params, pkce = self.peer_params(rp["client_id"], "openid profile")
                 code = await self.peer_code(browser, params)
@@ -1207,8 +1234,7 @@ class Bench:
                     body = await answer.json()
                     assert answer.status == 200, body
                     tokens.append(body["access_token"])
-            browsers["userinfo"] = {"tokens": self.lines("peer-userinfo.txt", tokens)}
-        return browsers
+        return self.lines("peer-userinfo.txt", tokens)
 
     @staticmethod
     def peer_params(client_id: str, scope: str) -> tuple[dict[str, str], Pkce]:
