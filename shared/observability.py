@@ -9,7 +9,9 @@
   ``polled`` (the auth server: ``/oauth2/revoked``, which each resource server pulls every few
   seconds), are logged at DEBUG: at INFO they would bury everything else on a developer's console
   and fill a log collector with lines that say nothing; the request metrics still count them, and
-  their failures stay at INFO.
+  their failures stay at INFO. An access line costs about 28 µs of CPU: while the process's one JSON
+  handler is all that listens (production), it is written straight to that handler's stream, the
+  same object as the record's (:class:`DirectAccessLines`), skipping a ``LogRecord`` (90 µs).
 * Prometheus metrics (prometheus-client, one registry per app) count requests by route and status,
   time them, and hold what each server adds (tokens by grant, OAuth errors by code, pools). They
   are served at ``/metrics`` by :func:`metrics_app`, on a listener of its own and never on the public

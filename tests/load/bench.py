@@ -15,6 +15,7 @@ median run (by throughput) is reported; each ratio by its median and its per-rou
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import json
 import os
@@ -62,6 +63,7 @@ REGISTRATION = {
     "scope": "photos:read",
 }
 PEER = "oidc-provider"
+LOGIN_USERS = 8  # the password scenarios' users: 16 connections, 2 logins in flight each
 # the ratios reported: each scenario over its limit and over the peer, measured in the same rounds
 RATIOS = (
     ("client_credentials", "bare-form-sign"),
@@ -181,6 +183,7 @@ class Seed:
     device_id: str = ""
     # an initial access token for dynamic registration (RFC 7591)
     registration_token: str = ""
+    login_users: list[str] = field(default_factory=list)
 
 
 Args = dict[str, str] | Callable[[], Awaitable[dict[str, str]]]  # fixed, or made afresh for each run
@@ -342,7 +345,18 @@ class Bench:
             "initial_access_token"
         ]
         s.username = f"bench-{uuid.uuid4().hex[:8]}"
-        self.cli(env, "user", "create", "--username", s.username, "--password-stdin", stdin=PASSWORD)
+        # the password scenarios' users, a few logins in flight each: one user's attempts in flight
+        # are bounded (the lockout buckets), and 16 connections on one user would wait on them
+        s.login_users = [f"{s.username}-{i}" for i in range(LOGIN_USERS)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda name: self.cli(
+                        env, "user", "create", "--username", name, "--password-stdin", stdin=PASSWORD
+                    ),
+                    [s.username, *s.login_users],
+                )
+            )
 
     async def start(self, name: str, url: str, command: list[str], env: dict[str, str], ready: str) -> Server:
         server = Server(name, url, command, env, self.workdir / f"{name}.log", ready_path=ready)
@@ -1020,14 +1034,8 @@ class Bench:
                     "password grant: one argon2id verify + token",
                     "logins/s",
                     auth,
-                    "post_form.lua",
-                    {
-                        "path": "/oauth2/token",
-                        "body": urlencode(
-                            {"grant_type": "password", "username": s.username, "password": PASSWORD}
-                        ),
-                        "auth": basic(s.login_id, s.login_secret)["Authorization"],
-                    },
+                    "post_each.lua",
+                    self.logins(),
                     connections=min(16, o.connections),
                 ),
             ),
@@ -1107,6 +1115,17 @@ class Bench:
         self.extra["argon2id_verify_ms"] = self.argon2_verify_ms()
         await self.memory(auth, cc_args)
         return self.report()
+
+    def logins(self) -> dict[str, str]:
+        """Password grants (post_each.lua), each for the next of the login users in turn."""
+        s = self.seed
+        return {
+            "path": "/oauth2/token",
+            "body": urlencode({"grant_type": "password", "password": PASSWORD}),
+            "tokens": self.lines("login-users.txt", s.login_users),
+            "field": "username",
+            "auth": basic(s.login_id, s.login_secret)["Authorization"],
+        }
 
     def proof_count(self, *rates_of: str) -> int:
         """DPoP proofs for one run: a third more than the fastest of ``rates_of`` sent in one (wrk
@@ -1303,11 +1322,7 @@ class Bench:
     async def login_storm(self, auth: Server, cc_args: dict[str, str], s: Seed, round_: str) -> None:
         """client_credentials latency while password logins (argon2id) keep the process busy,
         beside the same client_credentials load with no storm, in the same round."""
-        storm = {
-            "path": "/oauth2/token",
-            "body": urlencode({"grant_type": "password", "username": s.username, "password": PASSWORD}),
-            "auth": basic(s.login_id, s.login_secret)["Authorization"],
-        }
+        storm = self.logins()
         await self.measure(
             "cc_8_connections",
             "client_credentials, 8 connections, no storm",
@@ -1320,7 +1335,7 @@ class Bench:
         )
         seconds = self.options.seconds
         logins, tokens = await asyncio.gather(
-            wrk.run(auth.url, "post_form.lua", storm, seconds=seconds, connections=16, core=self.load_core),
+            wrk.run(auth.url, "post_each.lua", storm, seconds=seconds, connections=16, core=self.load_core),
             wrk.run(auth.url, "post_form.lua", cc_args, seconds=seconds, connections=8, core=self.load_core),
         )
         measured = self.results.setdefault(
