@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import parseaddr
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -230,6 +230,31 @@ def _document_hosts(
 
 
 SMTP_SCHEMES = ("smtp", "smtps")
+
+
+def _admin_url(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str | None:
+    """An origin: scheme, host and port only (the admin API's paths are its own)."""
+    if env.optional(key) is None:
+        return None
+    url = env.url(key, ("https", "http"))
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username is not None:
+        raise ConfigError(f"{env.name(key)} must be an origin such as https://admin.example.com, not {url!r}")
+    return url.rstrip("/")
+
+
+def admin_origin(settings: Settings) -> str | None:
+    """The admin API's public origin: :attr:`Settings.admin_url`, else its listening address when
+    that is one host (a wildcard names none a caller could have used)."""
+    if settings.admin_url is not None:
+        return settings.admin_url
+    host = settings.admin_host
+    try:
+        if not host or ip_address(host).is_unspecified:
+            return None
+    except ValueError:  # a host name
+        pass
+    return f"http://[{host}]:{settings.admin_port}" if ":" in host else f"http://{host}:{settings.admin_port}"
 
 
 def _smtp_url(env: Env, key: str, default: Any, earlier: Mapping[str, Any]) -> str | None:
@@ -791,6 +816,16 @@ class Settings:
     )
     admin_host: str = setting(
         "ADMIN_HOST", Text("an address"), "Listen address of the admin HTTP API.", default="127.0.0.1"
+    )
+    admin_url: str | None = setting(
+        "ADMIN_URL",
+        Parsed(_admin_url, "`https://` or `http://` origin (no path)"),
+        "The admin API's origin as its callers reach it (through any gateway, which must pass paths"
+        " through unchanged): the URL DPoP proofs sent to it must name (RFC 9449 `htu`). Unset:"
+        " `http://{TESSERA_ADMIN_HOST}:{port}`, or none when that host is a wildcard address, and then"
+        " DPoP-bound tokens are refused there (bearer tokens keep working).",
+        default=None,
+        shown="`http://{TESSERA_ADMIN_HOST}:{port}`",
     )
     host: str = host_setting("HOST")
     port: int = port_setting("PORT", 8000)

@@ -5,9 +5,11 @@ It is a resource server like any other (MCP authorization, 2025-06-18 and later)
 
 * **Tokens.** Every request needs a Tessera access token whose ``aud`` is this server's own
   resource identifier (:meth:`McpSettings.resource_identifier`, its public URL) with the scope
-  ``photos:read``. They are checked locally by :class:`shared.jwt_validation.TokenValidator`
-  (the issuer's JWKS, its revocation list), plugged into the SDK as its ``TokenVerifier``
-  (:class:`TesseraTokenVerifier`). A token meant for another API, the warehouse's included, is
+  ``photos:read``: a bearer token, or a DPoP-bound one with a proof of its key (RFC 9449; each
+  proof once, in Redis across replicas when ``TESSERA_MCP_REDIS_URL`` or ``TESSERA_REDIS_URL`` is
+  set). They are checked locally by :class:`shared.jwt_validation.TokenValidator` (the issuer's
+  JWKS, its revocation list), through :mod:`.mcp_auth`, which takes the place of the SDK's
+  bearer-only authentication. A token meant for another API, the warehouse's included, is
   refused.
 * **Discovery.** The SDK's ``AuthSettings`` publish the RFC 9728 metadata at
   ``/.well-known/oauth-protected-resource`` followed by the URL's path, naming Tessera and the
@@ -40,7 +42,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import uvicorn
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -52,19 +53,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from resource_server import photo_api
+from resource_server import mcp_auth, photo_api
+from resource_server.mcp_auth import TesseraTokenVerifier, TokenBackend
 from resource_server.photo_api import PhotoApi
 from resource_server.settings import MCP_SCOPES, McpSettings
 from resource_server.token_exchange import ExchangeFailed, TokenExchange
 from shared.config import is_local_http
-from shared.errors import InvalidToken
+from shared.dpop import MemoryReplayStore, ProofVerifier, RedisReplayStore, ReplayStore
 from shared.jwt_validation import (
     JWKSKeySource,
     KeySource,
     RevocationList,
     TokenValidator,
     refreshing,
-    scopes_of,
 )
 
 log = logging.getLogger("tessera.mcp")
@@ -77,31 +78,7 @@ INSTRUCTIONS = (
 )
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-
-
-class TesseraTokenVerifier:
-    """The SDK's ``TokenVerifier``: Tessera's access tokens, validated locally by ``validator``
-    (whose audience is this server's identifier, so a token for another API is refused here)."""
-
-    def __init__(self, validator: TokenValidator, resource: str) -> None:
-        self.validator = validator
-        self.resource = resource
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            claims = await self.validator.validate(token)
-        except InvalidToken as refused:
-            log.info("refused a bearer token: %s", refused.description)  # why, never the token
-            return None
-        return AccessToken(
-            token=token,
-            client_id=claims["client_id"],
-            scopes=sorted(scopes_of(claims)),
-            expires_at=int(claims["exp"]),
-            resource=self.resource,  # the validator required aud to be exactly this
-            subject=claims["sub"],
-            claims=claims,
-        )
+DPOP_JTI_PREFIX = "tessera-mcp:dpop-jti:"  # the MCP server's keys in a Redis it may share
 
 
 class Photo(BaseModel):
@@ -248,6 +225,7 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
         if settings.revocation_check
         else None
     )
+    replay, redis, unavailable = _dpop_replay_store(settings)
     validator = TokenValidator(
         issuer=settings.issuer,
         audience=identifier,
@@ -256,12 +234,15 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
         leeway=settings.leeway,
         cache_size=settings.token_cache_size,
         revocations=revocations,
+        # DPoP (RFC 9449): each proof's jti once, across replicas when Redis is configured
+        proofs=ProofVerifier(replay=replay, window=settings.dpop_proof_window),
     )
+    verifier = TesseraTokenVerifier(validator, identifier)
     server: MCPServer[Any] = MCPServer(
         name="photo-warehouse",
         title=NAME,
         instructions=INSTRUCTIONS,
-        token_verifier=TesseraTokenVerifier(validator, identifier),
+        token_verifier=verifier,
         auth=AuthSettings(
             issuer_url=settings.issuer,  # type: ignore[arg-type]  # pydantic parses the string
             resource_server_url=identifier,  # type: ignore[arg-type]
@@ -278,6 +259,8 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
         json_response=True,
         transport_security=transport_security(identifier),
     )
+    # bearer and DPoP-bound tokens, with the warehouse's challenges (the SDK's reads Bearer only)
+    mcp_auth.install(mcp_app, TokenBackend(verifier, MCP_SCOPES, unavailable=unavailable))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -287,6 +270,8 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
             if revocations is not None:
                 await stack.enter_async_context(refreshing(revocations))
             await stack.enter_async_context(tools.open())
+            if redis is not None:
+                stack.push_async_callback(redis.aclose)
             # a mounted app's own lifespan never runs: the session manager is entered here
             await stack.enter_async_context(server.session_manager.run())
             yield
@@ -306,6 +291,18 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=mcp_app)],
         lifespan=lifespan,
     )
+
+
+def _dpop_replay_store(settings: McpSettings) -> tuple[ReplayStore, Any, tuple[type[BaseException], ...]]:
+    """Where DPoP proofs' ``jti`` are remembered (Redis when configured, so that a proof is good
+    once across replicas; else this process), the Redis client to close, and the errors that mean
+    it cannot be reached. Bearer requests never touch it."""
+    if settings.redis_url is None:
+        return MemoryReplayStore(), None, ()
+    from shared import redis as shared_redis
+
+    client: Any = shared_redis.create_redis(settings.redis_url)
+    return RedisReplayStore(client, DPOP_JTI_PREFIX), client, shared_redis.UNAVAILABLE_ERRORS
 
 
 def serve(settings: McpSettings, *, access_log: bool = True) -> None:

@@ -124,6 +124,29 @@ def _jwks_min_refetch_interval_setting() -> int:
     )
 
 
+def _dpop_proof_window_setting() -> int:
+    return setting(
+        "DPOP_PROOF_WINDOW",
+        Integer(minimum=5, maximum=600, unit=SECONDS),
+        "How far a DPoP proof's `iat` may be from this server's clock, either way; its `jti` is"
+        " remembered for twice as long.",
+        default=60,
+    )
+
+
+def _replay_redis_setting(key: str, who: str) -> str | None:
+    return setting(
+        key,
+        Parsed(_redis_url, "Redis URL"),
+        f"Where {who} remembers the `jti` of DPoP proofs, so that each is accepted once across every"
+        " replica and worker (one `SET NX` per DPoP request; bearer requests never touch it). Unset:"
+        " TESSERA_REDIS_URL; with neither, each process remembers its own (one replica, one worker"
+        " only).",
+        default=None,
+        shown="TESSERA_REDIS_URL",
+    )
+
+
 def _revocation_check_setting() -> bool:
     return setting(
         "REVOCATION_CHECK",
@@ -183,23 +206,8 @@ class ResourceSettings:
         default=5 * 1024 * 1024,
     )
     token_cache_size: int = _token_cache_size_setting()
-    dpop_proof_window: int = setting(
-        "DPOP_PROOF_WINDOW",
-        Integer(minimum=5, maximum=600, unit=SECONDS),
-        "How far a DPoP proof's `iat` may be from this server's clock, either way; its `jti` is"
-        " remembered for twice as long.",
-        default=60,
-    )
-    redis_url: str | None = setting(
-        "RESOURCE_REDIS_URL",
-        Parsed(_redis_url, "Redis URL"),
-        "Where the Photo Warehouse remembers the `jti` of DPoP proofs, so that each is accepted once"
-        " across every replica and worker (one `SET NX` per DPoP request; bearer requests never touch"
-        " it). Unset: TESSERA_REDIS_URL; with neither, each process remembers its own (one replica, one"
-        " worker only).",
-        default=None,
-        shown="TESSERA_REDIS_URL",
-    )
+    dpop_proof_window: int = _dpop_proof_window_setting()
+    redis_url: str | None = _replay_redis_setting("RESOURCE_REDIS_URL", "the Photo Warehouse")
     dev_data_dir: Path = dev_data_dir_setting()
     shutdown_grace: int = shutdown_grace_setting()
     header_timeout: int = header_timeout_setting()
@@ -348,6 +356,8 @@ class McpSettings:
     revocation_check: bool = _revocation_check_setting()
     revocation_refresh_interval: float = _revocation_refresh_interval_setting()
     token_cache_size: int = _token_cache_size_setting()
+    dpop_proof_window: int = _dpop_proof_window_setting()
+    redis_url: str | None = _replay_redis_setting("MCP_REDIS_URL", "the MCP server")
     shutdown_grace: int = shutdown_grace_setting()
     header_timeout: int = header_timeout_setting()
 

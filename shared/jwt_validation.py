@@ -49,7 +49,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -77,6 +77,10 @@ log = logging.getLogger("tessera.jwt_validation")
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+NO_PUBLIC_URL = (
+    "This API has no configured public URL, so it cannot check DPoP proofs (its operator must set"
+    " its resource identifier)."
+)
 
 
 class _Refreshed(Protocol):
@@ -465,6 +469,22 @@ class TokenValidator:
             raise NonceRequired(asked.description, nonce=asked.nonce) from None
         return claims
 
+    async def validate_presented(
+        self, scheme: str, token: str, *, proofs: Sequence[str], method: str, url: str | None
+    ) -> dict[str, Any]:
+        """The claims of ``token`` as a request presented it (:func:`parse_authorization`): a
+        bearer token (:meth:`validate`), or with the ``DPoP`` scheme and the request's ``proofs``
+        (its ``DPoP`` headers, exactly one of which is allowed, RFC 9449 §4.3), checked for
+        ``method`` and ``url``, the URL the client called (None: this API does not know its public
+        URL, so it refuses DPoP requests; see :func:`request_url`). For any framework."""
+        if scheme != HEADER:
+            return await self.validate(token)
+        if len(proofs) != 1:  # RFC 9449 §4.3 step 1
+            raise ProofRefused(f"Send exactly one {HEADER} header with a DPoP proof for this request.")
+        if url is None:
+            raise ProofRefused(NO_PUBLIC_URL)
+        return await self.validate_dpop(token, proofs[0], method=method, url=url)
+
     async def verified_claims(self, token: str) -> dict[str, Any]:
         """The claims of a valid, unrevoked token, however it is bound: for the issuer itself, which
         reports the binding (introspection) rather than requiring one. Resource servers call
@@ -558,13 +578,10 @@ CLAIMS_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("tessera_token_claim
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def authorization(request: web.Request) -> tuple[str, str] | None:
-    """The request's ``Authorization`` header as (scheme, token): ``Bearer`` (RFC 6750 §2.1) or
-    ``DPoP`` (RFC 9449 §7.1), the scheme in that spelling; None without the header. Never from the
-    query or the body."""
-    if "access_token" in request.query:
-        raise InvalidRequest("Send the access token in the Authorization header, not in the URL.")
-    header = request.headers.get("Authorization")
+def parse_authorization(header: str | None) -> tuple[str, str] | None:
+    """An ``Authorization`` header's value as (scheme, token): ``Bearer`` (RFC 6750 §2.1) or
+    ``DPoP`` (RFC 9449 §7.1), the scheme in that spelling; None without the header; any other
+    scheme, or a malformed value, :class:`InvalidToken`. For any framework."""
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
@@ -575,20 +592,31 @@ def authorization(request: web.Request) -> tuple[str, str] | None:
     return known, token
 
 
-def request_url(request: web.Request) -> str:
+def authorization(request: web.Request) -> tuple[str, str] | None:
+    """The request's ``Authorization`` header as (scheme, token) (:func:`parse_authorization`).
+    Never from the query or the body."""
+    if "access_token" in request.query:
+        raise InvalidRequest("Send the access token in the Authorization header, not in the URL.")
+    return parse_authorization(request.headers.get("Authorization"))
+
+
+def public_url(request: web.Request) -> str | None:
     """The URL the client called (a DPoP proof's ``htu``, RFC 9449 §4.3), without the query: this
     API's public origin (:data:`PUBLIC_ORIGIN`, which :func:`shared.protected_resource.publish`
     sets from its resource identifier, so that a gateway in front changes nothing) followed by the
     path as received. Never made from the ``Host`` header (the client's to choose: a proof made for
-    any other server would pass): an API with no public origin configured refuses DPoP requests
-    (:class:`~shared.dpop.ProofRefused`); its bearer tokens keep working."""
+    any other server would pass): None for an API with no public origin configured, which then
+    refuses DPoP requests; its bearer tokens keep working."""
     origin = request.app.get(PUBLIC_ORIGIN)
-    if not origin:
-        raise ProofRefused(
-            "This API has no configured public URL, so it cannot check DPoP proofs (its operator"
-            " must set its resource identifier)."
-        )
-    return origin + request.rel_url.raw_path
+    return origin + request.rel_url.raw_path if origin else None
+
+
+def request_url(request: web.Request) -> str:
+    """:func:`public_url`, or :class:`~shared.dpop.ProofRefused` when the API has none."""
+    url = public_url(request)
+    if url is None:
+        raise ProofRefused(NO_PUBLIC_URL)
+    return url
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -636,7 +664,7 @@ CHALLENGES = web.AppKey("tessera_bearer_challenges", Challenges)
 PUBLIC_ORIGIN = web.AppKey("tessera_public_origin", str)
 
 
-def _dpop_challenge(error: BearerError, scheme: str | None, algorithms: tuple[str, ...]) -> None:
+def dpop_challenge(error: BearerError, scheme: str | None, algorithms: tuple[str, ...]) -> None:
     """RFC 9449 §7.1-7.2: the error in the challenge of the scheme the request used; a 401 offers
     DPoP beside Bearer (with the algorithms accepted)."""
     algs = " ".join(algorithms)
@@ -671,7 +699,7 @@ def require_scope(
             except BearerError as error:
                 if challenges is not None:
                     challenges.extend(error, needed)
-                _dpop_challenge(error, scheme, validator.proofs.algorithms)
+                dpop_challenge(error, scheme, validator.proofs.algorithms)
                 raise
             request[CLAIMS_KEY] = found
             try:
@@ -679,7 +707,7 @@ def require_scope(
             except BearerError as error:
                 if challenges is not None:
                     challenges.extend(error)  # the handler's own refusal: its scope is its own
-                _dpop_challenge(error, scheme, validator.proofs.algorithms)
+                dpop_challenge(error, scheme, validator.proofs.algorithms)
                 raise
 
         guarded.__name__ = getattr(handler, "__name__", "guarded")
@@ -700,15 +728,13 @@ async def _authorized(
     if presented is None:
         raise InvalidToken("An access token is required.")
     scheme, token = presented
-    if scheme == HEADER:
-        proofs = request.headers.getall(HEADER, [])
-        if len(proofs) != 1:  # RFC 9449 §4.3 step 1
-            raise ProofRefused(f"Send exactly one {HEADER} header with a DPoP proof for this request.")
-        found = await validator.validate_dpop(
-            token, proofs[0], method=request.method, url=request_url(request)
-        )
-    else:
-        found = await validator.validate(token)
+    found = await validator.validate_presented(
+        scheme,
+        token,
+        proofs=request.headers.getall(HEADER, []),
+        method=request.method,
+        url=public_url(request),
+    )
     missing = [s for s in needed if s not in scopes_of(found)]
     if missing:
         raise InsufficientScope(f"This request needs the scope {' '.join(needed)}.", scope=" ".join(needed))

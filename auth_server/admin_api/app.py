@@ -12,10 +12,11 @@ from aiohttp import web
 from auth_server.admin_api import auth, routes
 from auth_server.appkeys import REGISTRY
 from auth_server.registry import UNAVAILABLE_ERRORS, Registry
-from auth_server.settings import Settings
+from auth_server.settings import Settings, admin_origin
 from shared import serving
 from shared.error_middleware import error_middleware
 from shared.http import BODY_TIMEOUT
+from shared.jwt_validation import PUBLIC_ORIGIN
 
 
 def create_admin_app(registry: Registry) -> web.Application:
@@ -25,6 +26,9 @@ def create_admin_app(registry: Registry) -> web.Application:
     app[BODY_TIMEOUT] = float(settings.body_timeout)
     app[REGISTRY] = registry
     app[auth.ADMIN_VALIDATOR] = auth.validator(registry)
+    origin = admin_origin(settings)
+    if origin is not None:  # what DPoP proofs must name (RFC 9449 htu); none: DPoP is refused
+        app[PUBLIC_ORIGIN] = origin
     app.middlewares.append(error_middleware(unavailable=UNAVAILABLE_ERRORS))
     routes.add_routes(app)
     return app

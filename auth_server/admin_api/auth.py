@@ -1,7 +1,9 @@
-"""Who may call the admin API: the bearer of one of Tessera's own access tokens (RFC 9068) with an
+"""Who may call the admin API: the holder of one of Tessera's own access tokens (RFC 9068) with an
 admin scope, validated locally with :mod:`shared.jwt_validation` — the signature against the key ring
 (:class:`auth_server.tokens.KeyRingKeys`, no JWKS fetch), ``typ=at+jwt``, this issuer and audience,
-expiry — and not revoked (the issuer's deny-list, checked on every request).
+expiry — and not revoked (the issuer's deny-list, checked on every request). A token bound to a DPoP
+key (RFC 9449) is taken only as ``Authorization: DPoP`` with a proof of that key for the admin API's
+URL (``TESSERA_ADMIN_URL``), never as a bearer token.
 
 The scopes (:data:`auth_server.scopes.ADMIN_SCOPES`) are registrable only by an operator
 (``registration.check_operator_scopes``). On top of the scope, the token's subject must *still* be
@@ -23,8 +25,15 @@ from auth_server import signing
 from auth_server.appkeys import REGISTRY
 from auth_server.registry import Registry
 from auth_server.tokens import KeyRingKeys
-from shared.errors import InsufficientScope, InvalidToken
-from shared.jwt_validation import CLAIMS_KEY, TokenValidator, bearer_token, scopes_of
+from shared.errors import BearerError, InsufficientScope, InvalidToken
+from shared.jwt_validation import (
+    CLAIMS_KEY,
+    TokenValidator,
+    authorization,
+    dpop_challenge,
+    request_url,
+    scopes_of,
+)
 
 READ = "admin:read"
 WRITE = "admin:write"
@@ -61,22 +70,32 @@ async def _entitled(registry: Registry, claims: dict[str, Any]) -> bool:
 
 
 def require(scope: str) -> Callable[[Handler], Handler]:
-    """A handler for bearers of ``scope`` (``admin:write`` also reads)."""
+    """A handler for bearers of ``scope`` (``admin:write`` also reads): a bearer token, or a
+    DPoP-bound one with a proof of its key (RFC 9449 §7), checked as the authorization server checks
+    every proof (:meth:`auth_server.dpop.DPoP.presented`: its replay store, its nonces) for the URL
+    the caller called (:func:`auth_server.settings.admin_origin`)."""
     accepted = {scope} if scope == WRITE else {READ, WRITE}
 
     def decorate(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             registry = request.app[REGISTRY]
-            token = bearer_token(request)
-            if token is None:
-                raise InvalidToken("An access token of this server with an admin scope is required.")
-            claims = await request.app[ADMIN_VALIDATOR].validate(token)
-            if await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
-                raise InvalidToken("The access token has been revoked.")
-            if not accepted & scopes_of(claims):
-                raise InsufficientScope(f"This request needs the scope {scope}.", scope=scope)
-            if not await _entitled(registry, claims):
-                raise InsufficientScope("The token's subject is not an administrator.", scope=scope)
+            scheme: str | None = None
+            try:
+                presented = authorization(request)
+                if presented is None:
+                    raise InvalidToken("An access token of this server with an admin scope is required.")
+                scheme, token = presented
+                claims = await request.app[ADMIN_VALIDATOR].verified_claims(token)
+                if await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
+                    raise InvalidToken("The access token has been revoked.")
+                await registry.dpop.presented(request, scheme, token, claims, url=request_url(request))
+                if not accepted & scopes_of(claims):
+                    raise InsufficientScope(f"This request needs the scope {scope}.", scope=scope)
+                if not await _entitled(registry, claims):
+                    raise InsufficientScope("The token's subject is not an administrator.", scope=scope)
+            except BearerError as error:
+                dpop_challenge(error, scheme, registry.dpop.verifier.algorithms)
+                raise
             request[CLAIMS_KEY] = claims
             return await handler(request)
 

@@ -15,6 +15,8 @@ from auth_server.admin_api.routes import document
 from auth_server.crypto import hash_password
 from auth_server.registration import ClientMetadata, register
 from auth_server.registry import Registry
+from tests.support.dpop import DPoPKey
+from tests.support.flow import basic
 from tests.support.servers import PASSWORD, AppFactory, free_port, registry_of
 
 # the operator's own client that admins' tokens come from (the admin API checks it is approved)
@@ -33,12 +35,23 @@ class Admin:
     def __init__(self, http: TestClient, url: str) -> None:
         self.http, self.url, self.registry = http, url, registry_of(http)
 
-    async def call(self, method: str, path: str, bearer: str | None, **kwargs: Any) -> tuple[int, Any]:
-        headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
+    async def call(
+        self,
+        method: str,
+        path: str,
+        bearer: str | None,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, Any]:
+        sent = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, self.url + path, headers=headers, **kwargs) as response,
+            session.request(
+                method, self.url + path, headers={**sent, **(headers or {})}, **kwargs
+            ) as response,
         ):
+            self.challenge = response.headers.get("WWW-Authenticate", "")
             body = await response.json() if response.content_type == "application/json" else None
             return response.status, body
 
@@ -189,3 +202,105 @@ async def test_resources(admin: Admin) -> None:
     assert (await admin.call("DELETE", "/resource", read, params={"identifier": identifier}))[0] == 403
     assert (await admin.call("DELETE", "/resource", write, params={"identifier": identifier}))[0] == 200
     assert (await admin.call("GET", "/resource", write, params={"identifier": identifier}))[0] == 404
+
+
+async def test_a_dpop_bound_token_is_taken_only_with_a_proof_of_its_key(admin: Admin) -> None:
+    """RFC 9449 §7 at the admin API: ``Authorization: DPoP`` with a proof for the admin API's own URL,
+    made with the token's key, each proof once; never the token as a bearer token."""
+    registry = admin.registry
+    key, thief = DPoPKey(), DPoPKey()
+    root = await new_user(registry, is_admin=True)
+    bound = registry.access_tokens.sign(
+        registry.access_tokens.prepare(),
+        subject=root,
+        client_id=ADMIN_CLIENT["client_id"],
+        scope=("admin:read",),
+        jkt=key.jkt,
+    )
+    url = admin.url + "/clients"
+
+    async def dpop(proof: str, token: str = bound) -> tuple[int, Any]:
+        return await admin.call(
+            "GET", "/clients", None, headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+        )
+
+    proof = key.proof("GET", url, access_token=bound)
+    assert (await dpop(proof))[0] == 200
+    # the same proof again: refused, as a DPoP challenge naming the algorithms
+    status, body = await dpop(proof)
+    assert status == 401 and body["error"] == "invalid_dpop_proof"
+    assert admin.challenge.startswith("DPoP ") and "algs=" in admin.challenge
+    # the token as a bearer token (a copy without the key): refused
+    status, body = await admin.call("GET", "/clients", bound)
+    assert status == 401 and body["error"] == "invalid_token"
+    assert "DPoP" in body["error_description"]
+    # a proof by another key, for another URL (the public port's), another method, without ath
+    refused = [
+        thief.proof("GET", url, access_token=bound),
+        key.proof("GET", url.replace(admin.url, str(admin.http.make_url(""))), access_token=bound),
+        key.proof("POST", url, access_token=bound),
+        key.proof("GET", url),
+    ]
+    for proof in refused:
+        status, body = await dpop(proof)
+        assert status == 401 and body["error"] in ("invalid_dpop_proof", "invalid_token"), body
+        assert admin.challenge.startswith("DPoP ")
+    # a bearer token sent with the DPoP scheme
+    plain = token(registry, root, "admin:read")
+    status, body = await dpop(key.proof("GET", url, access_token=plain), plain)
+    assert status == 401 and body["error"] == "invalid_token"
+    # a request with no token is offered both schemes (RFC 9449 §7.1)
+    status, _ = await admin.call("GET", "/clients", None)
+    assert status == 401 and admin.challenge.startswith("Bearer ") and 'DPoP algs="' in admin.challenge
+    # the scope still decides what a proven token may do
+    status, body = await admin.call(
+        "POST",
+        "/keys/rotate",
+        None,
+        headers={
+            "Authorization": f"DPoP {bound}",
+            "DPoP": key.proof("POST", admin.url + "/keys/rotate", access_token=bound),
+        },
+    )
+    assert status == 403 and body["error"] == "insufficient_scope"
+
+
+async def test_an_operators_client_gets_a_dpop_bound_admin_token_and_uses_it(admin: Admin) -> None:
+    """End to end: client_credentials with a DPoP proof at /token (RFC 9449 §5), then the admin API."""
+    registry = admin.registry
+    registered = await register(
+        registry,
+        ClientMetadata(
+            client_name="ops robot",
+            redirect_uris=[],
+            grant_types=["client_credentials"],
+            scope=["admin:read"],
+            dpop_bound_access_tokens=True,
+        ),
+    )
+    assert registered.secret
+    key = DPoPKey()
+    token_url = registry.settings.endpoint("/oauth2/token")
+    answer = await admin.http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "admin:read"},
+        headers={
+            **basic(registered.client.client_id, registered.secret),
+            "DPoP": key.proof("POST", token_url),
+        },
+    )
+    issued = await answer.json()
+    assert answer.status == 200, issued
+    assert issued["token_type"] == "DPoP"
+    bound = issued["access_token"]
+    status, _ = await admin.call(
+        "GET",
+        "/clients",
+        None,
+        headers={
+            "Authorization": f"DPoP {bound}",
+            "DPoP": key.proof("GET", admin.url + "/clients", access_token=bound),
+        },
+    )
+    assert status == 200
+    assert (await admin.call("GET", "/clients", bound))[0] == 401

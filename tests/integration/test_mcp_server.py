@@ -36,6 +36,7 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 from mcp_types import ImageContent, TextContent
+from multidict import CIMultiDict
 from pydantic import AnyUrl
 
 from auth_server import dev
@@ -53,6 +54,7 @@ from resource_server.settings import McpSettings, ResourceSettings
 from resource_server.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 from shared.jwt_validation import CLAIMS_KEY
 from tests.integration.test_registration_library import Browser, MemoryStorage, Tessera
+from tests.support.dpop import DPoPKey
 from tests.support.flow import basic, query_of
 from tests.support.servers import PASSWORD, free_port, make_settings
 from tests.support.services import Services
@@ -299,8 +301,9 @@ async def test_without_a_token_the_challenge_points_at_the_metadata(mcp: McpServ
     assert document["bearer_methods_supported"] == ["header"]
 
 
-async def _password_token(tessera: Tessera, user: User, **form: str) -> str:
-    """A token for ``user`` from the password grant (``resource``, ``scope`` in ``form``)."""
+async def _password_token(tessera: Tessera, user: User, *, key: DPoPKey | None = None, **form: str) -> str:
+    """A token for ``user`` from the password grant (``resource``, ``scope`` in ``form``); bound to
+    ``key`` (RFC 9449 §5) when one is given."""
     client, secret, _ = await register(
         tessera.registry,
         ClientMetadata(
@@ -312,14 +315,16 @@ async def _password_token(tessera: Tessera, user: User, **form: str) -> str:
     )
     assert secret
     body = {"grant_type": "password", "username": user.username, "password": PASSWORD, **form}
+    headers = basic(client.client_id, secret)
+    if key is not None:
+        headers["DPoP"] = key.proof("POST", f"{tessera.url}/oauth2/token")
     async with (
         aiohttp.ClientSession() as http,
-        http.post(
-            f"{tessera.url}/oauth2/token", data=body, headers=basic(client.client_id, secret)
-        ) as answer,
+        http.post(f"{tessera.url}/oauth2/token", data=body, headers=headers) as answer,
     ):
         issued = await answer.json()
         assert answer.status == 200, issued
+        assert issued["token_type"] == ("Bearer" if key is None else "DPoP")
     token: str = issued["access_token"]
     return token
 
@@ -361,6 +366,125 @@ async def test_a_token_without_photos_read_gets_403_insufficient_scope(
         challenge = params(refused.headers["WWW-Authenticate"])
     assert challenge["error"] == "insufficient_scope"
     assert challenge["resource_metadata"] == mcp.metadata_url
+
+
+class DPoPAuth(httpx2.Auth):
+    """An agent's HTTP client that holds a DPoP key: every request carries the token with the
+    ``DPoP`` scheme and a fresh proof for its method and URL (RFC 9449 §7)."""
+
+    def __init__(self, key: DPoPKey, token: str) -> None:
+        self.key, self.token = key, token
+
+    def auth_flow(self, request: httpx2.Request) -> Any:
+        url = str(request.url.copy_with(query=None, fragment=None))
+        request.headers["Authorization"] = f"DPoP {self.token}"
+        request.headers["DPoP"] = self.key.proof(request.method, url, access_token=self.token)
+        yield request
+
+
+async def test_an_agent_with_a_dpop_bound_token_reads_photos_and_a_copy_without_the_key_is_refused(
+    tessera: Tessera, warehouse: Warehouse, mcp: McpServer, user: User
+) -> None:
+    """RFC 9449 at the MCP server: the official SDK's client sends a DPoP-bound token with a proof
+    on every request and calls the tools (the server exchanges the token as it does a bearer one);
+    the same token as a bearer token, a replayed proof, a proof by another key or for another URL
+    are refused with DPoP challenges that still point at the metadata."""
+    key = DPoPKey()
+    bound = await _password_token(tessera, user, key=key, scope="photos:read", resource=mcp.url)
+    http = httpx2.AsyncClient(auth=DPoPAuth(key, bound))
+    async with http, Client(streamable_http_client(mcp.url, http_client=http)) as agent:
+        listed = await agent.call_tool("list_photos", {})
+    assert not listed.is_error, listed.content
+    assert len(listed.structured_content["photos"]) == len(SAMPLE_PHOTOS)  # type: ignore[index]
+    assert warehouse.accepted and all(
+        claims["act"] == {"sub": mcp.client_id} for claims, _ in warehouse.accepted
+    )
+
+    async def ping(headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(mcp.url, data=PING, headers={**JSON_RPC, **headers}) as answer,
+        ):
+            return answer.status, dict(answer.headers), await answer.json()
+
+    proof = key.proof("POST", mcp.url, access_token=bound)
+    status, _, _ = await ping({"Authorization": f"DPoP {bound}", "DPoP": proof})
+    assert status == 200
+    status, headers, body = await ping({"Authorization": f"DPoP {bound}", "DPoP": proof})
+    assert status == 401 and body["error"] == "invalid_dpop_proof"
+    challenge = headers["WWW-Authenticate"]
+    assert challenge.startswith("DPoP ") and "algs=" in challenge
+    assert f'resource_metadata="{mcp.metadata_url}"' in challenge
+    # the token without its key: as a bearer token, or with a proof by another key
+    status, headers, body = await ping({"Authorization": f"Bearer {bound}"})
+    assert status == 401 and body["error"] == "invalid_token" and "DPoP" in body["error_description"]
+    assert f'resource_metadata="{mcp.metadata_url}"' in headers["WWW-Authenticate"]
+    thief = DPoPKey()
+    for forged in (
+        thief.proof("POST", mcp.url, access_token=bound),
+        key.proof("POST", mcp.url.replace("/mcp", "/other"), access_token=bound),
+        key.proof("GET", mcp.url, access_token=bound),
+        key.proof("POST", mcp.url),  # no ath
+    ):
+        status, headers, body = await ping({"Authorization": f"DPoP {bound}", "DPoP": forged})
+        assert status == 401 and body["error"] in ("invalid_dpop_proof", "invalid_token"), body
+        assert headers["WWW-Authenticate"].startswith("DPoP ")
+    # two proofs in one request (RFC 9449 §4.3 step 1)
+    async with aiohttp.ClientSession() as session:
+        twice = CIMultiDict(
+            [
+                ("Authorization", f"DPoP {bound}"),
+                ("DPoP", key.proof("POST", mcp.url, access_token=bound)),
+                ("DPoP", key.proof("POST", mcp.url, access_token=bound)),
+                *JSON_RPC.items(),
+            ]
+        )
+        async with session.post(mcp.url, data=PING, headers=twice) as answer:
+            assert answer.status == 401 and (await answer.json())["error"] == "invalid_dpop_proof"
+
+
+async def test_a_proof_is_good_once_across_replicas_of_the_mcp_server(
+    tessera: Tessera, warehouse: Warehouse, mcp: McpServer, user: User, backing: Services
+) -> None:
+    """Two replicas behind one public URL share the proofs' ``jti`` in Redis: a proof one of them
+    accepted is refused by the other. Without Redis configured, a replica answers DPoP requests
+    from its own memory; with Redis unreachable, DPoP requests get 503 while bearer ones go on."""
+    key = DPoPKey()
+    bound = await _password_token(tessera, user, key=key, scope="photos:read", resource=mcp.url)
+    client_id, secret = await mcp_client(tessera)
+
+    def replica(redis_url: str) -> McpSettings:
+        return McpSettings(
+            issuer=tessera.url,
+            client_id=client_id,
+            client_secret=secret,
+            warehouse_url=warehouse.url,
+            host="127.0.0.1",
+            port=free_port(),
+            url=mcp.url,  # both answer for the one public URL
+            redis_url=redis_url,
+        )
+
+    def local(settings: McpSettings) -> str:
+        return f"http://127.0.0.1:{settings.port}/mcp"
+
+    first, second = replica(backing.redis_url), replica(backing.redis_url)
+    down = replica("redis://127.0.0.1:1/0")
+    proof = key.proof("POST", mcp.url, access_token=bound)
+    sent = {**JSON_RPC, "Authorization": f"DPoP {bound}", "DPoP": proof}
+    async with serving(first), serving(second), serving(down), aiohttp.ClientSession() as http:
+        async with http.post(local(first), data=PING, headers=sent) as answer:
+            assert answer.status == 200
+        async with http.post(local(second), data=PING, headers=sent) as answer:
+            assert answer.status == 401 and (await answer.json())["error"] == "invalid_dpop_proof"
+        fresh = {**sent, "DPoP": key.proof("POST", mcp.url, access_token=bound)}
+        async with http.post(local(down), data=PING, headers=fresh) as answer:
+            assert answer.status == 503 and (await answer.json())["error"] == "temporarily_unavailable"
+            assert answer.headers["Retry-After"]
+        bearer = await _password_token(tessera, user, scope="photos:read", resource=mcp.url)
+        headers = {**JSON_RPC, "Authorization": f"Bearer {bearer}"}
+        async with http.post(local(down), data=PING, headers=headers) as answer:
+            assert answer.status == 200
 
 
 async def test_a_refused_exchange_is_a_tool_error_naming_why(

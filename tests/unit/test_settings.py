@@ -61,6 +61,8 @@ def test_development_defaults_warn_about_the_public_kek(caplog: pytest.LogCaptur
         ({"TESSERA_CODE_TTL": "3600"}, "TESSERA_CODE_TTL"),
         ({"TESSERA_SIGNING_ALG": "HS256"}, "TESSERA_SIGNING_ALG"),
         ({"TESSERA_SCOPES": "[1,2]"}, "TESSERA_SCOPES"),
+        ({"TESSERA_ADMIN_URL": "https://admin.example.com/api"}, "TESSERA_ADMIN_URL"),
+        ({"TESSERA_ADMIN_URL": "ftp://admin.example.com"}, "TESSERA_ADMIN_URL"),
     ],
 )
 def test_bad_settings_name_the_variable(change: dict[str, str], named: str) -> None:
@@ -124,3 +126,26 @@ def test_a_settings_field_must_be_declared() -> None:
         class Broken:
             declared: int = setting("DECLARED", Integer(), "A declared setting.", default=1)
             undeclared: int = 2
+
+
+@pytest.mark.parametrize(
+    ("change", "origin"),
+    [
+        ({"TESSERA_ADMIN_PORT": "9100"}, "http://127.0.0.1:9100"),
+        ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "::1"}, "http://[::1]:9100"),
+        (
+            {"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "admin.internal"},
+            "http://admin.internal:9100",
+        ),
+        # a wildcard address names no URL a caller used: DPoP is refused there until one is set
+        ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "0.0.0.0"}, None),  # noqa: S104
+        ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "::"}, None),
+        (
+            {"TESSERA_ADMIN_HOST": "0.0.0.0", "TESSERA_ADMIN_URL": "https://admin.example.com/"},  # noqa: S104
+            "https://admin.example.com",
+        ),
+    ],
+)
+def test_the_admin_apis_public_origin(change: dict[str, str], origin: str | None) -> None:
+    """What DPoP proofs sent to the admin API must name (RFC 9449 ``htu``)."""
+    assert settings_module.admin_origin(Settings.from_env({**PROD, **change})) == origin
