@@ -48,6 +48,7 @@ from shared.dpop import (
     UseDPoPNonce,
 )
 from shared.errors import InvalidRequest, InvalidToken
+from shared.jwt_validation import NO_PUBLIC_URL
 
 NONCE_SECRET = "dpop-nonce-key"  # noqa: S105 - its name in instance_secrets, not the secret
 BEARER = "Bearer"
@@ -124,12 +125,13 @@ class DPoP:
         return proof
 
     async def presented(
-        self, request: web.Request, scheme: str, token: str, claims: dict[str, Any], *, url: str
+        self, request: web.Request, scheme: str, token: str, claims: dict[str, Any], *, url: str | None
     ) -> None:
         """Whether ``token`` (its ``claims`` verified) was presented as its binding requires, at this
-        server's protected resource ``url`` (§7): a DPoP-bound token only with the ``DPoP`` scheme
-        and a proof of its key, never as a bearer token (§7.2), and a bearer token never as DPoP.
-        The refusals are resource-server challenges (401)."""
+        server's protected resource ``url`` (§7; None: it has no public URL, and refuses DPoP
+        requests): a DPoP-bound token only with the ``DPoP`` scheme and a proof of its key, never as
+        a bearer token (§7.2), and a bearer token never as DPoP. The refusals are resource-server
+        challenges (401)."""
         confirmation = claims.get("cnf")
         jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
         if scheme != HEADER:
@@ -146,6 +148,8 @@ class DPoP:
         sent = request.headers.getall(HEADER, [])
         if len(sent) != 1:
             raise ProofRefused(f"Send exactly one {HEADER} header with a DPoP proof for this request.")
+        if url is None:
+            raise ProofRefused(NO_PUBLIC_URL)
         try:
             await self.verifier.verify(
                 sent[0], method=request.method, url=url, access_token=token, bound_to=jkt

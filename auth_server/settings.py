@@ -249,11 +249,16 @@ def admin_origin(settings: Settings) -> str | None:
     if settings.admin_url is not None:
         return settings.admin_url
     host = settings.admin_host
+    if not host or host == "0":  # inet_aton's spelling of 0.0.0.0
+        return None
     try:
-        if not host or ip_address(host).is_unspecified:
-            return None
-    except ValueError:  # a host name
+        address = ip_address(host)
+    except ValueError:  # a host name: callers must use this very name
         pass
+    else:
+        mapped = getattr(address, "ipv4_mapped", None)
+        if address.is_unspecified or (mapped is not None and mapped.is_unspecified):
+            return None
     return f"http://[{host}]:{settings.admin_port}" if ":" in host else f"http://{host}:{settings.admin_port}"
 
 

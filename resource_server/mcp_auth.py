@@ -23,9 +23,11 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware
+from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError
@@ -33,6 +35,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from shared.dpop import HEADER
 from shared.errors import BearerError, InsufficientScope, InvalidToken, OAuthError, TemporarilyUnavailable
@@ -124,6 +127,8 @@ class TokenBackend(AuthenticationBackend):
         except BearerError as error:
             log.info("refused a %s token: %s", scheme or "missing", error.description)  # never the token
             raise Refused(self._challenge(error, scheme)) from None
+        except OAuthError as error:  # the proofs' replay store, full (503 with Retry-After)
+            raise Refused(error) from None
         except self.unavailable:
             log.warning("the DPoP proof replay store cannot be reached")
             raise Refused(
@@ -155,3 +160,29 @@ def install(app: Starlette, backend: TokenBackend) -> None:
             )
             return
     raise RuntimeError("the mcp SDK's app has no authentication middleware to replace")
+
+
+def advertise(
+    app: Starlette, *, resource: str, issuer: str, scopes: tuple[str, ...], algorithms: tuple[str, ...]
+) -> None:
+    """Serve the SDK's RFC 9728 metadata document with the DPoP proof algorithms accepted
+    (``dpop_signing_alg_values_supported``, which the SDK leaves out), in place of its own, CORS
+    and all."""
+    metadata = ProtectedResourceMetadata.model_validate(  # the URLs as written (no '/' added)
+        {
+            "resource": resource,
+            "authorization_servers": [issuer],
+            "scopes_supported": list(scopes),
+            "dpop_signing_alg_values_supported": list(algorithms),
+        }
+    )
+    path = urlsplit(str(build_resource_metadata_url(AnyHttpUrl(resource)))).path
+    routes = app.router.routes
+    for index, route in enumerate(routes):
+        if isinstance(route, Route) and route.path == path:
+            handler = ProtectedResourceMetadataHandler(metadata)
+            routes[index] = Route(
+                path, endpoint=cors_middleware(handler.handle, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"]
+            )
+            return
+    raise RuntimeError("the mcp SDK's app serves no protected resource metadata to replace")

@@ -261,6 +261,13 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
     )
     # bearer and DPoP-bound tokens, with the warehouse's challenges (the SDK's reads Bearer only)
     mcp_auth.install(mcp_app, TokenBackend(verifier, MCP_SCOPES, unavailable=unavailable))
+    mcp_auth.advertise(
+        mcp_app,
+        resource=identifier,
+        issuer=settings.issuer,
+        scopes=MCP_SCOPES,
+        algorithms=validator.proofs.algorithms,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -298,6 +305,11 @@ def _dpop_replay_store(settings: McpSettings) -> tuple[ReplayStore, Any, tuple[t
     once across replicas; else this process), the Redis client to close, and the errors that mean
     it cannot be reached. Bearer requests never touch it."""
     if settings.redis_url is None:
+        if not is_local_http(settings.resource_identifier()):
+            log.warning(
+                "DPoP proofs are checked for replay in this process's memory (no TESSERA_MCP_REDIS_URL"
+                " or TESSERA_REDIS_URL): with several replicas a proof could be replayed once on each"
+            )
         return MemoryReplayStore(), None, ()
     from shared import redis as shared_redis
 

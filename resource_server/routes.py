@@ -15,6 +15,7 @@ from aiohttp import web
 
 from resource_server import photos
 from shared import observability, openapi
+from shared.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from shared.openapi import OBJECT, errors, json_body, ref
 from shared.protected_resource import ProtectedResource, publish
 
@@ -62,7 +63,11 @@ _ME = {
 def protected_resource(resource: str, issuer: str) -> ProtectedResource:
     """The warehouse's RFC 9728 metadata: at ``resource`` (its public URL), protected by ``issuer``."""
     return ProtectedResource(
-        resource=resource, authorization_servers=[issuer], scopes_supported=SCOPES, resource_name=TITLE
+        resource=resource,
+        authorization_servers=[issuer],
+        scopes_supported=SCOPES,
+        resource_name=TITLE,
+        dpop_signing_alg_values_supported=DPOP_ALGORITHMS,
     )
 
 

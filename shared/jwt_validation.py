@@ -79,7 +79,7 @@ FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 NO_PUBLIC_URL = (
     "This API has no configured public URL, so it cannot check DPoP proofs (its operator must set"
-    " its resource identifier)."
+    " its resource identifier, or for Tessera's admin API TESSERA_ADMIN_URL)."
 )
 
 

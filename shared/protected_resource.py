@@ -78,9 +78,16 @@ class ProtectedResource:
     bearer_methods_supported: Sequence[str] = ("header",)  # shared.jwt_validation reads only the header
     resource_name: str | None = None  # RECOMMENDED: a human-readable name
     resource_documentation: str | None = None  # a URL of documentation for developers
+    # RFC 9728 §2 (from RFC 9449): the algorithms of DPoP proofs the API accepts
+    dpop_signing_alg_values_supported: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        for name in ("authorization_servers", "scopes_supported", "bearer_methods_supported"):
+        for name in (
+            "authorization_servers",
+            "scopes_supported",
+            "bearer_methods_supported",
+            "dpop_signing_alg_values_supported",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise TypeError(f"{name} is a list of strings, not one string")
@@ -119,6 +126,7 @@ class ProtectedResource:
             "bearer_methods_supported": list(self.bearer_methods_supported),
             "resource_name": self.resource_name,
             "resource_documentation": self.resource_documentation,
+            "dpop_signing_alg_values_supported": list(self.dpop_signing_alg_values_supported),
         }
         always = {"resource", "bearer_methods_supported"}
         return {k: v for k, v in members.items() if k in always or v}
@@ -139,6 +147,7 @@ class _Router:
         self._router.add_get(path, handler)
 
 
+STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 # the route's OpenAPI operation, for a RouteTable that documents routes
 OPERATION: dict[str, Any] = {
     "summary": "Protected resource metadata (RFC 9728): the authorization servers and scopes of this API",
@@ -157,6 +166,10 @@ OPERATION: dict[str, Any] = {
                             "bearer_methods_supported": {"type": "array", "items": {"type": "string"}},
                             "resource_name": {"type": "string"},
                             "resource_documentation": {"type": "string"},
+                            "dpop_signing_alg_values_supported": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                            },
                         },
                     }
                 }

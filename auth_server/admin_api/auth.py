@@ -31,7 +31,7 @@ from shared.jwt_validation import (
     TokenValidator,
     authorization,
     dpop_challenge,
-    request_url,
+    public_url,
     scopes_of,
 )
 
@@ -88,7 +88,7 @@ def require(scope: str) -> Callable[[Handler], Handler]:
                 claims = await request.app[ADMIN_VALIDATOR].verified_claims(token)
                 if await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):
                     raise InvalidToken("The access token has been revoked.")
-                await registry.dpop.presented(request, scheme, token, claims, url=request_url(request))
+                await registry.dpop.presented(request, scheme, token, claims, url=public_url(request))
                 if not accepted & scopes_of(claims):
                     raise InsufficientScope(f"This request needs the scope {scope}.", scope=scope)
                 if not await _entitled(registry, claims):

@@ -304,3 +304,41 @@ async def test_an_operators_client_gets_a_dpop_bound_admin_token_and_uses_it(adm
     )
     assert status == 200
     assert (await admin.call("GET", "/clients", bound))[0] == 401
+
+
+async def test_on_a_wildcard_address_without_its_url_bearer_tokens_work_and_dpop_is_refused(
+    app_with: AppFactory,
+) -> None:
+    """A containerised admin API listens on 0.0.0.0, which names no URL a caller used: until
+    TESSERA_ADMIN_URL says which, DPoP requests are refused there, and bearer tokens work."""
+    port = free_port()
+    http = await app_with(admin_port=port, admin_host="0.0.0.0")  # noqa: S104
+    registry = registry_of(http)
+    registered = await register(
+        registry,
+        ClientMetadata(
+            client_name="console",
+            redirect_uris=["https://admin.example/cb"],
+            grant_types=["authorization_code"],
+            scope=["admin:read"],
+        ),
+    )
+    ADMIN_CLIENT["client_id"] = registered.client.client_id
+    admin = Admin(http, f"http://127.0.0.1:{port}")
+    root = await new_user(registry, is_admin=True)
+    assert (await admin.call("GET", "/clients", token(registry, root, "admin:read")))[0] == 200
+    key = DPoPKey()
+    bound = registry.access_tokens.sign(
+        registry.access_tokens.prepare(),
+        subject=root,
+        client_id=registered.client.client_id,
+        scope=("admin:read",),
+        jkt=key.jkt,
+    )
+    proof = key.proof("GET", admin.url + "/clients", access_token=bound)
+    status, body = await admin.call(
+        "GET", "/clients", None, headers={"Authorization": f"DPoP {bound}", "DPoP": proof}
+    )
+    assert status == 401 and body["error"] == "invalid_dpop_proof"
+    assert "TESSERA_ADMIN_URL" in body["error_description"]
+    assert admin.challenge.startswith("DPoP realm=") and ", DPoP algs" not in admin.challenge

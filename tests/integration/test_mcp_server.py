@@ -46,12 +46,14 @@ from auth_server.commands import migrate_auth, open_registry
 from auth_server.crypto import hash_password
 from auth_server.registration import ClientMetadata, register
 from auth_server.stores.users import User
+from resource_server import mcp_server as mcp_server_module
 from resource_server.app import create_app as create_warehouse_app
 from resource_server.demo import SAMPLE_PHOTOS, sample_png, seed_photos
 from resource_server.mcp_server import create_app as create_mcp_app
 from resource_server.routes import SCOPES as WAREHOUSE_SCOPES
 from resource_server.settings import McpSettings, ResourceSettings
 from resource_server.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from shared.dpop import MemoryReplayStore
 from shared.jwt_validation import CLAIMS_KEY
 from tests.integration.test_registration_library import Browser, MemoryStorage, Tessera
 from tests.support.dpop import DPoPKey
@@ -299,6 +301,7 @@ async def test_without_a_token_the_challenge_points_at_the_metadata(mcp: McpServ
     assert document["authorization_servers"] == [tessera.url]
     assert document["scopes_supported"] == ["photos:read"]
     assert document["bearer_methods_supported"] == ["header"]
+    assert document["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA", "RS256", "PS256"]
 
 
 async def _password_token(tessera: Tessera, user: User, *, key: DPoPKey | None = None, **form: str) -> str:
@@ -485,6 +488,43 @@ async def test_a_proof_is_good_once_across_replicas_of_the_mcp_server(
         headers = {**JSON_RPC, "Authorization": f"Bearer {bearer}"}
         async with http.post(local(down), data=PING, headers=headers) as answer:
             assert answer.status == 200
+
+
+async def test_a_full_replay_store_is_a_503_not_a_500(
+    tessera: Tessera, warehouse: Warehouse, mcp: McpServer, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Redis, proofs' ``jti`` are kept in the process, in a bounded store that refuses new
+    proofs while full (it never forgets one early): the agent is told to come back, as a 503
+    ``temporarily_unavailable`` with ``Retry-After``."""
+    client_id, secret = await mcp_client(tessera)
+    settings = McpSettings(
+        issuer=tessera.url,
+        client_id=client_id,
+        client_secret=secret,
+        warehouse_url=warehouse.url,
+        host="127.0.0.1",
+        port=free_port(),
+        url=mcp.url,
+    )
+    monkeypatch.setattr(mcp_server_module, "MemoryReplayStore", lambda: MemoryReplayStore(max_entries=2))
+    key = DPoPKey()
+    bound = await _password_token(tessera, user, key=key, scope="photos:read", resource=mcp.url)
+    statuses = []
+    async with serving(settings), aiohttp.ClientSession() as http:
+        for _ in range(3):
+            headers = {
+                **JSON_RPC,
+                "Authorization": f"DPoP {bound}",
+                "DPoP": key.proof("POST", mcp.url, access_token=bound),
+            }
+            async with http.post(
+                f"http://127.0.0.1:{settings.port}/mcp", data=PING, headers=headers
+            ) as answer:
+                statuses.append(answer.status)
+                body = await answer.json()
+                retry = answer.headers.get("Retry-After")
+    assert statuses == [200, 200, 503]
+    assert body["error"] == "temporarily_unavailable" and retry
 
 
 async def test_a_refused_exchange_is_a_tool_error_naming_why(

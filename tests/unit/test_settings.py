@@ -140,6 +140,8 @@ def test_a_settings_field_must_be_declared() -> None:
         # a wildcard address names no URL a caller used: DPoP is refused there until one is set
         ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "0.0.0.0"}, None),  # noqa: S104
         ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "::"}, None),
+        ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "0"}, None),
+        ({"TESSERA_ADMIN_PORT": "9100", "TESSERA_ADMIN_HOST": "::ffff:0.0.0.0"}, None),
         (
             {"TESSERA_ADMIN_HOST": "0.0.0.0", "TESSERA_ADMIN_URL": "https://admin.example.com/"},  # noqa: S104
             "https://admin.example.com",
