@@ -398,7 +398,7 @@ async def test_an_agent_with_a_dpop_bound_token_reads_photos_and_a_copy_without_
     async with http, Client(streamable_http_client(mcp.url, http_client=http)) as agent:
         listed = await agent.call_tool("list_photos", {})
     assert not listed.is_error, listed.content
-    assert len(listed.structured_content["photos"]) == len(SAMPLE_PHOTOS)  # type: ignore[index]
+    assert len(listed.structured_content["photos"]) == len(SAMPLE_PHOTOS)
     assert warehouse.accepted and all(
         claims["act"] == {"sub": mcp.client_id} for claims, _ in warehouse.accepted
     )
