@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     app.middlewares.append(
         error_middleware(
             html=error_page,
-            observe=lambda e: metrics.oauth_errors.labels(e.error).inc(),
+            observe=lambda e: metrics.count_error(e.error),
             unavailable=UNAVAILABLE_ERRORS,
         )
     )

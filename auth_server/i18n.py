@@ -29,7 +29,7 @@ import contextvars
 import functools
 import gettext as gettext_module
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,20 +80,41 @@ def translations(language: Language) -> gettext_module.NullTranslations:
         raise
 
 
-_current: contextvars.ContextVar[Language] = contextvars.ContextVar("tessera_language", default=DEFAULT)
+class Deferred:
+    """A request's language, chosen the first time something asks for it: most requests (token,
+    introspection, JWKS, API calls) never render a word, and need not parse cookies and
+    ``Accept-Language`` for nothing."""
+
+    __slots__ = ("_choose", "_chosen")
+
+    def __init__(self, choose: Callable[[], Language]) -> None:
+        self._choose = choose
+        self._chosen: Language | None = None
+
+    def get(self) -> Language:
+        if self._chosen is None:
+            self._chosen = self._choose()
+        return self._chosen
+
+
+_current: contextvars.ContextVar[Language | Deferred] = contextvars.ContextVar(
+    "tessera_language", default=DEFAULT
+)
 
 
 def current() -> Language:
     """The language of the page being made (English outside a request)."""
-    return _current.get()
+    value = _current.get()
+    return value if isinstance(value, Language) else value.get()
 
 
-def use(language: Language) -> contextvars.Token[Language]:
-    """Make ``language`` the current one (for this request's context)."""
+def use(language: Language | Deferred) -> contextvars.Token[Language | Deferred]:
+    """Make ``language`` the current one (for this request's context); a :class:`Deferred` one is
+    chosen when first asked for."""
     return _current.set(language)
 
 
-def reset(token: contextvars.Token[Language]) -> None:
+def reset(token: contextvars.Token[Language | Deferred]) -> None:
     _current.reset(token)
 
 

@@ -72,8 +72,11 @@ async def middleware(
 ) -> web.StreamResponse:
     """The page's language (:func:`auth_server.i18n.choose`) and theme, for the handler and for the
     error page the error middleware (inside this one) may render instead."""
-    language = i18n.choose(request.query, request.cookies, request.headers.get("Accept-Language", ""))
-    spoken = i18n.use(language)
+    spoken = i18n.use(
+        i18n.Deferred(
+            lambda: i18n.choose(request.query, request.cookies, request.headers.get("Accept-Language", ""))
+        )
+    )
     page = _page.set(_Page(request.app.get(THEME, PLAIN), request.path_qs, request.method))
     try:
         return await handler(request)

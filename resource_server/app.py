@@ -34,7 +34,7 @@ def create_app(settings: ResourceSettings, *, keys: KeySource | None = None) -> 
     replay, unavailable = _dpop_replay_store(app, settings)
     app.middlewares.append(
         error_middleware(
-            observe=lambda e: metrics.oauth_errors.labels(e.error).inc(),
+            observe=lambda e: metrics.count_error(e.error),
             unavailable=db.UNAVAILABLE_ERRORS + unavailable,
         )
     )

@@ -167,6 +167,8 @@ class InsufficientScope(BearerError):
 
 def _describable(text: str, limit: int = 300) -> str:
     """RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E. Echoed input is made safe."""
+    if len(text) <= limit and text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # the common case, a fixed message: nothing to replace (checked in C, not per character)
     cleaned = "".join(c if (c == " " or "!" <= c <= "~") and c not in '"\\' else "?" for c in text)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import re
@@ -148,13 +149,20 @@ class DirectAccessLines:
 
     Used only while that handler is the root logger's only one and nothing else listens to the
     access log (:meth:`ready`); otherwise (a test's ``caplog``, a handler someone added, DEBUG
-    lines) the middleware logs records as usual. :func:`shared.logging.configure` sets it up."""
+    lines) the middleware logs records as usual. :func:`shared.logging.configure` sets it up.
+
+    The lines of the requests answered in one turn of the event loop go out in one write, at the
+    end of that turn (:meth:`flush`; a busy server answers several per turn, and a write and a
+    flush per line were most of a line's cost): a line can follow another logger's line of the
+    same turn, and at most one turn's lines are lost if the process is killed outright (they are
+    flushed at exit)."""
 
     def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter) -> None:
         self.handler = handler
         self.formatter = formatter
         self._handlers = [handler]
         self._filters = list(handler.filters)  # RequestIdFilter: the line has the request id
+        self._pending: list[str] = []
 
     def ready(self) -> bool:
         return (
@@ -168,26 +176,53 @@ class DirectAccessLines:
         )
 
     def write(self, rid: str, fields: dict[str, Any]) -> bool:
-        """Write one INFO access line; False if it could not (the caller logs a record instead,
-        whose handler reports the error as logging does)."""
+        """Write one INFO access line, at the end of this turn of the event loop (at once outside
+        one); False if it could not be made (the caller logs a record instead)."""
         now = time.time()
         try:
             text = self.formatter.access_line(now, int((now - int(now)) * 1000) + 0.0, "INFO", rid, fields)
-            with self.handler.lock:  # type: ignore[union-attr]  # created with the handler
-                stream = self.handler.stream
-                stream.write(text + self.handler.terminator)
-                stream.flush()
         except Exception:
             return False
+        self._pending.append(text)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running: now
+                self.flush()
         return True
+
+    def flush(self) -> None:
+        """Write the lines made since the last flush, in one write; a failure is reported as
+        logging reports its own (``Handler.handleError``)."""
+        lines, self._pending = self._pending, []
+        if not lines:
+            return
+        terminator = self.handler.terminator
+        try:
+            with self.handler.lock:  # type: ignore[union-attr]  # created with the handler
+                stream = self.handler.stream
+                stream.write(terminator.join(lines) + terminator)
+                stream.flush()
+        except Exception:
+            self.handler.handleError(logging.makeLogRecord({"msg": "access lines", "levelno": logging.INFO}))
 
 
 _direct: DirectAccessLines | None = None
 
 
+@atexit.register
+def flush_access_lines() -> None:
+    """Write the access lines still waiting for the end of their loop turn (at exit; a process
+    leaving by ``os._exit``, a worker, calls it first)."""
+    if _direct is not None:
+        _direct.flush()
+
+
 def write_access_lines_directly(writer: DirectAccessLines | None) -> None:
     """Set (or, with None, stop) the direct writing of access lines for this process."""
     global _direct
+    if _direct is not None and _direct is not writer:
+        _direct.flush()
     _direct = writer
 
 
@@ -239,6 +274,23 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+        self._children: dict[tuple[Counter, str], Any] = {}
+
+    def _child(self, counter: Counter, label: str) -> Any:
+        """``counter.labels(label)``, looked up once (a lock and a tuple hash per call otherwise).
+        Only for labels from a fixed set: grant types served, error codes."""
+        child = self._children.get((counter, label))
+        if child is None:
+            child = self._children[(counter, label)] = counter.labels(label)
+        return child
+
+    def count_token(self, grant_type: str) -> None:
+        """An access token issued by ``grant_type`` (one this server serves)."""
+        self._child(self.tokens, grant_type).inc()
+
+    def count_error(self, error: str) -> None:
+        """An OAuth error answered (a code of the RFCs, never a client's words)."""
+        self._child(self.oauth_errors, error).inc()
 
     def watch_pool(self, pool: Any) -> None:
         """Report an asyncpg pool's saturation at every scrape."""

@@ -274,6 +274,7 @@ def _worker(factory: Callable[[], web.Application], listener: Listener, supervis
             traceback.print_exc()
         sys.stderr.flush()
     finally:
+        observability.flush_access_lines()  # os._exit runs no atexit handler
         os._exit(code)
     return code  # pragma: no cover - os._exit never returns
 

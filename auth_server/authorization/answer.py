@@ -38,7 +38,7 @@ async def answer(
     assert grant is not None and grant.authorization_endpoint is not None, "checked at /authorize"
     params = await grant.authorization_endpoint(registry, request, owner)
     if "access_token" in params:  # issued here, not at the token endpoint (the implicit grant)
-        metrics.tokens.labels(grant.grant_type).inc()
+        metrics.count_token(grant.grant_type)
     if "id_token" in request.response_values:
         client = await registry.clients.get(request.client_id)
         if client is None:

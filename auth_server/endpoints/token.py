@@ -54,7 +54,7 @@ async def token(request: web.Request) -> web.Response:
         raise UnauthorizedClient(f"Public clients cannot use the {grant_type} grant.")
     proof = await registry.dpop.token_request(request, client)  # None without a DPoP header
     body = await grant.token_endpoint(registry, client, TokenRequest(form, client_ip(request), proof))
-    request.app[METRICS].tokens.labels(grant_type).inc()
+    request.app[METRICS].count_token(grant_type)
     registry.token_counts.count(client.client_id)  # in process: no round trip per token
     headers = NO_STORE if proof is None else {**NO_STORE, **await registry.dpop.response_headers(proof)}
     return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)

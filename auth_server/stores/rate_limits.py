@@ -63,34 +63,42 @@ class RateLimitStore:
         self._failing = False
 
     async def exceeded(self, *limits: Limit) -> int | None:
-        """Count this request against every limit; seconds to wait if any is exceeded, else None."""
-        active = [limit for limit in limits if limit.per_minute > 0]
-        if not active:
-            return None
+        """Count this request against every limit; seconds to wait if any is exceeded, else None.
+        (One pass over the limits: this runs on every token request.)"""
         now = time.time()
         window = int(now // self.WINDOW)
         if window != self._window:  # last window's counts decide nothing any more
             self._window, self._totals, self._pending = window, {}, {}
-        keys = [self._key(limit, now) for limit in active]
-        synchronous = [key for key, limit in zip(keys, active, strict=True) if self._exact(key, limit)]
-        # a counter going exact takes its unsent counts along, so Redis holds all of this replica's
-        counts = {key: 1 + self._pending.pop(key, 0) for key in synchronous}
-        lifetimes = {key: limit.window * 2 for key, limit in zip(keys, active, strict=True)}
-        if counts and not await self._send(counts, lifetimes):
-            for key, count in counts.items():  # Redis is away: count here, send later
-                self._pending[key] = self._pending.get(key, 0) + count - 1
-            synchronous = []
-        for key in keys:
+        keyed: list[tuple[str, Limit]] = []
+        synchronous: dict[str, int] = {}
+        for limit in limits:
+            if limit.per_minute <= 0:
+                continue
+            key = self._key(limit, now)
+            keyed.append((key, limit))
+            if self._exact(key, limit):
+                # a counter going exact takes its unsent counts along, so Redis holds all of this replica's
+                synchronous[key] = 1 + self._pending.pop(key, 0)
+        if not keyed:
+            return None
+        if synchronous:
+            lifetimes = {key: limit.window * 2 for key, limit in keyed if key in synchronous}
+            if not await self._send(synchronous, lifetimes):
+                for key, count in synchronous.items():  # Redis is away: count here, send later
+                    self._pending[key] = self._pending.get(key, 0) + count - 1
+                synchronous = {}
+        pending, totals = self._pending, self._totals  # as they are after any round trip
+        for key, _ in keyed:
             if key not in synchronous:
-                self._pending[key] = self._pending.get(key, 0) + 1
-        if self._pending:
+                pending[key] = pending.get(key, 0) + 1
+        if pending:
             self._schedule_flush()
-        waits = [
-            _until_next(limit, now)
-            for key, limit in zip(keys, active, strict=True)
-            if self._totals.get(key, 0) + self._pending.get(key, 0) > limit.per_minute
-        ]
-        return max(waits) if waits else None
+        wait: int | None = None
+        for key, limit in keyed:
+            if totals.get(key, 0) + pending.get(key, 0) > limit.per_minute:
+                until = _until_next(limit, now)
+                wait = until if wait is None else max(wait, until)
+        return wait
 
     def _key(self, limit: Limit, now: float) -> str:
         return self._keys(f"rate-{limit.name}", f"{limit.key}:{int(now // limit.window)}")

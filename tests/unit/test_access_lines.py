@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -121,3 +122,22 @@ def _steps_aside(handler: logging.StreamHandler[io.StringIO]) -> None:
         access_log.removeFilter(access_log.filters[-1])
     handler.setFormatter(logging.Formatter())
     assert not direct.ready()
+
+
+async def test_the_lines_of_one_loop_turn_go_out_together_at_its_end() -> None:
+    """In an event loop, lines wait for the end of the turn they were made in, then go out in one
+    write, in the order they were made; none is lost."""
+    with only_json_handler() as (handler, stream):
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)
+        direct = DirectAccessLines(handler, formatter)
+        for status in (200, 201, 400):
+            assert direct.write("rid-1", {**FIELDS, "status": status})
+        assert stream.getvalue() == ""  # still this turn
+        await asyncio.sleep(0)
+        lines = stream.getvalue().splitlines()
+        assert [json.loads(line)["status"] for line in lines] == [200, 201, 400]
+        assert direct.write("rid-2", dict(FIELDS))
+        write_access_lines_directly(direct)
+        write_access_lines_directly(None)  # stopping it writes what waits
+        assert len(stream.getvalue().splitlines()) == 4
