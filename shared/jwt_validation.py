@@ -77,6 +77,7 @@ log = logging.getLogger("tessera.jwt_validation")
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+MAX_KNOWN_HEADERS = 64  # header segments of verified tokens kept parsed: a few per signing key
 NO_PUBLIC_URL = (
     "This API has no configured public URL, so it cannot check DPoP proofs (its operator must set"
     " its resource identifier, or for Tessera's admin API TESSERA_ADMIN_URL)."
@@ -437,6 +438,7 @@ class TokenValidator:
         self.leeway = leeway
         self.required_claims = required_claims
         self._verified = VerifiedTokens(cache_size)
+        self._headers: dict[str, dict[str, Any]] = {}  # header segment -> its parse (see _validate)
         self.revocations = revocations
         self.proofs = ProofVerifier() if proofs is None else proofs
 
@@ -507,10 +509,18 @@ class TokenValidator:
         return claims
 
     async def _validate(self, token: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("The access token is malformed.") from None
+        # Every token one key signs has the same header segment: its parse is kept once a token
+        # with it verified (bounded; strangers' headers are never kept), sparing PyJWT's parse of
+        # the whole token a second time before it decodes it.
+        segment = token.partition(".")[0]
+        known = self._headers.get(segment)
+        if known is None:
+            try:
+                header = jwt.get_unverified_header(token)
+            except jwt.PyJWTError:
+                raise InvalidToken("The access token is malformed.") from None
+        else:
+            header = known
         if "crit" in header:  # RFC 7515 §4.1.11: Tessera understands no extension, so none may be critical
             raise InvalidToken("The access token has a critical header extension that is not understood.")
         alg = header.get("alg")
@@ -557,6 +567,8 @@ class TokenValidator:
             value = claims.get(name)
             if not isinstance(value, str) or not value or has_control_characters(value):
                 raise InvalidToken(f"The access token's {name} claim is not a valid identifier.")
+        if known is None and len(self._headers) < MAX_KNOWN_HEADERS:
+            self._headers[segment] = header
         return claims
 
 
@@ -728,14 +740,18 @@ async def _authorized(
     if presented is None:
         raise InvalidToken("An access token is required.")
     scheme, token = presented
-    found = await validator.validate_presented(
-        scheme,
-        token,
-        proofs=request.headers.getall(HEADER, []),
-        method=request.method,
-        url=public_url(request),
-    )
-    missing = [s for s in needed if s not in scopes_of(found)]
+    if scheme == HEADER:
+        found = await validator.validate_presented(
+            scheme,
+            token,
+            proofs=request.headers.getall(HEADER, []),
+            method=request.method,
+            url=public_url(request),
+        )
+    else:  # a bearer token: no proof to look for, no URL to make
+        found = await validator.validate(token)
+    granted = scopes_of(found)
+    missing = [s for s in needed if s not in granted]
     if missing:
         raise InsufficientScope(f"This request needs the scope {' '.join(needed)}.", scope=" ".join(needed))
     return found

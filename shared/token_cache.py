@@ -20,17 +20,50 @@ def fingerprint(token: str) -> bytes:
 
 
 class VerifiedTokens:
-    """At most ``size`` tokens' claims (none when ``size`` <= 0), each until the wall-clock time given."""
+    """At most ``size`` tokens' claims (none when ``size`` <= 0), each until the wall-clock time given.
+
+    Kept compact, as the names of a token's claims (one tuple per set of names, shared by every
+    token of that shape) and a tuple of their values, the values every token of a client repeats
+    (issuer, audience, client, scope) shared too: about 0.8 KiB a token instead of 1.7 KiB as a
+    dict, so a full cache of 10,000 is some 8 MiB rather than 16 (measured, issue 19)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         # deadlines are the tokens' own exp (+ leeway): wall-clock seconds, not monotonic ones
-        self._entries: ExpiringLRU[bytes, dict[str, Any]] = ExpiringLRU(size, clock=time.time)
+        self._entries: ExpiringLRU[bytes, tuple[tuple[str, ...], tuple[Any, ...]]] = ExpiringLRU(
+            size, clock=time.time
+        )
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._shared: dict[str, str] = {}
 
     def get(self, key: bytes) -> dict[str, Any] | None:
-        """A copy of the claims (a caller changing them changes nothing here), or None."""
-        claims = self._entries.get(key)
-        return None if claims is None else dict(claims)
+        """A new dict of the claims (a caller changing it changes nothing here), or None."""
+        found = self._entries.get(key)
+        return None if found is None else dict(zip(*found, strict=True))
 
     def put(self, key: bytes, claims: dict[str, Any], until: float) -> None:
-        self._entries.put(key, dict(claims), until=until)
+        names = tuple(claims)
+        shape = self._shapes.get(names)
+        if shape is None:
+            shape = names
+            if len(self._shapes) < MAX_SHAPES:  # verified tokens of one issuer: a handful of shapes
+                self._shapes[names] = names
+        values = tuple(
+            self._share(value) if name in SHARED_CLAIMS and isinstance(value, str) else value
+            for name, value in claims.items()
+        )
+        self._entries.put(key, (shape, values), until=until)
+
+    def _share(self, value: str) -> str:
+        shared = self._shared.get(value)
+        if shared is not None:
+            return shared
+        if len(self._shared) < MAX_SHARED:
+            self._shared[value] = value
+        return value
+
+
+# claims whose values many tokens repeat: kept once (bounded: they come from verified tokens only)
+SHARED_CLAIMS = frozenset({"iss", "aud", "client_id", "scope", "typ"})
+MAX_SHAPES = 256
+MAX_SHARED = 4096

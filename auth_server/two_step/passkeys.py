@@ -24,32 +24,19 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# ``webauthn`` (and the cbor2 and pyOpenSSL it brings, some 5 MiB) is imported by the functions
+# that use it, when a passkey is first registered or used, not by every server process at start.
 
 CHALLENGE_TTL = 300  # seconds a ceremony may take (the browser's own timeout is shorter)
 TIMEOUT_MS = 120_000  # what the browser is told a ceremony may take
 MAX_NAME = 60  # characters of a passkey's name
 MAX_CREDENTIAL_JSON = 16_384  # bytes of a credential as the page sends it back
-_REQUIRED, _PREFERRED = UserVerificationRequirement.REQUIRED, UserVerificationRequirement.PREFERRED
 
 
 class PasskeyRefused(Exception):
@@ -97,6 +84,14 @@ def registration_options(
 ) -> str:
     """``PublicKeyCredentialCreationOptions`` as JSON (base64url for bytes): a discoverable
     credential for this user, none of her existing ones again."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AttestationConveyancePreference,
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     options = generate_registration_options(
         rp_id=rp.rp_id,
         rp_name=rp.name,
@@ -108,7 +103,7 @@ def registration_options(
         attestation=AttestationConveyancePreference.NONE,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
-            user_verification=_PREFERRED,
+            user_verification=UserVerificationRequirement.PREFERRED,
         ),
         exclude_credentials=[_descriptor(cid, transports) for cid, transports in existing],
     )
@@ -117,6 +112,10 @@ def registration_options(
 
 def verify_registration(rp: RelyingParty, credential: str, challenge: bytes) -> NewPasskey:
     """The passkey the browser made, once its answer verifies; else :class:`PasskeyRefused`."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import AuthenticatorTransport
+
     _bounded(credential)
     try:
         verified = verify_registration_response(
@@ -148,12 +147,17 @@ def authentication_options(
 ) -> str:
     """``PublicKeyCredentialRequestOptions`` as JSON: any passkey of this site (``allowed`` is
     ``None``: the browser offers the discoverable ones), or one of ``allowed``."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_authentication_options(
         rp_id=rp.rp_id,
         challenge=challenge,
         timeout=TIMEOUT_MS,
         allow_credentials=[_descriptor(cid, t) for cid, t in allowed or []],
-        user_verification=_REQUIRED if user_verification else _PREFERRED,
+        user_verification=UserVerificationRequirement.REQUIRED
+        if user_verification
+        else UserVerificationRequirement.PREFERRED,
     )
     return str(options_to_json(options))
 
@@ -161,6 +165,8 @@ def authentication_options(
 def credential_of(credential: str) -> tuple[bytes, bytes | None]:
     """The credential id an answer names, and the user handle it carries (if any), before it is
     verified (to find the public key to verify it with); :class:`PasskeyRefused` if malformed."""
+    from webauthn.helpers import base64url_to_bytes
+
     _bounded(credential)
     try:
         parsed: Any = json.loads(credential)
@@ -185,6 +191,9 @@ def verify_authentication(
     """What the passkey's answer says, once it verifies against the stored public key (user
     presence required; whether the user was verified too is for the caller to require); else
     :class:`PasskeyRefused`."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     _bounded(credential)
     try:
         verified = verify_authentication_response(
@@ -208,6 +217,8 @@ def name_of(typed: str) -> str:
 
 
 def _descriptor(credential_id: bytes, transports: tuple[str, ...]) -> PublicKeyCredentialDescriptor:
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     known = {t.value: t for t in AuthenticatorTransport}
     return PublicKeyCredentialDescriptor(
         id=credential_id, transports=[known[t] for t in transports if t in known] or None

@@ -838,3 +838,21 @@ async def test_an_authorization_header_that_is_not_bearer_is_a_401(api: Api, aut
     assert response.status == 401
     assert challenge(response).startswith("Bearer ")
     assert api.seen == []
+
+
+async def test_parsed_headers_are_kept_only_for_tokens_that_verified(source: DictKeySource) -> None:
+    """The header segments of verified tokens are kept parsed (every token of a key shares one);
+    a token that fails keeps nothing, however many strangers send, and a kept header verifies
+    nothing by itself: each token's signature is still checked."""
+    validator = TokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=source, cache_size=0)
+    for i in range(200):  # made-up headers, and a real header on a token with a bad signature
+        await refused(validator, sign(ec_key("ec1"), extra_headers={"x": i}, kid="nobody"))
+    forged = sign(ec_key("someone else"))
+    assert "signature" in await refused(validator, forged)
+    assert validator._headers == {}
+    good = sign(ec_key("ec1"))
+    await validator.validate(good)
+    await validator.validate(sign(ec_key("ec1"), token_claims(jti="another")))
+    assert list(validator._headers) == [good.partition(".")[0]]
+    # the same header on a forged token: its signature decides
+    assert "signature" in await refused(validator, forged)
