@@ -55,6 +55,11 @@ class Admin:
             body = await response.json() if response.content_type == "application/json" else None
             return response.status, body
 
+    async def dpop(self, method: str, path: str, token: str, key: DPoPKey) -> tuple[int, Any]:
+        """A call with a DPoP-bound ``token`` and a fresh proof of ``key`` for it."""
+        proof = key.proof(method, self.url + path, access_token=token)
+        return await self.call(method, path, None, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+
 
 @pytest.fixture
 async def admin(app_with: AppFactory) -> AsyncIterator[Admin]:
@@ -253,15 +258,7 @@ async def test_a_dpop_bound_token_is_taken_only_with_a_proof_of_its_key(admin: A
     status, _ = await admin.call("GET", "/clients", None)
     assert status == 401 and admin.challenge.startswith("Bearer ") and 'DPoP algs="' in admin.challenge
     # the scope still decides what a proven token may do
-    status, body = await admin.call(
-        "POST",
-        "/keys/rotate",
-        None,
-        headers={
-            "Authorization": f"DPoP {bound}",
-            "DPoP": key.proof("POST", admin.url + "/keys/rotate", access_token=bound),
-        },
-    )
+    status, body = await admin.dpop("POST", "/keys/rotate", bound, key)
     assert status == 403 and body["error"] == "insufficient_scope"
 
 
@@ -293,15 +290,7 @@ async def test_an_operators_client_gets_a_dpop_bound_admin_token_and_uses_it(adm
     assert answer.status == 200, issued
     assert issued["token_type"] == "DPoP"
     bound = issued["access_token"]
-    status, _ = await admin.call(
-        "GET",
-        "/clients",
-        None,
-        headers={
-            "Authorization": f"DPoP {bound}",
-            "DPoP": key.proof("GET", admin.url + "/clients", access_token=bound),
-        },
-    )
+    status, _ = await admin.dpop("GET", "/clients", bound, key)
     assert status == 200
     assert (await admin.call("GET", "/clients", bound))[0] == 401
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
@@ -174,6 +175,26 @@ async def mcp_client(tessera: Tessera) -> tuple[str, str]:
     return client.client_id, secret
 
 
+def mcp_settings(
+    tessera: Tessera, warehouse: Warehouse, client_id: str, secret: str, url: str, **changes: Any
+) -> McpSettings:
+    """An MCP server's settings: its client at Tessera, the warehouse it calls, its public ``url``
+    (its own port unless ``changes`` gives another)."""
+    port = urlsplit(url).port
+    return McpSettings(
+        **{
+            "issuer": tessera.url,
+            "client_id": client_id,
+            "client_secret": secret,
+            "warehouse_url": warehouse.url,
+            "host": "127.0.0.1",
+            "port": port,
+            "url": url,
+            **changes,
+        }
+    )
+
+
 @pytest.fixture
 async def mcp(tessera: Tessera, warehouse: Warehouse) -> AsyncIterator[McpServer]:
     """The MCP server, registered at Tessera as a resource whose service client is its own client."""
@@ -183,15 +204,7 @@ async def mcp(tessera: Tessera, warehouse: Warehouse) -> AsyncIterator[McpServer
     await tessera.registry.resources.create(
         url, "Photo Warehouse for AI agents", ("photos:read",), service_client_id=client_id
     )
-    settings = McpSettings(
-        issuer=tessera.url,
-        client_id=client_id,
-        client_secret=secret,
-        warehouse_url=warehouse.url,
-        host="127.0.0.1",
-        port=port,
-        url=url,
-    )
+    settings = mcp_settings(tessera, warehouse, client_id, secret, url)
     async with serving(settings):
         yield McpServer(url, client_id, f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp")
 
@@ -457,15 +470,9 @@ async def test_a_proof_is_good_once_across_replicas_of_the_mcp_server(
     client_id, secret = await mcp_client(tessera)
 
     def replica(redis_url: str) -> McpSettings:
-        return McpSettings(
-            issuer=tessera.url,
-            client_id=client_id,
-            client_secret=secret,
-            warehouse_url=warehouse.url,
-            host="127.0.0.1",
-            port=free_port(),
-            url=mcp.url,  # both answer for the one public URL
-            redis_url=redis_url,
+        # each on a port of its own, both answering for the one public URL
+        return mcp_settings(
+            tessera, warehouse, client_id, secret, mcp.url, port=free_port(), redis_url=redis_url
         )
 
     def local(settings: McpSettings) -> str:
@@ -497,15 +504,7 @@ async def test_a_full_replay_store_is_a_503_not_a_500(
     proofs while full (it never forgets one early): the agent is told to come back, as a 503
     ``temporarily_unavailable`` with ``Retry-After``."""
     client_id, secret = await mcp_client(tessera)
-    settings = McpSettings(
-        issuer=tessera.url,
-        client_id=client_id,
-        client_secret=secret,
-        warehouse_url=warehouse.url,
-        host="127.0.0.1",
-        port=free_port(),
-        url=mcp.url,
-    )
+    settings = mcp_settings(tessera, warehouse, client_id, secret, mcp.url, port=free_port())
     monkeypatch.setattr(mcp_server_module, "MemoryReplayStore", lambda: MemoryReplayStore(max_entries=2))
     key = DPoPKey()
     bound = await _password_token(tessera, user, key=key, scope="photos:read", resource=mcp.url)
@@ -536,15 +535,7 @@ async def test_a_refused_exchange_is_a_tool_error_naming_why(
     url = f"http://127.0.0.1:{port}/mcp"
     client_id, _ = await mcp_client(tessera)
     await tessera.registry.resources.create(url, "MCP", ("photos:read",), service_client_id=client_id)
-    settings = McpSettings(
-        issuer=tessera.url,
-        client_id=client_id,
-        client_secret="not-its-secret",
-        warehouse_url=warehouse.url,
-        host="127.0.0.1",
-        port=port,
-        url=url,
-    )
+    settings = mcp_settings(tessera, warehouse, client_id, "not-its-secret", url)
     agent_token = await _password_token(tessera, user, scope="photos:read", resource=url)
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_token}"})
     async with (
