@@ -163,6 +163,7 @@ class DirectAccessLines:
         self._handlers = [handler]
         self._filters = list(handler.filters)  # RequestIdFilter: the line has the request id
         self._pending: list[str] = []
+        self._flush_in: asyncio.AbstractEventLoop | None = None  # the loop a flush is due in
 
     def ready(self) -> bool:
         return (
@@ -184,17 +185,21 @@ class DirectAccessLines:
         except Exception:
             return False
         self._pending.append(text)
-        if len(self._pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop running: now
-                self.flush()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:  # no loop running: now
+            self.flush()
+        elif self._flush_in is not loop:  # once per turn (and anew in a new loop, if one closed first)
+            self._flush_in = loop
+            loop.call_soon(self.flush)
         return True
 
     def flush(self) -> None:
         """Write the lines made since the last flush, in one write; a failure is reported as
         logging reports its own (``Handler.handleError``)."""
-        lines, self._pending = self._pending, []
+        lines, self._pending, self._flush_in = self._pending, [], None
         if not lines:
             return
         terminator = self.handler.terminator

@@ -141,3 +141,26 @@ async def test_the_lines_of_one_loop_turn_go_out_together_at_its_end() -> None:
         write_access_lines_directly(direct)
         write_access_lines_directly(None)  # stopping it writes what waits
         assert len(stream.getvalue().splitlines()) == 4
+
+
+def test_lines_left_by_a_loop_that_closed_go_out_with_the_next_loops() -> None:
+    """A loop that closes before its turn ends leaves its lines waiting: the next loop's first line
+    takes them along (nothing is lost, nothing waits for the exit)."""
+    with only_json_handler() as (handler, stream):
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)
+        direct = DirectAccessLines(handler, formatter)
+
+        first = asyncio.new_event_loop()
+        first.call_soon(direct.write, "rid", {**FIELDS, "status": 200})
+        first.call_soon(first.stop)  # the loop stops in that turn: the flush due after it never runs
+        first.run_forever()
+        first.close()
+        assert stream.getvalue() == ""
+
+        async def then() -> None:
+            direct.write("rid", {**FIELDS, "status": 201})
+            await asyncio.sleep(0)
+
+        asyncio.run(then())
+        assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 201]
