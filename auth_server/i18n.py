@@ -96,6 +96,18 @@ class Deferred:
             self._chosen = self._choose()
         return self._chosen
 
+    def release(self) -> None:
+        """The request is answered: let go of it (a task it started keeps this context, and would
+        keep the whole request alive through ``choose``). Not chosen by then, it stays English:
+        nothing renders for a request after its answer."""
+        if self._chosen is None:
+            self._chosen = DEFAULT
+        self._choose = _english
+
+
+def _english() -> Language:
+    return DEFAULT
+
 
 _current: contextvars.ContextVar[Language | Deferred] = contextvars.ContextVar(
     "tessera_language", default=DEFAULT

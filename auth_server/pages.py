@@ -72,17 +72,17 @@ async def middleware(
 ) -> web.StreamResponse:
     """The page's language (:func:`auth_server.i18n.choose`) and theme, for the handler and for the
     error page the error middleware (inside this one) may render instead."""
-    spoken = i18n.use(
-        i18n.Deferred(
-            lambda: i18n.choose(request.query, request.cookies, request.headers.get("Accept-Language", ""))
-        )
+    language = i18n.Deferred(
+        lambda: i18n.choose(request.query, request.cookies, request.headers.get("Accept-Language", ""))
     )
+    spoken = i18n.use(language)
     page = _page.set(_Page(request.app.get(THEME, PLAIN), request.path_qs, request.method))
     try:
         return await handler(request)
     finally:
         _page.reset(page)
         i18n.reset(spoken)
+        language.release()
 
 
 def _here(page: _Page, context: dict[str, Any]) -> str:

@@ -274,8 +274,10 @@ def _worker(factory: Callable[[], web.Application], listener: Listener, supervis
             traceback.print_exc()
         sys.stderr.flush()
     finally:
-        observability.flush_access_lines()  # os._exit runs no atexit handler
-        os._exit(code)
+        try:
+            observability.flush_access_lines()  # os._exit runs no atexit handler
+        finally:  # even if a second Ctrl-C lands in it: this process must not return to its parent's stack
+            os._exit(code)
     return code  # pragma: no cover - os._exit never returns
 
 

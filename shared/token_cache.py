@@ -46,8 +46,9 @@ class VerifiedTokens:
         shape = self._shapes.get(names)
         if shape is None:
             shape = names
-            if len(self._shapes) < MAX_SHAPES:  # verified tokens of one issuer: a handful of shapes
-                self._shapes[names] = names
+            if len(self._shapes) >= MAX_SHAPES:  # a handful per issuer: full, start again
+                self._shapes.clear()
+            self._shapes[names] = names
         values = tuple(
             self._share(value) if name in SHARED_CLAIMS and isinstance(value, str) else value
             for name, value in claims.items()
@@ -58,8 +59,9 @@ class VerifiedTokens:
         shared = self._shared.get(value)
         if shared is not None:
             return shared
-        if len(self._shared) < MAX_SHARED:
-            self._shared[value] = value
+        if len(self._shared) >= MAX_SHARED:  # full (many clients): start again with the ones in use now
+            self._shared.clear()
+        self._shared[value] = value
         return value
 
 
