@@ -3,6 +3,7 @@ that create clients and apps, and an authorization server on a real loopback por
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,11 +52,20 @@ def registry_of(http: TestClient) -> Registry:
     return app[REGISTRY]
 
 
+# the ports handed out lately: the kernel may hand one out again once its socket is closed, and a
+# test starting several servers would then start two on one port (seen in CI)
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=512)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port, none of the last 512 this process handed out."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
 
 
 @dataclass(frozen=True)
