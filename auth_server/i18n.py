@@ -100,8 +100,6 @@ class Deferred:
         """The request is answered: let go of it (a task it started keeps this context, and would
         keep the whole request alive through ``choose``). Not chosen by then, it stays English:
         nothing renders for a request after its answer."""
-        if self._chosen is None:
-            self._chosen = DEFAULT
         self._choose = _english
 
 

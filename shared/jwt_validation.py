@@ -35,7 +35,7 @@ and sets :data:`CHALLENGES`, so the challenges of :func:`require_scope` routes n
 DPoP (RFC 9449, no configuration needed): a token bound to a key (``cnf.jkt``) is accepted only as
 ``Authorization: DPoP <token>`` with a proof made with that key (:mod:`shared.dpop`: ``htm``, the
 ``htu`` of the request as the client called it — the public URL :func:`publish` names, see
-:func:`request_url` — ``iat``, ``ath``, the key, and its ``jti`` once); such a token sent as
+:func:`public_url` — ``iat``, ``ath``, the key, and its ``jti`` once); such a token sent as
 ``Bearer`` is refused (§7.2). A 401 offers both schemes (``Bearer ..., DPoP algs="..."``); the
 error is in the challenge of the scheme the request used. The ``jti`` of proofs are remembered by
 the validator's :class:`~shared.dpop.ProofVerifier`: in this process by default, or in Redis for
@@ -478,7 +478,7 @@ class TokenValidator:
         bearer token (:meth:`validate`), or with the ``DPoP`` scheme and the request's ``proofs``
         (its ``DPoP`` headers, exactly one of which is allowed, RFC 9449 §4.3), checked for
         ``method`` and ``url``, the URL the client called (None: this API does not know its public
-        URL, so it refuses DPoP requests; see :func:`request_url`). For any framework."""
+        URL, so it refuses DPoP requests; see :func:`public_url`). For any framework."""
         if scheme != HEADER:
             return await self.validate(token)
         if len(proofs) != 1:  # RFC 9449 §4.3 step 1
@@ -623,14 +623,6 @@ def public_url(request: web.Request) -> str | None:
     return origin + request.rel_url.raw_path if origin else None
 
 
-def request_url(request: web.Request) -> str:
-    """:func:`public_url`, or :class:`~shared.dpop.ProofRefused` when the API has none."""
-    url = public_url(request)
-    if url is None:
-        raise ProofRefused(NO_PUBLIC_URL)
-    return url
-
-
 def bearer_token(request: web.Request) -> str | None:
     """RFC 6750 §2.1: the token from the Authorization header only (never the query or body)."""
     if "access_token" in request.query:
@@ -672,7 +664,7 @@ class Challenges:
 
 
 CHALLENGES = web.AppKey("tessera_bearer_challenges", Challenges)
-# the origin (scheme://host[:port]) clients call this API at, through any gateway (see request_url)
+# the origin (scheme://host[:port]) clients call this API at, through any gateway (see public_url)
 PUBLIC_ORIGIN = web.AppKey("tessera_public_origin", str)
 
 

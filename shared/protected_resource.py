@@ -22,7 +22,7 @@
   the route needs (RFC 6750 §3; a 403 ``insufficient_scope`` always names it), so a client that
   gets a 401 finds the authorization server and what to ask it for;
 * takes the identifier's origin as the API's public origin, the one DPoP proofs name in their
-  ``htu`` (RFC 9449 §4.3; :func:`~shared.jwt_validation.request_url`), so a gateway in front
+  ``htu`` (RFC 9449 §4.3; :func:`~shared.jwt_validation.public_url`), so a gateway in front
   (which must pass paths through unchanged) does not make every proof look like another URL's.
 
 An app that does not call it keeps its challenges as they were. No backend is imported here: like

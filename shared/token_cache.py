@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.lru import ExpiringLRU
+
+T = TypeVar("T")
 
 
 def fingerprint(token: str) -> bytes:
@@ -42,27 +44,25 @@ class VerifiedTokens:
         return None if found is None else dict(zip(*found, strict=True))
 
     def put(self, key: bytes, claims: dict[str, Any], until: float) -> None:
-        names = tuple(claims)
-        shape = self._shapes.get(names)
-        if shape is None:
-            shape = names
-            if len(self._shapes) >= MAX_SHAPES:  # a handful per issuer: full, start again
-                self._shapes.clear()
-            self._shapes[names] = names
+        shape = _one_of(self._shapes, tuple(claims), MAX_SHAPES)
         values = tuple(
-            self._share(value) if name in SHARED_CLAIMS and isinstance(value, str) else value
+            _one_of(self._shared, value, MAX_SHARED)
+            if name in SHARED_CLAIMS and isinstance(value, str)
+            else value
             for name, value in claims.items()
         )
         self._entries.put(key, (shape, values), until=until)
 
-    def _share(self, value: str) -> str:
-        shared = self._shared.get(value)
-        if shared is not None:
-            return shared
-        if len(self._shared) >= MAX_SHARED:  # full (many clients): start again with the ones in use now
-            self._shared.clear()
-        self._shared[value] = value
-        return value
+
+def _one_of(table: dict[T, T], value: T, limit: int) -> T:
+    """The one copy of ``value`` kept in ``table``; a full table starts again with those in use now."""
+    kept = table.get(value)
+    if kept is not None:
+        return kept
+    if len(table) >= limit:
+        table.clear()
+    table[value] = value
+    return value
 
 
 # claims whose values many tokens repeat: kept once (bounded: they come from verified tokens only)
