@@ -58,9 +58,13 @@ class Dev:
         command += ["--mcp-port", str(mcp), *(["--admin-port", str(admin)] if admin else []), *options]
         # the mail catcher (issue 18) on ports of its own too, never a developer's running one
         command += ["--mail-port", str(free_port()), "--smtp-port", str(free_port())]
+        # PYTHONFAULTHANDLER: a process that hangs prints every thread's stack on SIGABRT (stop())
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
-                command, env=_env(data_dir, **env), stdout=out, stderr=subprocess.STDOUT
+                command,
+                env=_env(data_dir, PYTHONFAULTHANDLER="1", **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def text(self) -> str:
@@ -87,8 +91,21 @@ class Dev:
         try:
             return self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
+            children = _children(self.process.pid)
+            self.process.send_signal(signal.SIGABRT)  # its stacks, into its output (faulthandler)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            raise AssertionError(
+                f"still running 20 s after Ctrl-C; its children:\n{children}\nits output:\n{self.text()}"
+            ) from None
+
+
+def _children(pid: int) -> str:
+    command = ["ps", "-ww", "-o", "pid,stat,etime,args", "--ppid", str(pid)]
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
 
 
 def _listening(port: int) -> bool:
