@@ -38,7 +38,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.dpop import HEADER
-from shared.errors import BearerError, InsufficientScope, InvalidToken, OAuthError, TemporarilyUnavailable
+from shared.errors import (
+    BearerError,
+    InsufficientScope,
+    InvalidToken,
+    NoToken,
+    OAuthError,
+    TemporarilyUnavailable,
+)
 from shared.jwt_validation import TokenValidator, dpop_challenge, parse_authorization, scopes_of
 
 log = logging.getLogger("tessera.mcp")
@@ -109,7 +116,7 @@ class TokenBackend(AuthenticationBackend):
         try:
             presented = parse_authorization(conn.headers.get("authorization"))
             if presented is None:
-                raise InvalidToken("An access token is required.")
+                raise NoToken("An access token is required.")
             scheme, token = presented
             raw = conn.scope.get("raw_path")
             path = raw.decode("latin-1") if isinstance(raw, bytes) else conn.url.path

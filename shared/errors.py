@@ -153,6 +153,17 @@ class InvalidToken(BearerError):
     status = 401
 
 
+class NoToken(InvalidToken):
+    """A request with no access token at all: RFC 6750 §3.1 says its challenge SHOULD NOT carry an
+    error code or other error information (``WWW-Authenticate: Bearer realm="tessera"``, with any
+    parameters the app adds, such as ``resource_metadata``); the body still says what is missing."""
+
+    def challenge_params(self) -> dict[str, str]:
+        params = super().challenge_params()
+        del params["error"], params["error_description"]
+        return params
+
+
 class InsufficientScope(BearerError):
     error = "insufficient_scope"
     status = 403

@@ -66,7 +66,7 @@ from shared.dpop import (
     ProofVerifier,
     UseDPoPNonce,
 )
-from shared.errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken
+from shared.errors import BearerError, InsufficientScope, InvalidRequest, InvalidToken, NoToken
 from shared.fetch import Fetcher
 from shared.http import has_control_characters
 from shared.jwks import JWKSCache
@@ -730,7 +730,7 @@ async def _authorized(
     """The claims of the request's token (bearer, or DPoP-bound with its proof) if it is valid and
     has every scope ``needed``."""
     if presented is None:
-        raise InvalidToken("An access token is required.")
+        raise NoToken("An access token is required.")
     scheme, token = presented
     if scheme == HEADER:
         found = await validator.validate_presented(

@@ -25,7 +25,7 @@ from auth_server import signing
 from auth_server.appkeys import REGISTRY
 from auth_server.registry import Registry
 from auth_server.tokens import KeyRingKeys
-from shared.errors import BearerError, InsufficientScope, InvalidToken
+from shared.errors import BearerError, InsufficientScope, InvalidToken, NoToken
 from shared.jwt_validation import (
     CLAIMS_KEY,
     TokenValidator,
@@ -83,7 +83,7 @@ def require(scope: str) -> Callable[[Handler], Handler]:
             try:
                 presented = authorization(request)
                 if presented is None:
-                    raise InvalidToken("An access token of this server with an admin scope is required.")
+                    raise NoToken("An access token of this server with an admin scope is required.")
                 scheme, token = presented
                 claims = await request.app[ADMIN_VALIDATOR].verified_claims(token)
                 if await registry.revoked_tokens.is_revoked(claims["jti"], claims.get("grant_id")):

@@ -23,7 +23,7 @@ from auth_server.appkeys import REGISTRY
 from auth_server.oidc import signer
 from auth_server.oidc.claims import ClaimsRequest, released, values
 from auth_server.registry import Registry
-from shared.errors import NO_STORE, InsufficientScope, InvalidRequest, InvalidToken
+from shared.errors import NO_STORE, InsufficientScope, InvalidRequest, InvalidToken, NoToken
 from shared.http import read_form
 from shared.jwt_validation import authorization
 
@@ -64,7 +64,7 @@ async def _token(request: web.Request) -> tuple[str, str]:
                 raise InvalidRequest("Send the access token once: in the header or in the body.")
             presented = ("Bearer", in_body)
     if presented is None:
-        raise InvalidToken("An access token is required.")
+        raise NoToken("An access token is required.")
     return presented
 
 

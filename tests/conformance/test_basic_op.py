@@ -158,6 +158,7 @@ async def test_userinfo_errors_are_bearer_challenges(
     response = await http.get("/oauth2/userinfo")
     assert response.status == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "error=" not in response.headers["WWW-Authenticate"]  # RFC 6750 §3.1: no credentials
     response = await userinfo(http, "not-a-token")
     assert response.status == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

@@ -97,6 +97,7 @@ async def test_tokens_are_checked(admin: Admin) -> None:
     root = await new_user(registry, is_admin=True)
     status, body = await admin.call("GET", "/clients", None)
     assert status == 401 and body["error"] == "invalid_token"
+    assert "error=" not in admin.challenge  # RFC 6750 §3.1: a request without credentials
     assert (await admin.call("GET", "/clients", token(registry, root, "openid")))[0] == 403
     # an admin scope in the token of a user who is not an admin
     plain = await new_user(registry, is_admin=False)

@@ -144,9 +144,10 @@ async def test_scopes_are_enforced_with_rfc6750_errors(
     )
     response = await warehouse.get("/api/photos")
     assert response.status == 401
-    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert "error=" not in response.headers["WWW-Authenticate"]  # RFC 6750 §3.1: no token, no error code
     response = await warehouse.get("/api/photos", headers=_auth("not.a.jwt"))
     assert response.status == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     response = await warehouse.get(f"/api/photos?access_token={read_only}")
     assert response.status == 400  # tokens only in the Authorization header
 
