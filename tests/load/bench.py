@@ -1422,6 +1422,15 @@ class Bench:
         if total is None:
             raise RuntimeError(f"locust produced no statistics:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
         failures = int(total["Failure Count"])
+        # what failed, grouped as the locustfile words it: a failure count is never left unexplained
+        kinds: list[dict[str, Any]] = [
+            {
+                "request": f"{row['Method']} {row['Name']}",
+                "error": row["Error"],
+                "count": int(row["Occurrences"]),
+            }
+            for row in _csv_rows(csv_prefix.with_name("locust_failures.csv"))
+        ]
         exceptions = _csv_rows(csv_prefix.with_name("locust_exceptions.csv"))
         failures += sum(int(row.get("Count", 1)) for row in exceptions)
         if done.returncode != 0 and failures == 0:
@@ -1435,6 +1444,7 @@ class Bench:
             "requests_per_s": round(float(total["Requests/s"]), 1),
             "p50_ms": float(total["50%"]),
             "p99_ms": float(total["99%"]),
+            "failures_by_kind": kinds,
             "by_name": {
                 name: {"requests": int(row["Request Count"]), "p99_ms": float(row["99%"])}
                 for name, row in rows.items()
@@ -1447,6 +1457,8 @@ class Bench:
             f" p99 {float(total['99%']):6.1f} ms  failures {failures} ({users} users, {seconds} s)",
             flush=True,
         )
+        for kind in kinds:
+            print(f"    {kind['count']} times {kind['request']}: {kind['error'][:200]}", flush=True)
 
     async def workers(self, env: dict[str, str], port: int, cc_args: dict[str, str]) -> None:
         """Scale-up on one host: ``--workers 2`` sharing the port; the whole machine, wrk included."""
