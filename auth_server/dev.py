@@ -60,7 +60,7 @@ from resource_server.demo import seed_photos
 from resource_server.routes import SCOPES as WAREHOUSE_SCOPES
 from resource_server.settings import MCP_PATH, MCP_PORT, MCP_SCOPES, ResourceSettings
 from shared import embedded
-from shared.cli import CommandError, Commands, Subcommands
+from shared.cli import CommandError, Commands, Subcommands, run_async
 
 DEMO_USER = "xiaomei"
 DEMO_PASSWORD = "photos-at-site-a"  # noqa: S105 - a published demo credential, development only
@@ -398,7 +398,7 @@ def run(
     ports = _ports(auth.issuer, warehouse_port, printer_port, mcp_port)
     with_mcp = mcp_installed()
     with_mail = mail_catcher_installed()
-    demo = asyncio.run(
+    demo = run_async(  # not asyncio.run: a Ctrl-C while seeding must not be lost (see run_async)
         prepare(auth, resource, ports.printer, warehouse_port=ports.warehouse, mcp_port=ports.mcp)
     )
     assert auth.database_url is not None and auth.redis_url is not None and resource.database_url is not None

@@ -25,10 +25,10 @@ import asyncio
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from shared import logging as tessera_logging
 from shared import service_errors
@@ -118,6 +118,29 @@ async def _migrate(migrating: Sequence[Commands], only: str | None) -> None:
             print(f"{commands.name}: {note}")
 
 
+T = TypeVar("T")
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """:func:`asyncio.run`, where a Ctrl-C always ends in :class:`KeyboardInterrupt`.
+
+    ``asyncio.run`` turns Ctrl-C into a cancellation of the task it runs. On Python 3.11,
+    ``asyncio.wait_for`` swallows a cancellation that arrives as the work it waits for finishes
+    (CPython gh-86296, fixed in 3.12), and redis-py wraps every command in it: the Ctrl-C was lost
+    and the work carried on (``tessera dev`` then started every server and ran until a second
+    Ctrl-C). The task still counts the cancellation, so it is raised again once the work is done.
+    """
+    return asyncio.run(_obeying_ctrl_c(work))
+
+
+async def _obeying_ctrl_c(work: Coroutine[Any, Any, T]) -> T:
+    result = await work
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError  # asyncio.run makes it the KeyboardInterrupt it was
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``tessera`` command; Ctrl-C at any moment (loading the commands included) is one line."""
     try:
@@ -133,7 +156,7 @@ def _main(argv: Sequence[str] | None) -> int:
         tessera_logging.configure()
         result = args.run(args)
         if asyncio.iscoroutine(result):
-            asyncio.run(result)
+            run_async(result)
     except (ConfigError, CommandError) as error:
         if args.debug:
             traceback.print_exc()

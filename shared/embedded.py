@@ -320,7 +320,10 @@ def stop(data_dir: Path | None = None) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            # bounded: on Python 3.11 a Ctrl-C inside an earlier poll() can leave the process's
+            # wait lock held, and an unbounded wait() would then never return (the kernel reaps it)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
 
 
 atexit.register(stop)

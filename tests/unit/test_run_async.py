@@ -1,0 +1,43 @@
+"""``shared.cli.run_async``: a Ctrl-C is never lost, even where Python 3.11's ``asyncio.wait_for``
+swallows the cancellation ``asyncio.run`` makes of it (CPython gh-86296). redis-py wraps every
+command in ``wait_for``, and ``tessera dev`` once ran on, every server started, after a Ctrl-C that
+landed while it seeded the demo (CI, Python 3.11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from shared.cli import run_async
+
+
+async def _a_command_then_more_work(interrupt: bool) -> str:
+    async def command() -> str:
+        await asyncio.sleep(0)
+        if interrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the command's own work finishes
+        return "sent"
+
+    answer = await asyncio.wait_for(command(), 5)  # as redis-py sends each command
+    await asyncio.sleep(0.05)  # the start-up work that follows
+    return answer
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_as_python_handles_it() -> None:
+    """The test sends this process a real SIGINT: only with Python's own handler in place."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.fail("SIGINT is not handled by Python's default handler in this test process")
+
+
+def test_a_ctrl_c_that_wait_for_swallows_still_interrupts() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run_async(_a_command_then_more_work(interrupt=True))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+
+def test_without_a_ctrl_c_the_work_is_done() -> None:
+    assert run_async(_a_command_then_more_work(interrupt=False)) == "sent"
