@@ -129,15 +129,28 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
     (CPython gh-86296, fixed in 3.12), and redis-py wraps every command in it: the Ctrl-C was lost
     and the work carried on (``tessera dev`` then started every server and ran until a second
     Ctrl-C). The task still counts the cancellation, so it is raised again once the work is done.
+
+    A count with no Ctrl-C behind it (Python 3.11 and 3.12 leave one on a task whose TaskGroup
+    failed) is no interrupt: ``asyncio.run`` then lets the cancellation through as it is, and the
+    work's result stands.
     """
-    return asyncio.run(_obeying_ctrl_c(work))
+    done: list[T] = []
+    try:
+        return asyncio.run(_obeying_ctrl_c(work, done))
+    except asyncio.CancelledError:
+        if done:
+            return done[0]
+        raise
 
 
-async def _obeying_ctrl_c(work: Coroutine[Any, Any, T]) -> T:
+async def _obeying_ctrl_c(work: Coroutine[Any, Any, T], done: list[T]) -> T:
     result = await work
     task = asyncio.current_task()
     if task is not None and task.cancelling():
-        raise asyncio.CancelledError  # asyncio.run makes it the KeyboardInterrupt it was
+        done.append(result)
+        while task.cancelling() > 1:  # counts left by other cancellations must not hide the Ctrl-C
+            task.uncancel()
+        raise asyncio.CancelledError  # asyncio.run makes it the KeyboardInterrupt it was, if it was one
     return result
 
 

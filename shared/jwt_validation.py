@@ -592,14 +592,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def parse_authorization(header: str | None) -> tuple[str, str] | None:
     """An ``Authorization`` header's value as (scheme, token): ``Bearer`` (RFC 6750 §2.1) or
-    ``DPoP`` (RFC 9449 §7.1), the scheme in that spelling; None without the header; any other
-    scheme, or a malformed value, :class:`InvalidToken`. For any framework."""
+    ``DPoP`` (RFC 9449 §7.1), the scheme in that spelling; None without the header. A malformed
+    Bearer or DPoP value is :class:`InvalidToken`; an empty header or another scheme (``Basic``...)
+    is :class:`NoToken`, a request without usable credentials (RFC 6750 §3.1: no error code in the
+    challenge). For any framework."""
     if header is None:
         return None
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     known = {"bearer": "Bearer", "dpop": HEADER}.get(scheme.lower())
-    if known is None or not token or " " in token:
+    if known is None:
+        raise NoToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
+    if not token or " " in token:
         raise InvalidToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
     return known, token
 
@@ -630,8 +634,10 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":  # another scheme, or none: no usable credentials (RFC 6750 §3.1)
+        raise NoToken("The Authorization header must be 'Bearer <token>'.")
+    if not token.strip() or " " in token.strip():
         raise InvalidToken("The Authorization header must be 'Bearer <token>'.")
     return token.strip()
 

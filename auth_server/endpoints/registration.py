@@ -58,7 +58,7 @@ from auth_server.registration import (
 )
 from auth_server.registry import Registry
 from auth_server.stores.rate_limits import Limit
-from shared.errors import NO_STORE, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge
+from shared.errors import NO_STORE, InvalidRequest, InvalidToken, NoToken, OAuthError, PayloadTooLarge
 from shared.http import body_deadline
 from shared.jwt_validation import bearer_token
 
@@ -136,7 +136,7 @@ async def register_client(request: web.Request) -> web.Response:
         await open_cap(registry)
         auto_approve = True
     else:
-        raise InvalidToken("Registration needs an initial access token (Authorization: Bearer).")
+        raise NoToken("Registration needs an initial access token (Authorization: Bearer).")
     metadata = dataclasses.replace(
         metadata, registered_via="dynamic", status="approved" if auto_approve else "pending"
     )
@@ -275,7 +275,7 @@ async def _authorized(request: web.Request) -> tuple[Registry, Client, str]:
     token = bearer_token(request)
     client_id = request.match_info["client_id"]
     if token is None:
-        raise InvalidToken("The registration access token is required.")
+        raise NoToken("The registration access token is required.")
     if not await registry.registration_tokens.access_token_matches(client_id, token):
         raise InvalidToken("The registration access token is invalid.")
     client = await registry.clients.load(client_id)

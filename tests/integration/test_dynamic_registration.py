@@ -47,8 +47,11 @@ async def test_token_policy_needs_an_initial_access_token(app_with: AppFactory) 
     response = await http.post(REGISTER, json=native())
     assert response.status == 401
     assert (await response.json())["error"] == "invalid_token"
+    # RFC 7591 §3: an RFC 6750 protected resource; no token at all, no error code (§3.1)
+    assert "error=" not in response.headers["WWW-Authenticate"]
     wrong = await http.post(REGISTER, json=native(), headers=bearer("not-a-token"))
     assert wrong.status == 401
+    assert 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
 
 
 async def test_registration_with_a_token_is_pending_until_approved(app_with: AppFactory) -> None:
@@ -183,7 +186,9 @@ async def test_rfc7592_read_update_delete(app_with: AppFactory) -> None:
     info = await (await http.post(REGISTER, json=native(scope="openid"))).json()
     uri = "/oauth2/register/" + info["client_id"]
     old = info["registration_access_token"]
-    assert (await http.get(uri)).status == 401
+    anonymous = await http.get(uri)
+    assert anonymous.status == 401
+    assert "error=" not in anonymous.headers["WWW-Authenticate"]  # RFC 7592 §2.1, RFC 6750 §3.1
     assert (await http.get(uri, headers=bearer("wrong"))).status == 401
     read = await http.get(uri, headers=bearer(old))
     assert read.status == 200 and (await read.json())["client_name"] == "A CLI"

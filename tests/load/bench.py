@@ -52,6 +52,9 @@ GATEWAY_API = "https://gateway.bench.example/mcp"
 PHOTOS_API = "https://photos.bench.example/api"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+# the locustfile's row of sign-ins shed as busy and retried (its BUSY_NAME: that file imports only
+# locust, which must never be imported here)
+BUSY_LOGINS = "/login [503 busy: retried after Retry-After]"
 DEVICE_POLL_INTERVAL = 5  # TESSERA_DEVICE_POLL_INTERVAL's default: a code polled sooner gets slow_down
 # what a client registers with (RFC 7591), the same document each time
 REGISTRATION = {
@@ -1452,9 +1455,11 @@ class Bench:
             },
         }
         self.locust_failures = failures
+        busy = rows.get(BUSY_LOGINS)
+        shed = "" if busy is None else f", {busy['Request Count']} sign-ins shed as busy and retried"
         print(
             f"  {'locust_mixed':<28} {float(total['Requests/s']):>9.0f} requests/s "
-            f" p99 {float(total['99%']):6.1f} ms  failures {failures} ({users} users, {seconds} s)",
+            f" p99 {float(total['99%']):6.1f} ms  failures {failures} ({users} users, {seconds} s){shed}",
             flush=True,
         )
         for kind in kinds:

@@ -305,12 +305,14 @@ def _location_shape(location: str) -> str:
 
 
 BUSY_RETRIES = 4  # a sign-in shed as busy is tried this many times in all, then a failure
-BUSY_NAME = "/login [503 busy: retried after Retry-After]"
+BUSY_NAME = "/login [503 busy: retried after Retry-After]"  # tests/load/bench.py reports it by name
 
 
 def _busy_retry_after(response: ResponseContextManager) -> float | None:
-    """Seconds to wait when ``response`` is Tessera shedding load (503 with ``Retry-After``), else None."""
-    if response.status_code != 503:
+    """Seconds to wait when ``response`` is Tessera shedding a login storm, else None: 503 with
+    ``Retry-After`` and the login form again (a database or Redis outage is a 503 with
+    ``Retry-After`` too, but on the error page: a failure, never retried away)."""
+    if response.status_code != 503 or hidden(response.text, "csrf_token") is None:
         return None
     try:
         return min(max(float(response.headers.get("Retry-After", "")), 0.1), 10.0)

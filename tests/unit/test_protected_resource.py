@@ -230,6 +230,29 @@ async def test_a_401_without_a_token_names_the_metadata_and_the_scope(published:
     assert found["scope"] == "photos:read"
 
 
+@pytest.mark.parametrize(
+    ("authorization", "error"),
+    [
+        ("", None),  # no usable credentials (RFC 6750 §3.1): no error code in the challenge
+        ("Basic dXNlcjpwYXNz", None),
+        ("Negotiate abc", None),
+        ("Bearer", "invalid_token"),  # the Bearer scheme with no token, or a malformed one: an error
+        ("Bearer ", "invalid_token"),
+        ("Bearer a b", "invalid_token"),
+        ("DPoP", "invalid_token"),
+    ],
+)
+async def test_another_scheme_counts_as_no_token_and_a_malformed_one_as_invalid(
+    published: TestClient, authorization: str, error: str | None
+) -> None:
+    response = await published.get("/photos", headers={"Authorization": authorization})
+    assert response.status == 401
+    found = params(response.headers["WWW-Authenticate"])
+    assert found.get("error") == error
+    assert found["resource_metadata"] == METADATA_URL
+    assert (await response.json())["error"] == "invalid_token"  # the body always says what is wrong
+
+
 async def test_a_401_for_a_bad_token_names_the_metadata(published: TestClient) -> None:
     forged = sign(ec_key("attacker"), kid="ec1")
     for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic eDp5"}):

@@ -41,3 +41,21 @@ def test_a_ctrl_c_that_wait_for_swallows_still_interrupts() -> None:
 
 def test_without_a_ctrl_c_the_work_is_done() -> None:
     assert run_async(_a_command_then_more_work(interrupt=False)) == "sent"
+
+
+async def _a_command_whose_task_group_failed() -> str:
+    async def fails() -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("a part of the command failed, and the command dealt with it")
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(fails())
+    except* ValueError:
+        pass
+    return "done"
+
+
+def test_a_cancellation_count_left_without_a_ctrl_c_does_not_lose_the_result() -> None:
+    """Python 3.11 and 3.12 leave a count on the task whose TaskGroup failed: no Ctrl-C, no interrupt."""
+    assert run_async(_a_command_whose_task_group_failed()) == "done"
