@@ -38,11 +38,18 @@ async def switch(request: web.Request) -> web.Response:
         language.tag,
         max_age=i18n.COOKIE_MAX_AGE,
         path="/",
-        secure=request.app[REGISTRY].settings.secure_cookies,
+        secure=_secure_cookies(request),
         httponly=True,
         samesite="Lax",
     )
     return response
+
+
+def _secure_cookies(request: web.Request) -> bool:
+    """The authorization server's setting; ``tessera dev``'s mail page, which has no registry and
+    serves plain http on the loopback interface only, sets a cookie a browser sends there."""
+    registry = request.app.get(REGISTRY)
+    return registry is not None and registry.settings.secure_cookies
 
 
 def safe_next(value: str | None) -> str:

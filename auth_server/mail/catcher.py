@@ -4,8 +4,10 @@ password reset work end to end on a laptop, and are tested through SMTP, never a
 
 It is aiosmtpd's SMTP protocol (the ``embedded`` extra) on a plain asyncio server; it accepts every
 message, delivers none, and forgets everything when it stops. The page lists the messages, newest
-first, and shows each one's text with its links made clickable. It listens on the loopback
-interface only: never expose it.
+first, and shows each one's text with its links made clickable, in the language the authorization
+server's pages speak (its language cookie, which a browser sends to every port of the host, else
+``Accept-Language``), with the same language switch. It listens on the loopback interface only:
+never expose it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from auth_server import pages, paths
+from auth_server.endpoints import language
 from auth_server.pages import render
 
 _LINK = re.compile(r"https?://[^\s<>\"']+")
@@ -170,10 +174,11 @@ async def _one(request: web.Request) -> web.Response:
 
 def page(catcher: MailCatcher) -> web.Application:
     """The page that lists what ``catcher`` caught (``/``) and shows one message (``/messages/N``)."""
-    app = web.Application()
+    app = web.Application(middlewares=[pages.middleware])  # each page in its reader's language
     app[CATCHER] = catcher
     app.router.add_get("/", _list)
     app.router.add_get("/messages/{number}", _one)
+    app.router.add_get(paths.LANGUAGE, language.switch)  # the switch every page shows
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         await catcher.start()

@@ -10,8 +10,11 @@ and sets colours and a logo, with the pages' Content-Security-Policy unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import smtplib
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,10 +23,12 @@ from aiohttp.test_utils import TestClient
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from pytest_aiohttp.plugin import AiohttpClient
 
 from auth_server import i18n
 from auth_server.clients import Client
 from auth_server.mail.catcher import MailCatcher
+from auth_server.mail.catcher import page as catcher_page
 from auth_server.pages import PAGE_HEADERS
 from auth_server.settings import Settings
 from auth_server.stores.users import User
@@ -289,6 +294,36 @@ async def test_a_chinese_sign_up_gets_chinese_pages_and_a_chinese_verification_m
     assert user is not None
     profile = await registry_of(http).users.profile(user.user_id)
     assert profile is not None and profile.locale == "zh-Hans"  # the language she signed up in
+
+
+async def test_the_mail_page_of_tessera_dev_speaks_the_readers_language(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    catcher = MailCatcher()  # started by its page's app, as python -m auth_server.mail.catcher does
+    http = await aiohttp_client(catcher_page(catcher))
+    status, page = await page_of(http, "/", **CHINESE)
+    assert status == 200 and lang_of(page) == "zh-Hans" and "还没有邮件" in page
+
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "tessera@localhost", "mei@example.com", ""
+    mail.set_content("http://localhost:8000/signup/verify?token=t")
+    await asyncio.to_thread(_send, catcher, mail)
+    await catcher.wait_for("mei@example.com")
+    _, page = await page_of(http, "/messages/1", **CHINESE)
+    assert "1 封邮件" in page and "（无主题）" in page and "<dt>收件人</dt>" in page
+
+    # its language switch works there too (it led to a 404), with the authorization server's cookie,
+    # which a browser sends to every port of localhost
+    switched = await http.get("/language", params={"lang": "en", "next": "/"}, allow_redirects=False)
+    assert switched.status == 303 and switched.headers["Location"] == "/"
+    assert switched.headers["Set-Cookie"].startswith("tessera_lang=en;")
+    _, page = await page_of(http, "/", **CHINESE)
+    assert lang_of(page) == "en" and "1 message<" in page and "(no subject)" in page
+
+
+def _send(catcher: MailCatcher, mail: EmailMessage) -> None:
+    with smtplib.SMTP(catcher.host, catcher.port) as smtp:
+        smtp.send_message(mail)
 
 
 async def test_metadata_names_the_languages(http: TestClient) -> None:
