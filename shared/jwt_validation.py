@@ -604,7 +604,9 @@ def parse_authorization(header: str | None) -> tuple[str, str] | None:
     if known is None:
         raise NoToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
     if not token or " " in token:
-        raise InvalidToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
+        malformed = InvalidToken("The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.")
+        malformed.scheme = known  # RFC 9449 §7.1: a DPoP request's error is in the DPoP challenge
+        raise malformed
     return known, token
 
 
@@ -678,7 +680,7 @@ def dpop_challenge(error: BearerError, scheme: str | None, algorithms: tuple[str
     """RFC 9449 §7.1-7.2: the error in the challenge of the scheme the request used; a 401 offers
     DPoP beside Bearer (with the algorithms accepted)."""
     algs = " ".join(algorithms)
-    if scheme == HEADER:
+    if HEADER in (scheme, error.scheme):  # the request's scheme, or the one its malformed header named
         error.scheme = HEADER
         error.add_params(algs=algs)
     elif error.status == 401:

@@ -239,7 +239,6 @@ async def test_a_401_without_a_token_names_the_metadata_and_the_scope(published:
         ("Bearer", "invalid_token"),  # the Bearer scheme with no token, or a malformed one: an error
         ("Bearer ", "invalid_token"),
         ("Bearer a b", "invalid_token"),
-        ("DPoP", "invalid_token"),
     ],
 )
 async def test_another_scheme_counts_as_no_token_and_a_malformed_one_as_invalid(
@@ -251,6 +250,18 @@ async def test_another_scheme_counts_as_no_token_and_a_malformed_one_as_invalid(
     assert found.get("error") == error
     assert found["resource_metadata"] == METADATA_URL
     assert (await response.json())["error"] == "invalid_token"  # the body always says what is wrong
+
+
+@pytest.mark.parametrize("authorization", ["DPoP", "DPoP ", "dpop a b"])
+async def test_a_malformed_dpop_header_is_answered_in_the_dpop_challenge(
+    published: TestClient, authorization: str
+) -> None:
+    """RFC 9449 §7.1: the request named the DPoP scheme, so its error is in a DPoP challenge."""
+    response = await published.get("/photos", headers={"Authorization": authorization})
+    assert response.status == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('DPoP realm="tessera", error="invalid_token"'), challenge
+    assert 'algs="ES256 EdDSA RS256 PS256"' in challenge and "Bearer realm" not in challenge
 
 
 async def test_a_401_for_a_bad_token_names_the_metadata(published: TestClient) -> None:
