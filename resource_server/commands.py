@@ -67,7 +67,7 @@ def cmd_mcp_server(args: argparse.Namespace) -> None:
             raise
         raise CommandError("the MCP server needs the mcp package: pip install 'tessera[mcp]'") from None
     settings = McpSettings.from_env()
-    chosen = {"host": args.host, "port": args.port}
+    chosen = {"host": args.host, "port": args.port, "metrics_port": args.metrics_port}
     settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     mcp_server.serve(settings, access_log=tessera_logging.LoggingSettings.from_env().access_log)
 
@@ -82,6 +82,12 @@ def add_subcommands(sub: Subcommands) -> None:
     )
     mcp.add_argument("--host", help="listen address (TESSERA_MCP_HOST, 127.0.0.1)")
     mcp.add_argument("--port", type=int, help="listen port (TESSERA_MCP_PORT, 8003)")
+    mcp.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port of the same host, never the public one"
+        " (TESSERA_MCP_METRICS_PORT, off)",
+    )
     mcp.set_defaults(run=cmd_mcp_server)
 
 

@@ -20,6 +20,7 @@ Other paths (the metadata document, health) need no token and are not looked at.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,10 +101,12 @@ class TokenBackend(AuthenticationBackend):
         required: tuple[str, ...],
         *,
         unavailable: tuple[type[BaseException], ...] = (),
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self.verifier = verifier
         self.required = required
         self.unavailable = unavailable
+        self.observe = observe  # told each OAuth error code answered (the metrics)
         parts = urlsplit(verifier.resource)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.path = parts.path or "/"
@@ -145,6 +148,8 @@ class TokenBackend(AuthenticationBackend):
         return AuthCredentials(access.scopes), AuthenticatedUser(access)
 
     def _challenge(self, error: BearerError, scheme: str | None) -> BearerError:
+        if self.observe is not None:
+            self.observe(error.error)
         error.add_params(resource_metadata=self.metadata_url)
         if error.status == 401:
             error.add_params(scope=" ".join(self.required))

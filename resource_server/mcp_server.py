@@ -34,6 +34,7 @@ import base64
 import contextlib
 import logging
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -47,17 +48,20 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ImageContent, TextContent, ToolAnnotations
+from prometheus_client import start_http_server
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resource_server import mcp_auth, photo_api
 from resource_server.mcp_auth import TesseraTokenVerifier, TokenBackend
 from resource_server.photo_api import PhotoApi
 from resource_server.settings import MCP_SCOPES, McpSettings
 from resource_server.token_exchange import ExchangeFailed, TokenExchange
+from shared.cli import CommandError
 from shared.config import is_local_http
 from shared.dpop import MemoryReplayStore, ProofVerifier, RedisReplayStore, ReplayStore
 from shared.jwt_validation import (
@@ -67,6 +71,7 @@ from shared.jwt_validation import (
     TokenValidator,
     refreshing,
 )
+from shared.observability import PROBES, Metrics
 
 log = logging.getLogger("tessera.mcp")
 T = TypeVar("T")
@@ -211,9 +216,11 @@ def transport_security(identifier: str) -> TransportSecuritySettings:
     )
 
 
-def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starlette:
+def create_app(
+    settings: McpSettings, *, keys: KeySource | None = None, metrics: Metrics | None = None
+) -> Starlette:
     """The MCP server as an ASGI app; ``keys`` defaults to the issuer's JWKS, refreshed in the
-    background."""
+    background. With ``metrics``, its requests and the OAuth errors it answers are counted there."""
     identifier = settings.resource_identifier()
     source = keys or JWKSKeySource(
         settings.issuer,
@@ -260,7 +267,8 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
         transport_security=transport_security(identifier),
     )
     # bearer and DPoP-bound tokens, with the warehouse's challenges (the SDK's reads Bearer only)
-    mcp_auth.install(mcp_app, TokenBackend(verifier, MCP_SCOPES, unavailable=unavailable))
+    observe = None if metrics is None else metrics.count_error
+    mcp_auth.install(mcp_app, TokenBackend(verifier, MCP_SCOPES, unavailable=unavailable, observe=observe))
     mcp_auth.advertise(
         mcp_app,
         resource=identifier,
@@ -294,10 +302,51 @@ def create_app(settings: McpSettings, *, keys: KeySource | None = None) -> Starl
                 return JSONResponse({"status": "unready", "jwks": str(error)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=mcp_app)],
         lifespan=lifespan,
     )
+    if metrics is not None:
+        app.add_middleware(RequestMetrics, metrics=metrics, routes=(urlsplit(identifier).path or "/",))
+    return app
+
+
+class RequestMetrics:
+    """Each HTTP request counted by route, method and status, and timed by route, in the metrics
+    the other servers keep (``tessera_http_requests``, ``tessera_http_request_seconds``). The route
+    is one of a fixed few (the MCP endpoint, the probes, the metadata, else ``unmatched``), never a
+    path a client chose: the series stay bounded."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: tuple[str, ...]) -> None:
+        self.app, self.metrics = app, metrics
+        self.routes = frozenset((*routes, *PROBES))
+
+    def _route(self, path: str) -> str:
+        if path in self.routes:
+            return path
+        return METADATA_ROUTE if path.startswith(METADATA_ROUTE) else "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route, metrics = self._route(scope["path"]), self.metrics
+            metrics.requests.labels(metrics.service, route, scope["method"], str(status)).inc()
+            metrics.latency.labels(metrics.service, route).observe(time.perf_counter() - started)
+
+
+METADATA_ROUTE = "/.well-known/oauth-protected-resource"
 
 
 def _dpop_replay_store(settings: McpSettings) -> tuple[ReplayStore, Any, tuple[type[BaseException], ...]]:
@@ -324,8 +373,17 @@ def serve(settings: McpSettings, *, access_log: bool = True) -> None:
         f" calling {settings.warehouse_url}, listening on http://{settings.host}:{settings.port}",
         file=sys.stderr,
     )
+    metrics = Metrics("mcp")
+    if settings.metrics_port:  # a listener of its own (a thread), never the public port
+        try:
+            start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+        except OSError as error:
+            raise CommandError(
+                f"the metrics port {settings.metrics_port} cannot be used: {error.strerror or error}"
+            ) from None
+        print(f"  metrics on http://{settings.host}:{settings.metrics_port}/metrics", file=sys.stderr)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, metrics=metrics),
         host=settings.host,
         port=settings.port,
         log_config=None,  # the tessera command's logging (JSON or text) stays as configured

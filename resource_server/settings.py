@@ -358,6 +358,7 @@ class McpSettings:
     token_cache_size: int = _token_cache_size_setting()
     dpop_proof_window: int = _dpop_proof_window_setting()
     redis_url: str | None = _replay_redis_setting("MCP_REDIS_URL", "the MCP server")
+    metrics_port: int = metrics_port_setting("MCP_METRICS_PORT", workers=False)
     shutdown_grace: int = shutdown_grace_setting()
     header_timeout: int = header_timeout_setting()
 

@@ -362,13 +362,15 @@ def port_setting(key: str, default: int) -> int:
     return setting(key, Integer(maximum=65535), "Listen port.", default=default)
 
 
-def metrics_port_setting(key: str) -> int:
+def metrics_port_setting(key: str, *, workers: bool = True) -> int:
+    """``workers``: the server has ``--workers``, each serving its own metrics."""
+    each = " with `--workers N`, worker i serves its own on this port + i." if workers else ""
     return setting(
         key,
         Integer(maximum=65535),
         "Port of Prometheus `/metrics`, a listener of its own on the listen address (never the public"
-        " port, which does not serve it); with `--workers N`, worker i serves its own on this port + i."
-        " 0: no metrics served. `--metrics-port` on the command line wins.",
+        f" port, which does not serve it);{each} 0: no metrics served. `--metrics-port` on the command"
+        " line wins.",
         default=0,
     )
 

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -38,6 +39,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 from mcp_types import ImageContent, TextContent
 from multidict import CIMultiDict
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AnyUrl
 
 from auth_server import dev
@@ -595,3 +597,63 @@ def test_without_the_mcp_extra_the_command_says_what_to_install() -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "tessera: the MCP server needs the mcp package: pip install 'tessera[mcp]'\n"
+
+
+async def test_tessera_mcp_server_serves_metrics_on_a_port_of_its_own(
+    tessera: Tessera, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """``tessera mcp-server --metrics-port``: requests counted by route and status, refusals by
+    OAuth error, as the other servers count theirs; never on the public port."""
+    client_id, secret = await mcp_client(tessera)
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env |= {
+        "TESSERA_ISSUER": tessera.url,
+        "TESSERA_MCP_CLIENT_ID": client_id,
+        "TESSERA_MCP_CLIENT_SECRET": secret,
+        "TESSERA_MCP_WAREHOUSE_URL": warehouse.url,
+        "TESSERA_MCP_URL": url,
+        "TESSERA_MCP_PORT": str(port),
+    }
+    output = tmp_path / "mcp-server.log"
+    with output.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "auth_server.cli", "mcp-server", "--metrics-port", str(metrics_port)),
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(30):
+                while True:
+                    assert process.returncode is None, output.read_text()
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get(f"http://127.0.0.1:{port}/readyz") as ready:
+                            if ready.status == 200:
+                                break
+                    await asyncio.sleep(0.1)
+            async with http.post(url, data=PING, headers=JSON_RPC) as refused:
+                assert refused.status == 401
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as public:
+                assert public.status == 404  # the public port has no /metrics
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as scraped:
+                assert scraped.status == 200
+                samples = {
+                    (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(await scraped.text())
+                    for sample in family.samples
+                }
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+    requests = {
+        labels: value for (name, labels), value in samples.items() if name == "tessera_http_requests_total"
+    }
+    assert requests[(("method", "POST"), ("route", "/mcp"), ("service", "mcp"), ("status", "401"))] == 1
+    assert samples[("tessera_oauth_errors_total", (("error", "invalid_token"),))] == 1
+    # the probes under their own route; any other path as "unmatched", never a client's words
+    assert any(("route", "/readyz") in labels for labels in requests)
+    assert requests[(("method", "GET"), ("route", "unmatched"), ("service", "mcp"), ("status", "404"))] == 1
+    assert "metrics on http://127.0.0.1:" in output.read_text()

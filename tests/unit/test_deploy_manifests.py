@@ -41,7 +41,7 @@ def test_kubernetes_manifests_match_the_schema(name: str, document: dict[str, An
 def test_every_server_has_probes_limits_autoscaling_and_a_disruption_budget() -> None:
     documents = dict(_k8s_documents())
     kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in documents.values()}
-    for server in ("tessera-auth", "tessera-resource"):
+    for server in ("tessera-auth", "tessera-resource", "tessera-mcp"):
         assert {
             ("Deployment", server),
             ("Service", server),
@@ -58,9 +58,18 @@ def test_every_server_has_probes_limits_autoscaling_and_a_disruption_budget() ->
         assert container["resources"]["limits"] and container["resources"]["requests"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
-        assert {"TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_DATABASE_URL", "TESSERA_REDIS_URL"} <= secrets
+        assert SECRETS[doc["metadata"]["name"]] <= secrets
     assert ("Job", "tessera-migrate") in kinds and ("Ingress", "tessera") in kinds
     assert ("CronJob", "tessera-purge") in kinds
+
+
+# what each server reads from tessera-secrets (never from the ConfigMap)
+SECRETS = {
+    "tessera-auth": {"TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_DATABASE_URL", "TESSERA_REDIS_URL"},
+    "tessera-resource": {"TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_DATABASE_URL", "TESSERA_REDIS_URL"},
+    # its own client's credentials, and Redis for DPoP proofs seen once across its replicas
+    "tessera-mcp": {"TESSERA_MCP_CLIENT_ID", "TESSERA_MCP_CLIENT_SECRET", "TESSERA_REDIS_URL"},
+}
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
@@ -253,3 +262,22 @@ def test_internal_paths_are_not_routed(path: str) -> None:
 def test_the_photo_warehouse_keeps_its_routes() -> None:
     for path in ("/api/photos", "/.well-known/oauth-protected-resource/api"):
         assert (_nginx_route(path), _ingress_route(path)) == ("tessera_resource", "tessera-resource")
+
+
+def test_the_mcp_server_knows_the_public_url_agents_call_and_is_routed_there() -> None:
+    """The MCP server behind the Ingress (mcp-server.yaml): its resource identifier is the URL agents
+    call (the aud of their tokens, and the htu of their DPoP proofs), on the issuer's origin; its
+    endpoint and its RFC 9728 metadata reach it, and it calls the warehouse at its identifier."""
+    from resource_server.settings import McpSettings
+
+    (mcp,) = [doc for name, doc in _k8s_documents() if name.endswith("Deployment/tessera-mcp")]
+    (container,) = mcp["spec"]["template"]["spec"]["containers"]
+    env = {**_config_map(), **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+    env |= {"TESSERA_MCP_CLIENT_ID": "from-the-secret", "TESSERA_MCP_CLIENT_SECRET": "from-the-secret"}
+    settings = McpSettings.from_env(env)
+    assert settings.resource_identifier() == settings.issuer + "/mcp"
+    assert settings.warehouse_url == _resource_urls()["k8s"][0]
+    assert container["args"][:3] == ["mcp-server", "--port", str(settings.port)]
+    for path in ("/mcp", "/.well-known/oauth-protected-resource/mcp"):
+        assert _ingress_route(path) == "tessera-mcp", path
+    assert _ingress_route("/mcp/other") is None  # the endpoint alone, exactly
