@@ -508,10 +508,10 @@ def run(
             return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the clean-up short
-        for process in processes.values():
+        # the last started first: each stops before what it calls (the auth server, the mail catcher)
+        for process in reversed(processes.values()):
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)  # each drains in-flight requests, then exits
-        for process in processes.values():
+                process.send_signal(signal.SIGTERM)  # it drains in-flight requests, then exits
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

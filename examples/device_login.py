@@ -102,8 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         )
     try:
         tokens = sign_in(args.issuer, args.client_id, args.scope)
-    except (SignInFailed, OSError) as error:
+    except SignInFailed as error:
         sys.exit(f"device login: {error}")
+    except OSError as error:  # nothing answers there: say where, and how to point elsewhere
+        reason = getattr(error, "reason", error)
+        sys.exit(f"device login: cannot reach {args.issuer} ({reason}); --issuer names another server")
     except KeyboardInterrupt:
         sys.exit(130)
     print("Signed in. The token response:")

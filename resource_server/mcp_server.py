@@ -373,6 +373,10 @@ def serve(settings: McpSettings, *, access_log: bool = True) -> None:
         f" calling {settings.warehouse_url}, listening on http://{settings.host}:{settings.port}",
         file=sys.stderr,
     )
+    # uvicorn's and the SDK's life-cycle lines (started, startup complete, shutting down...) say what
+    # the line above says, as the other servers print none: their warnings and errors still show
+    for noisy in ("uvicorn.error", "mcp.server.streamable_http_manager"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     metrics = Metrics("mcp")
     if settings.metrics_port:  # a listener of its own (a thread), never the public port
         try:
