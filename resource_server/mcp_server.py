@@ -341,9 +341,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route, metrics = self._route(scope["path"]), self.metrics
-            metrics.requests.labels(metrics.service, route, scope["method"], str(status)).inc()
-            metrics.latency.labels(metrics.service, route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.record_request(self._route(scope["path"]), scope["method"], status, elapsed)
 
 
 METADATA_ROUTE = "/.well-known/oauth-protected-resource"

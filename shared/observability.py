@@ -239,6 +239,10 @@ def json_formatter() -> JsonFormatter:
     )
 
 
+# the methods counted by name; any other is counted as "other"
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
 class Metrics:
     """The Prometheus collectors of one app."""
 
@@ -280,6 +284,29 @@ class Metrics:
         )
         self.service = service
         self._children: dict[tuple[Counter, str], Any] = {}
+        self._request_counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def record_request(self, route: str, method: str, status: int, elapsed: float) -> None:
+        """One request answered: counted by route, method and status, timed by route. ``route`` is
+        a path template or another name from a fixed set, never a client's path. The metric
+        children are looked up once per label set and kept: ``labels()`` costs a lock and a tuple
+        hash on every request otherwise, and this runs on every request of the hot path."""
+        counter = self._request_counters.get((route, method, status))
+        if counter is None:
+            # a method of a client's choosing (uvicorn's h11 takes any token; aiohttp refuses
+            # them) is "other": a stranger cannot grow the series without end
+            method = method if method in METHODS else "other"
+            counter = self._request_counters.get((route, method, status))
+        if counter is None:
+            counter = self._request_counters[(route, method, status)] = self.requests.labels(
+                self.service, route, method, str(status)
+            )
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.latency.labels(self.service, route)
+        counter.inc()
+        latency.observe(elapsed)
 
     def _child(self, counter: Counter, label: str) -> Any:
         """``counter.labels(label)``, looked up once (a lock and a tuple hash per call otherwise).
@@ -321,24 +348,10 @@ def observability_middleware(
     """Outermost middleware: request id, access log line, request metrics. The successful answers
     to the probes and to the ``polled`` routes (path templates) are logged at DEBUG.
 
-    The metric children are looked up once per label set and kept: ``labels()`` costs a lock and
-    a tuple hash on every request otherwise, and this runs on every request of the hot path.
+    The requests are counted by :meth:`Metrics.record_request`.
     """
-    counters: dict[tuple[str, str, int], Any] = {}
-    histograms: dict[str, Any] = {}
+    record = metrics.record_request
     quiet = frozenset((*PROBES, *polled))
-
-    def record(route: str, method: str, status: int, elapsed: float) -> None:
-        counter = counters.get((route, method, status))
-        if counter is None:
-            counter = counters[(route, method, status)] = metrics.requests.labels(
-                metrics.service, route, method, str(status)
-            )
-        histogram = histograms.get(route)
-        if histogram is None:
-            histogram = histograms[route] = metrics.latency.labels(metrics.service, route)
-        counter.inc()
-        histogram.observe(elapsed)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

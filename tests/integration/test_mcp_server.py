@@ -638,6 +638,9 @@ async def test_tessera_mcp_server_serves_metrics_on_a_port_of_its_own(
                 assert refused.status == 401
             async with http.get(f"http://127.0.0.1:{port}/metrics") as public:
                 assert public.status == 404  # the public port has no /metrics
+            for made_up in range(20):  # uvicorn takes any method token: counted as "other", once
+                async with http.request(f"M{made_up}", f"http://127.0.0.1:{port}/healthz"):
+                    pass
             async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as scraped:
                 assert scraped.status == 200
                 samples = {
@@ -656,4 +659,6 @@ async def test_tessera_mcp_server_serves_metrics_on_a_port_of_its_own(
     # the probes under their own route; any other path as "unmatched", never a client's words
     assert any(("route", "/readyz") in labels for labels in requests)
     assert requests[(("method", "GET"), ("route", "unmatched"), ("service", "mcp"), ("status", "404"))] == 1
+    odd = [labels for labels in requests if dict(labels)["method"] not in {"GET", "POST"}]
+    assert len(odd) == 1 and ("method", "other") in odd[0] and requests[odd[0]] == 20
     assert "metrics on http://127.0.0.1:" in output.read_text()
